@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/imbee/imbee/internal/secret"
+	"github.com/imbee/imbee/internal/store"
+)
+
+type cli struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// storeFlags are the flags every command that opens the database shares.
+type storeFlags struct {
+	db      string
+	keyFile string
+}
+
+func (c *cli) flagSet(name, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: imbee %s [flags]\n\n%s\n\nFlags (each also read from IMBEE_<NAME>, e.g. --db is IMBEE_DB):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (c *cli) addStoreFlags(fs *flag.FlagSet) *storeFlags {
+	sf := &storeFlags{}
+	fs.StringVar(&sf.db, "db", "sqlite:imbee.db", "database: sqlite:PATH")
+	fs.StringVar(&sf.keyFile, "key-file", "", "file holding the server key that secrets are derived from; created on first use (default: the SQLite file's path + \".key\"). Keep it outside database backups")
+	return sf
+}
+
+// parse parses args, then fills each flag not given on the command line
+// from its IMBEE_* environment variable.
+func (c *cli) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := "IMBEE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := c.getenv(name); v != "" {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s: %w", name, serr)
+			}
+		}
+	})
+	return err
+}
+
+// keyring loads (or creates) the server key.
+func (sf *storeFlags) keyring() (*secret.Keyring, error) {
+	path := sf.keyFile
+	if path == "" {
+		backend, loc, err := store.ParseDSN(sf.db)
+		if err != nil {
+			return nil, err
+		}
+		if backend != "sqlite" {
+			return nil, errors.New("--key-file is required with this database")
+		}
+		path = loc + ".key"
+	}
+	k, _, err := secret.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("server key: %w", err)
+	}
+	return k, nil
+}
+
+func (sf *storeFlags) open(ctx context.Context, opts store.Options) (*store.Store, error) {
+	keys, err := sf.keyring()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, sf.db, keys, opts)
+}
+
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/api"
+	"github.com/imbee/imbee/internal/delivery"
+	"github.com/imbee/imbee/internal/linkpage"
+	"github.com/imbee/imbee/internal/store"
+)
+
+func (c *cli) serve(ctx context.Context, args []string) error {
+	fs := c.flagSet("serve", "Run the server: the API, the link pages and the delivery worker.")
+	sf := c.addStoreFlags(fs)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on, host:port (port 0 picks a free one)")
+	publicURL := fs.String("public-url", "", "base of the links sent to people, e.g. https://chat.example.com (default http://<addr>)")
+	bootstrap := fs.Bool("bootstrap", true, "on an empty database, create a demo corporate and bot and print their credentials")
+	synchronous := fs.String("sqlite-synchronous", "full", "SQLite durability: full (an acknowledged write survives power loss) or normal (survives a process crash only; faster)")
+	rateLimit := fs.Float64("rate-limit", 5000, "requests per second allowed to each corporate; 0 turns the limit off")
+	rateBurst := fs.Int("rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(c.stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+
+	s, err := sf.open(ctx, store.Options{Synchronous: *synchronous})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base := strings.TrimRight(*publicURL, "/")
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+
+	if *bootstrap {
+		if err := c.bootstrap(ctx, s, base); err != nil {
+			return err
+		}
+	}
+
+	logSender := &delivery.LogSender{Log: log}
+	log.Warn("no mail or SMS transport is configured: deliveries are recorded and logged, not sent")
+	worker := delivery.NewWorker(s, map[imbee.Channel]delivery.Sender{
+		imbee.ChannelMail: logSender,
+		imbee.ChannelSMS:  logSender,
+	}, base, log)
+
+	pages := linkpage.New(s, base, nil, log)
+	handler := api.NewHandler(s, pages, api.Config{
+		PublicURL:  base,
+		RateLimit:  *rateLimit,
+		RateBurst:  *rateBurst,
+		LinkIssued: worker.Kick,
+	}, log)
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { worker.Run(workerCtx) })
+	defer func() {
+		stopWorker()
+		wg.Wait()
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", base)
+	fmt.Fprintf(c.stdout, "imbee listening on http://%s\n", ln.Addr())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// bootstrap creates and announces the demo corporate on a new database.
+// The credentials go to stdout, once, never to the log.
+func (c *cli) bootstrap(ctx context.Context, s *store.Store, base string) error {
+	d, ok, err := s.Bootstrap(ctx, "Demo Corporate", "Demo Bot")
+	if err != nil || !ok {
+		return err
+	}
+	fmt.Fprintf(c.stdout, `
+imbee: this database was empty, so a demo corporate and bot were created.
+  Authorization: %s
+  X-WOOS-KEY:    %s
+  bot_idsha:     %s
+These are shown only now. Try the API:
+
+  curl --request POST --url %s/third_parties/user/new --header 'Authorization: %s' --header 'Content-Type: application/json' --header 'X-WOOS-KEY: %s' --data '{"uniqueIdSha":"user_identifier_sha", "platform": "platformValue","deviceName": "deviceNameValue","hardwareId":"hardwareIdValue","osVersion":"osVersionValue"}'
+
+`, d.Credentials.Auth, d.Credentials.CorporateToken, d.Bot.IDSha, base, d.Credentials.Auth, d.Credentials.CorporateToken)
+	return nil
+}
+
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be json or text, not %q", format)
+}

@@ -1,0 +1,187 @@
+// Package imbee holds the domain of the imbee server: the types every other
+// package speaks in, and the error type whose codes are the API's contract.
+// It does no I/O.
+package imbee
+
+import "time"
+
+// Corporate is a tenant: the integrator's company. Everything else belongs to one.
+type Corporate struct {
+	ID        int64
+	Name      string
+	TimeZone  string // IANA name; a link's date_limit ends at midnight in this zone
+	CreatedAt time.Time
+}
+
+// CorporateCredentials are the two secrets an integrator sends on every call:
+// Authorization (Auth) and X-WOOS-KEY (CorporateToken).
+type CorporateCredentials struct {
+	Auth           string
+	CorporateToken string
+}
+
+// Bot is a corporate's automated participant, addressed by its IDSha.
+type Bot struct {
+	ID          int64
+	CorporateID int64
+	IDSha       string
+	Name        string
+	CreatedAt   time.Time
+}
+
+// User is a virtual user provisioned by an integrator. UniqueID is the
+// integrator's own id for the person (uniqueIdSha, virtual_user); IDSha is
+// ours (virtualUser, user_idsha). Pass and APIKey are only filled when the
+// store hands the user to the integrator.
+type User struct {
+	ID          int64
+	CorporateID int64
+	UniqueID    string
+	IDSha       string
+	Pass        string
+	APIKey      string
+}
+
+// Device is what /third_parties/user/new reports about the caller's device.
+type Device struct {
+	Platform   string
+	DeviceName string
+	HardwareID string
+	OSVersion  string
+}
+
+// Channel is a way a link reaches a person.
+type Channel string
+
+const (
+	ChannelMail Channel = "mail"
+	ChannelSMS  Channel = "sms"
+)
+
+// Recipient is one address a link is sent to.
+type Recipient struct {
+	Channel Channel
+	Address string // e-mail address, or E.164 phone number
+}
+
+// LinkRequest is a validated /token/new.
+type LinkRequest struct {
+	CorporateID int64
+	UniqueID    string // virtual_user
+	BotIDSha    string
+	Recipients  []Recipient
+	MaxUses     int
+	DateLimit   string    // YYYY-MM-DD as the integrator sees it
+	ExpiresAt   time.Time // the first instant the link no longer works
+}
+
+// Link is a web access link. Token is the secret part of its URL.
+type Link struct {
+	ID          int64
+	CorporateID int64
+	UserIDSha   string
+	BotIDSha    string
+	Token       string
+	MaxUses     int
+	Uses        int
+	DateLimit   string
+	ExpiresAt   time.Time
+	Revoked     bool
+	Existing    bool // true when a repeat returned a link created earlier
+}
+
+// LinkState says whether a link can still be spent.
+type LinkState int
+
+const (
+	LinkActive LinkState = iota
+	LinkUsedUp
+	LinkExpired
+	LinkRevoked
+)
+
+// State reports the link's state at now.
+func (l *Link) State(now time.Time) LinkState {
+	switch {
+	case l.Revoked:
+		return LinkRevoked
+	case !now.Before(l.ExpiresAt):
+		return LinkExpired
+	case l.Uses >= l.MaxUses:
+		return LinkUsedUp
+	}
+	return LinkActive
+}
+
+// ConversationType is "chat" (1:1) or "group".
+type ConversationType string
+
+const (
+	ConversationChat  ConversationType = "chat"
+	ConversationGroup ConversationType = "group"
+)
+
+// Member is a participant of a conversation: a user or a bot.
+type Member struct {
+	IDSha   string
+	IsAdmin bool
+	IsBot   bool
+	Name    string // bots only
+}
+
+// Conversation is a 1:1 chat or a group. Members are in order, creator first.
+type Conversation struct {
+	ID          int64
+	CorporateID int64
+	PublicID    string
+	Type        ConversationType
+	Name        string
+	Members     []Member
+	Existing    bool // true when a repeat returned a conversation created earlier
+}
+
+// ChatRequest is a validated /chat/create.
+type ChatRequest struct {
+	CorporateID int64
+	Creator     string // idsha of the user whose apikey made the call
+	Type        ConversationType
+	Name        string
+	Contacts    []string // idsha of users or bots, without the creator
+}
+
+// Session is a person's web chat session, granted by spending a link.
+type Session struct {
+	Token          string // the cookie value; only set when created
+	CorporateID    int64
+	UserIDSha      string
+	ConversationID string
+	BotName        string
+	CorporateName  string
+	ExpiresAt      time.Time
+}
+
+// DeliveryStatus is where a delivery stands.
+type DeliveryStatus string
+
+const (
+	DeliveryQueued  DeliveryStatus = "queued"
+	DeliverySending DeliveryStatus = "sending"
+	DeliverySent    DeliveryStatus = "sent"
+	DeliveryFailed  DeliveryStatus = "failed" // will be retried
+	DeliveryDead    DeliveryStatus = "dead"
+)
+
+// Delivery is one send of a link to one recipient.
+type Delivery struct {
+	ID            int64
+	CorporateID   int64
+	LinkID        int64
+	Recipient     Recipient
+	Status        DeliveryStatus
+	Attempts      int
+	LastError     string
+	ProviderID    string
+	LinkToken     string // filled when the delivery is claimed for sending
+	BotName       string
+	CorporateName string
+}

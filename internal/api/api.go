@@ -1,0 +1,242 @@
+// Package api serves the third-party REST API: routes, the response
+// envelope, and the checks every call goes through, in the spec's order:
+// route, Authorization, X-WOOS-KEY, rate limit, Content-Type, body,
+// parameters, references.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/imbee/imbee"
+)
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 1 << 20
+
+// Store is what the API needs from storage.
+type Store interface {
+	Authenticate(ctx context.Context, auth, corporateToken string) (imbee.Corporate, error)
+	AuthenticateAuth(ctx context.Context, auth string) (imbee.Corporate, error)
+	UserByAPIKey(ctx context.Context, corporateID int64, apikey string) (imbee.User, error)
+	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
+	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
+	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
+}
+
+// Config is what the API is told at start.
+type Config struct {
+	PublicURL string // base of link URLs, without a trailing slash
+	// RateLimit is each corporate's sustained requests per second (0: no
+	// limit), RateBurst how many it may send at once above that.
+	RateLimit float64
+	RateBurst int
+	Now       func() time.Time
+	// LinkIssued is called after a /token/new has committed its deliveries.
+	LinkIssued func()
+}
+
+// Server is the API's HTTP handler.
+type Server struct {
+	store  Store
+	cfg    Config
+	mux    *http.ServeMux
+	limits sync.Map // corporate id → *rate.Limiter
+}
+
+// NewHandler returns the whole HTTP surface: the API, and pages (the human
+// link and chat pages, mounted at /l/ and /w/), behind the access log.
+func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) http.Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux()}
+
+	// The whole API.
+	s.handle("/third_parties/user/new", "POST", s.endpoint(corporateKey, s.userNew))
+	s.handle("/token/new", "POST", s.endpoint(corporateKey, s.tokenNew))
+	s.handle("/chat/create", "POST", s.endpoint(userKey, s.chatCreate))
+
+	s.mux.Handle("/l/", named("/l/{token}", pages))
+	s.mux.Handle("/w/", named("/w/{conversation}", pages))
+	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info(r).code = imbee.CodeGeneric
+		writeEnvelope(w, http.StatusNotFound, time.Now(), imbee.CodeGeneric, "no such endpoint: see the API reference", nil)
+	}))
+	return accessLog(log, s.mux)
+}
+
+// handle routes path to h for one method; other methods get 405 in the
+// envelope, with Allow.
+func (s *Server) handle(path, method string, h http.Handler) {
+	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info(r).route = path
+		if r.Method != method {
+			info(r).code = imbee.CodeGeneric
+			w.Header().Set("Allow", method)
+			writeEnvelope(w, http.StatusMethodNotAllowed, time.Now(), imbee.CodeGeneric, "method not allowed: use "+method, nil)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+func named(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info(r).route = route
+		h.ServeHTTP(w, r)
+	})
+}
+
+// keyKind says what X-WOOS-KEY carries on an endpoint.
+type keyKind int
+
+const (
+	corporateKey keyKind = iota // the corporate token
+	userKey                     // a user's apikey
+)
+
+// call is an authenticated API request.
+type call struct {
+	corporate imbee.Corporate
+	user      imbee.User // set on userKey endpoints
+	body      []byte     // a JSON object
+}
+
+// endpoint runs the checks shared by every API call, in the spec's order,
+// then h, and writes h's result or error in the envelope.
+func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := r.Context()
+		c := &call{}
+		var err error
+		auth := bearer(r.Header.Get("Authorization"))
+		woos := strings.TrimSpace(r.Header.Get("X-WOOS-KEY"))
+		if key == corporateKey {
+			c.corporate, err = s.store.Authenticate(ctx, auth, woos)
+		} else if c.corporate, err = s.store.AuthenticateAuth(ctx, auth); err == nil {
+			c.user, err = s.store.UserByAPIKey(ctx, c.corporate.ID, woos)
+		}
+		if err != nil {
+			writeError(w, r, start, err)
+			return
+		}
+		info(r).corporateID = c.corporate.ID
+		if wait, ok := s.allow(c.corporate.ID); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(wait))
+			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
+			return
+		}
+		if !isJSON(r.Header.Get("Content-Type")) {
+			writeError(w, r, start, imbee.Errorf(imbee.CodeContentType, "Content-Type must be application/json"))
+			return
+		}
+		if c.body, err = readObject(w, r); err != nil {
+			writeError(w, r, start, err)
+			return
+		}
+		body, err := h(ctx, c)
+		if err != nil {
+			writeError(w, r, start, err)
+			return
+		}
+		writeEnvelope(w, http.StatusOK, start, imbee.CodeOK, "Ok", body)
+	})
+}
+
+// bearer accepts the raw token or "Bearer <token>".
+func bearer(h string) string {
+	h = strings.TrimSpace(h)
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return h
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// readObject reads a body of at most MaxBodyBytes that must be a JSON object.
+func readObject(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &imbee.Error{Code: imbee.CodeBody, Message: "body is larger than 1 MiB", Err: err}
+		}
+		return nil, &imbee.Error{Code: imbee.CodeBody, Message: "could not read the body", Err: err}
+	}
+	trimmed := bytes.TrimLeft(b, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return nil, imbee.Errorf(imbee.CodeBody, "body must be a JSON object")
+	}
+	return b, nil
+}
+
+// decode unmarshals a JSON object into v; a value of the wrong type is a
+// parameter error naming the field.
+func decode(body []byte, v any) error {
+	err := json.Unmarshal(body, v)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if i := strings.IndexByte(field, '.'); i >= 0 {
+			field = field[:i]
+		}
+		return imbee.ParamError(field, "%s must be %s", field, kindName(te.Type.Kind().String()))
+	}
+	if err != nil {
+		return imbee.Errorf(imbee.CodeBody, "body must be a JSON object")
+	}
+	return nil
+}
+
+func kindName(kind string) string {
+	switch {
+	case kind == "string":
+		return "a string"
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+		return "an integer"
+	case kind == "slice":
+		return "an array"
+	case kind == "struct", kind == "map":
+		return "an object"
+	}
+	return "of another type"
+}
+
+// allow applies the corporate's rate limit; when refused it says how many
+// seconds to wait.
+func (s *Server) allow(corporateID int64) (retryAfter int, ok bool) {
+	if s.cfg.RateLimit <= 0 {
+		return 0, true
+	}
+	l, found := s.limits.Load(corporateID)
+	if !found {
+		l, _ = s.limits.LoadOrStore(corporateID, rate.NewLimiter(rate.Limit(s.cfg.RateLimit), max(s.cfg.RateBurst, 1)))
+	}
+	lim := l.(*rate.Limiter)
+	if lim.Allow() {
+		return 0, true
+	}
+	wait := lim.Reserve()
+	delay := wait.Delay()
+	wait.Cancel()
+	return max(1, int((delay+time.Second-1)/time.Second)), false
+}

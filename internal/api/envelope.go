@@ -1,0 +1,92 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/imbee/imbee"
+)
+
+// writeEnvelope writes the document's response format, keys in its order:
+// time, code, message, body. body must marshal to a JSON object.
+func writeEnvelope(w http.ResponseWriter, status int, start time.Time, code imbee.Code, message string, body any) {
+	b := []byte("{}")
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			status, code, message, b = http.StatusInternalServerError, imbee.CodeGeneric, "internal error", []byte("{}")
+		}
+	}
+	msg, _ := json.Marshal(message)
+	out := make([]byte, 0, 64+len(msg)+len(b))
+	out = append(out, `{"time":`...)
+	out = strconv.AppendFloat(out, time.Since(start).Seconds(), 'f', 6, 64)
+	out = append(out, `,"code":`...)
+	out = strconv.AppendInt(out, int64(code), 10)
+	out = append(out, `,"message":`...)
+	out = append(out, msg...)
+	out = append(out, `,"body":`...)
+	out = append(out, b...)
+	out = append(out, "}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+// errorStatus is the HTTP status that goes with an error's code.
+func errorStatus(e *imbee.Error) int {
+	switch e.Code {
+	case imbee.CodeAuth, imbee.CodeCorporateKey:
+		return http.StatusUnauthorized
+	case imbee.CodeContentType:
+		return http.StatusUnsupportedMediaType
+	case imbee.CodeBody:
+		var tooLarge *http.MaxBytesError
+		if errors.As(e.Err, &tooLarge) {
+			return http.StatusRequestEntityTooLarge
+		}
+		return http.StatusBadRequest
+	case imbee.CodeParam:
+		return http.StatusBadRequest
+	case imbee.CodeNotFound:
+		return http.StatusNotFound
+	case imbee.CodeRateLimited:
+		return http.StatusTooManyRequests
+	}
+	if e.Message == "" {
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// asError turns any error into an *imbee.Error; unknown errors are internal.
+func asError(err error) *imbee.Error {
+	var e *imbee.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return imbee.Internal("unclassified", err)
+}
+
+// writeError writes err in the envelope: its code, a safe message, and
+// {"field": …} when a parameter is at fault. The cause is kept for the log.
+func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
+	e := asError(err)
+	info(r).err = e
+	msg := e.Message
+	if msg == "" {
+		msg = "internal error"
+	}
+	var body any
+	if e.Field != "" {
+		body = map[string]string{"field": e.Field}
+	}
+	info(r).code = e.Code
+	writeEnvelope(w, errorStatus(e), start, e.Code, msg, body)
+}

@@ -1,0 +1,157 @@
+// Package secret makes and checks imbee's secrets.
+//
+// Every secret handed out (auth, corporate token, pass, apikey, link token) is
+// derived: HMAC-SHA256(server key, purpose || nonce), where the nonce is 16
+// random bytes stored in the database and the server key lives outside it.
+// The database keeps the nonce and SHA-256(secret) for lookup. So an
+// idempotent repeat re-derives the same secret, while a copy of the database
+// alone yields none: without the key the nonces are useless, and the hashes
+// of 256-bit values cannot be reversed. Session cookies need no repeat and
+// are plain random values, stored as hashes too.
+package secret
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Purpose separates the secrets derived from one nonce, and gives each kind
+// a recognisable prefix (so leaked tokens are easy to spot and scan for).
+type Purpose string
+
+const (
+	Auth           Purpose = "imba_"
+	CorporateToken Purpose = "imbc_"
+	Pass           Purpose = "imbp_"
+	APIKey         Purpose = "imbk_"
+	LinkToken      Purpose = "imbl_"
+	SessionToken   Purpose = "imbs_"
+)
+
+// KeySize is the server key's length in bytes.
+const KeySize = 32
+
+// Keyring holds the server key.
+type Keyring struct {
+	key []byte
+}
+
+// NewKeyring returns a keyring over key, which must be KeySize bytes.
+func NewKeyring(key []byte) (*Keyring, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("secret: server key must be %d bytes, got %d", KeySize, len(key))
+	}
+	return &Keyring{key: append([]byte(nil), key...)}, nil
+}
+
+// ParseKey decodes a key written by LoadOrCreateKeyFile (base64, 32 bytes).
+func ParseKey(s string) (*Keyring, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, errors.New("secret: server key is not valid base64")
+	}
+	return NewKeyring(key)
+}
+
+// LoadOrCreateKeyFile reads the key at path, creating it (mode 0600) with a
+// new random key when absent. Two processes racing to create it end up with
+// the same key: creation is exclusive and the loser reads the winner's file.
+func LoadOrCreateKeyFile(path string) (k *Keyring, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, err = ParseKey(string(b))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	key := make([]byte, KeySize)
+	rand.Read(key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return LoadOrCreateKeyFile(path)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, false, err
+	}
+	k, err = NewKeyring(key)
+	return k, true, err
+}
+
+// Derive returns the secret of the given purpose for nonce.
+func (k *Keyring) Derive(p Purpose, nonce []byte) string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(p))
+	m.Write(nonce)
+	return string(p) + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Check is a fingerprint of the key, stored in the database so that a server
+// started with the wrong key refuses to run instead of issuing secrets that
+// differ from those it issued before.
+func (k *Keyring) Check() string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte("imbee key check v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// NonceSize is the length of a derivation nonce.
+const NonceSize = 16
+
+// NewNonce returns a fresh random derivation nonce.
+func NewNonce() []byte {
+	b := make([]byte, NonceSize)
+	rand.Read(b)
+	return b
+}
+
+// NewRandom returns a fresh random secret of the given purpose (256 bits),
+// for secrets that never need to be re-derived.
+func NewRandom(p Purpose) string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return string(p) + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Hash is the lookup hash of a secret. The secrets are 256-bit random values,
+// so a fast unkeyed hash is enough: there is nothing to brute-force.
+func Hash(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+// Equal compares two hashes in constant time.
+func Equal(a, b []byte) bool {
+	return subtle.ConstantTimeCompare(a, b) == 1
+}
+
+// NewID returns a public identifier (not a secret): 20 random bytes in hex,
+// the shape of the document's "idsha" values.
+func NewID() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
+)
+
+// CreateCorporate creates a tenant and returns it with its credentials.
+func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imbee.Corporate, imbee.CorporateCredentials, error) {
+	if timezone == "" {
+		timezone = "UTC"
+	}
+	if _, err := time.LoadLocation(timezone); err != nil {
+		return imbee.Corporate{}, imbee.CorporateCredentials{}, imbee.ParamError("timezone", "unknown time zone %q", timezone)
+	}
+	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
+	creds := s.corporateCredentials(authNonce, tokenNonce)
+	c := imbee.Corporate{Name: name, TimeZone: timezone, CreatedAt: s.now().UTC().Truncate(time.Second)}
+	err := s.inWrite(ctx, func(q querier) (err error) {
+		c.ID, err = insertCorporate(ctx, q, c, authNonce, tokenNonce, creds)
+		return err
+	})
+	if err != nil {
+		return imbee.Corporate{}, imbee.CorporateCredentials{}, err
+	}
+	return c, creds, nil
+}
+
+func insertCorporate(ctx context.Context, q querier, c imbee.Corporate, authNonce, tokenNonce []byte, creds imbee.CorporateCredentials) (id int64, err error) {
+	err = q.QueryRowContext(ctx, `
+		INSERT INTO corporates (name, timezone, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
+		c.Name, c.TimeZone, authNonce, secret.Hash(creds.Auth), tokenNonce, secret.Hash(creds.CorporateToken), unix(c.CreatedAt),
+	).Scan(&id)
+	if err != nil {
+		return 0, internal("create corporate", err)
+	}
+	return id, nil
+}
+
+func (s *Store) corporateCredentials(authNonce, tokenNonce []byte) imbee.CorporateCredentials {
+	return imbee.CorporateCredentials{
+		Auth:           s.keys.Derive(secret.Auth, authNonce),
+		CorporateToken: s.keys.Derive(secret.CorporateToken, tokenNonce),
+	}
+}
+
+// RotateCorporate replaces the corporate's credentials; the old ones stop
+// working at once. It returns CodeNotFound for an unknown id.
+func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateCredentials, error) {
+	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
+	creds := s.corporateCredentials(authNonce, tokenNonce)
+	err := s.inWrite(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `
+			UPDATE corporates
+			SET auth_nonce = ?, auth_hash = ?, corporate_token_nonce = ?, corporate_token_hash = ?
+			WHERE id = ?`,
+			authNonce, secret.Hash(creds.Auth), tokenNonce, secret.Hash(creds.CorporateToken), id)
+		if err != nil {
+			return internal("rotate corporate", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
+		}
+		return nil
+	})
+	return creds, err
+}
+
+// ListCorporates returns every corporate, oldest first.
+func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, name, timezone, created_at FROM corporates ORDER BY id`)
+	if err != nil {
+		return nil, internal("list corporates", err)
+	}
+	defer rows.Close()
+	var out []imbee.Corporate
+	for rows.Next() {
+		var c imbee.Corporate
+		var created int64
+		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &created); err != nil {
+			return nil, internal("list corporates", err)
+		}
+		c.CreatedAt = time.Unix(created, 0).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Authenticate finds the corporate whose Authorization is auth and checks
+// that corporateToken is that same corporate's token. It returns CodeAuth
+// when auth is unknown and CodeCorporateKey when the token does not match.
+func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (imbee.Corporate, error) {
+	c, tokenHash, err := s.corporateByAuth(ctx, auth)
+	if err != nil {
+		return c, err
+	}
+	if corporateToken == "" || !secret.Equal(secret.Hash(corporateToken), tokenHash) {
+		return imbee.Corporate{}, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing or not valid for this Authorization")
+	}
+	return c, nil
+}
+
+// AuthenticateAuth finds the corporate whose Authorization is auth (CodeAuth
+// when none), for calls whose X-WOOS-KEY is a user's apikey.
+func (s *Store) AuthenticateAuth(ctx context.Context, auth string) (imbee.Corporate, error) {
+	c, _, err := s.corporateByAuth(ctx, auth)
+	return c, err
+}
+
+func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corporate, []byte, error) {
+	var c imbee.Corporate
+	var tokenHash []byte
+	var created int64
+	if auth == "" {
+		return c, nil, imbee.Errorf(imbee.CodeAuth, "Authorization is missing")
+	}
+	err := s.read.QueryRowContext(ctx, `
+		SELECT id, name, timezone, created_at, corporate_token_hash
+		FROM corporates WHERE auth_hash = ?`, secret.Hash(auth),
+	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &tokenHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, nil, imbee.Errorf(imbee.CodeAuth, "Authorization is not valid")
+	}
+	if err != nil {
+		return c, nil, internal("authenticate", err)
+	}
+	c.CreatedAt = time.Unix(created, 0).UTC()
+	return c, tokenHash, nil
+}
+
+// CountCorporates says how many corporates exist (zero on a new database).
+func (s *Store) CountCorporates(ctx context.Context) (int, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM corporates`).Scan(&n); err != nil {
+		return 0, internal("count corporates", err)
+	}
+	return n, nil
+}
+
+// CreateBot adds a bot to a corporate. It returns CodeNotFound for an
+// unknown corporate.
+func (s *Store) CreateBot(ctx context.Context, corporateID int64, name string) (imbee.Bot, error) {
+	b := imbee.Bot{CorporateID: corporateID, IDSha: secret.NewID(), Name: name, CreatedAt: s.now().UTC().Truncate(time.Second)}
+	err := s.inWrite(ctx, func(q querier) error {
+		err := q.QueryRowContext(ctx, `
+			INSERT INTO bots (corporate_id, idsha, name, created_at)
+			SELECT id, ?, ?, ? FROM corporates WHERE id = ?
+			RETURNING id`, b.IDSha, name, unix(b.CreatedAt), corporateID).Scan(&b.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", corporateID)
+		}
+		if err != nil {
+			return internal("create bot", err)
+		}
+		return nil
+	})
+	return b, err
+}
+
+// ListBots returns a corporate's bots, oldest first.
+func (s *Store) ListBots(ctx context.Context, corporateID int64) ([]imbee.Bot, error) {
+	rows, err := s.read.QueryContext(ctx, `
+		SELECT id, corporate_id, idsha, name, created_at FROM bots
+		WHERE corporate_id = ? ORDER BY id`, corporateID)
+	if err != nil {
+		return nil, internal("list bots", err)
+	}
+	defer rows.Close()
+	var out []imbee.Bot
+	for rows.Next() {
+		var b imbee.Bot
+		var created int64
+		if err := rows.Scan(&b.ID, &b.CorporateID, &b.IDSha, &b.Name, &created); err != nil {
+			return nil, internal("list bots", err)
+		}
+		b.CreatedAt = time.Unix(created, 0).UTC()
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// Demo is what Bootstrap creates on a new database.
+type Demo struct {
+	Corporate   imbee.Corporate
+	Credentials imbee.CorporateCredentials
+	Bot         imbee.Bot
+}
+
+// Bootstrap creates a demo corporate with one bot, once in the database's
+// life and only while it has no corporate. ok is false when it did nothing.
+func (s *Store) Bootstrap(ctx context.Context, corporateName, botName string) (d Demo, ok bool, err error) {
+	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
+	d.Credentials = s.corporateCredentials(authNonce, tokenNonce)
+	now := s.now().UTC().Truncate(time.Second)
+	d.Corporate = imbee.Corporate{Name: corporateName, TimeZone: "UTC", CreatedAt: now}
+	d.Bot = imbee.Bot{IDSha: secret.NewID(), Name: botName, CreatedAt: now}
+	err = s.inWrite(ctx, func(q querier) error {
+		// The meta row makes bootstrap happen once, even with several
+		// servers starting together on a new database.
+		res, err := q.ExecContext(ctx, `
+			INSERT INTO meta (name, value)
+			SELECT 'bootstrapped', ? WHERE NOT EXISTS (SELECT 1 FROM corporates)
+			ON CONFLICT (name) DO NOTHING`, now.Format(time.RFC3339))
+		if err != nil {
+			return internal("bootstrap", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		ok = true
+		if d.Corporate.ID, err = insertCorporate(ctx, q, d.Corporate, authNonce, tokenNonce, d.Credentials); err != nil {
+			return err
+		}
+		d.Bot.CorporateID = d.Corporate.ID
+		if err := q.QueryRowContext(ctx, `
+			INSERT INTO bots (corporate_id, idsha, name, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
+			d.Corporate.ID, d.Bot.IDSha, botName, unix(now)).Scan(&d.Bot.ID); err != nil {
+			return internal("bootstrap bot", err)
+		}
+		return nil
+	})
+	return d, ok, err
+}

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
+)
+
+// ClaimDeliveries takes up to limit deliveries that are due and marks them
+// as being sent until now+lease. A delivery whose sender died mid-send
+// becomes due again when its lease runs out, so nothing committed is lost.
+func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error) {
+	var out []imbee.Delivery
+	err := s.inWrite(ctx, func(q querier) error {
+		out = out[:0]
+		now := s.now()
+		rows, err := q.QueryContext(ctx, `
+			UPDATE deliveries
+			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
+			WHERE id IN (
+				SELECT id FROM deliveries
+				WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+				ORDER BY next_attempt_at LIMIT ?)
+			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,
+			unix(now.Add(lease)), unix(now), unix(now), limit)
+		if err != nil {
+			return internal("claim deliveries", err)
+		}
+		for rows.Next() {
+			d := imbee.Delivery{Status: imbee.DeliverySending}
+			if err := rows.Scan(&d.ID, &d.CorporateID, &d.LinkID, &d.Recipient.Channel, &d.Recipient.Address, &d.Attempts); err != nil {
+				rows.Close()
+				return internal("claim deliveries", err)
+			}
+			out = append(out, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return internal("claim deliveries", err)
+		}
+		for i := range out {
+			var nonce []byte
+			err := q.QueryRowContext(ctx, `
+				SELECT l.token_nonce, b.name, c.name
+				FROM links l JOIN bots b ON b.id = l.bot_id JOIN corporates c ON c.id = l.corporate_id
+				WHERE l.id = ?`, out[i].LinkID).Scan(&nonce, &out[i].BotName, &out[i].CorporateName)
+			if err != nil {
+				return internal("claim deliveries", err)
+			}
+			out[i].LinkToken = s.keys.Derive(secret.LinkToken, nonce)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkSent records that the provider accepted delivery id.
+func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error {
+	return s.inWrite(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `
+			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', updated_at = ?
+			WHERE id = ?`, providerID, unix(s.now()), id)
+		if err != nil {
+			return internal("mark sent", err)
+		}
+		return nil
+	})
+}
+
+// MarkFailed records a failed attempt: retried at retryAt, or dead for good
+// when dead is set.
+func (s *Store) MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
+	status := imbee.DeliveryFailed
+	if dead {
+		status = imbee.DeliveryDead
+	}
+	return s.inWrite(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `
+			UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+			WHERE id = ?`, string(status), cause, unix(retryAt), unix(s.now()), id)
+		if err != nil {
+			return internal("mark failed", err)
+		}
+		return nil
+	})
+}
+
+// Deliveries lists deliveries, newest first, optionally of one status.
+func (s *Store) Deliveries(ctx context.Context, status imbee.DeliveryStatus, limit int) ([]imbee.Delivery, error) {
+	query := `SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, provider_id FROM deliveries`
+	args := []any{}
+	if status != "" {
+		query += ` WHERE status = ?`
+		args = append(args, string(status))
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, internal("list deliveries", err)
+	}
+	defer rows.Close()
+	var out []imbee.Delivery
+	for rows.Next() {
+		var d imbee.Delivery
+		if err := rows.Scan(&d.ID, &d.CorporateID, &d.LinkID, &d.Recipient.Channel, &d.Recipient.Address, &d.Status, &d.Attempts, &d.LastError, &d.ProviderID); err != nil {
+			return nil, internal("list deliveries", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

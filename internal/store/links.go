@@ -1,0 +1,247 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
+)
+
+// IssueLink returns the (user, bot) pair's active link, creating the user
+// and the link when needed, and queues one delivery per recipient in the
+// same transaction. A repeat while the link is active returns it with
+// Existing set and its own limits; the deliveries are queued again. It
+// returns CodeNotFound (field bot_idsha) for a bot not of this corporate.
+func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbee.Link, err error) {
+	err = s.inWrite(ctx, func(q querier) error {
+		now := s.now()
+		var botID int64
+		err := q.QueryRowContext(ctx, `SELECT id FROM bots WHERE corporate_id = ? AND idsha = ?`,
+			req.CorporateID, req.BotIDSha).Scan(&botID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
+		}
+		if err != nil {
+			return internal("find bot", err)
+		}
+		user, _, _, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
+		if err != nil {
+			return err
+		}
+		link, err = s.currentLink(ctx, q, user, botID, req, now)
+		if err != nil {
+			return err
+		}
+		link.UserIDSha, link.BotIDSha = user.IDSha, req.BotIDSha
+		for _, r := range req.Recipients {
+			if _, err := q.ExecContext(ctx, `
+				INSERT INTO deliveries (corporate_id, link_id, channel, recipient, next_attempt_at, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				req.CorporateID, link.ID, string(r.Channel), r.Address, unix(now), unix(now), unix(now)); err != nil {
+				return internal("queue delivery", err)
+			}
+		}
+		return nil
+	})
+	return link, err
+}
+
+// currentLink returns the pair's link if it is still active, or retires it
+// and inserts a new one. The partial unique index links_current keeps one
+// current link per pair even if two servers race here.
+func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, botID int64, req imbee.LinkRequest, now time.Time) (imbee.Link, error) {
+	for range 2 {
+		l, nonce, err := scanLink(q.QueryRowContext(ctx, `
+			SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at
+			FROM links WHERE user_id = ? AND bot_id = ? AND current = 1`, user.ID, botID))
+		switch {
+		case err == nil && l.State(now) == imbee.LinkActive:
+			l.Existing = true
+			l.Token = s.keys.Derive(secret.LinkToken, nonce)
+			return l, nil
+		case err == nil:
+			if _, err := q.ExecContext(ctx, `UPDATE links SET current = 0 WHERE id = ?`, l.ID); err != nil {
+				return l, internal("retire link", err)
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return l, internal("read link", err)
+		}
+		nonce = secret.NewNonce()
+		l = imbee.Link{
+			CorporateID: req.CorporateID,
+			Token:       s.keys.Derive(secret.LinkToken, nonce),
+			MaxUses:     req.MaxUses,
+			DateLimit:   req.DateLimit,
+			ExpiresAt:   req.ExpiresAt,
+		}
+		err = q.QueryRowContext(ctx, `
+			INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, token_hash, max_uses, date_limit, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (user_id, bot_id) WHERE current = 1 DO NOTHING
+			RETURNING id`,
+			req.CorporateID, user.ID, botID, nonce, secret.Hash(l.Token), l.MaxUses, l.DateLimit, unix(l.ExpiresAt), unix(now),
+		).Scan(&l.ID)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return l, internal("create link", err)
+		}
+		// Another server created the pair's link between our read and
+		// insert: go round once more and return that one.
+	}
+	return imbee.Link{}, internal("create link", errors.New("the current link kept changing"))
+}
+
+func scanLink(row *sql.Row) (imbee.Link, []byte, error) {
+	var l imbee.Link
+	var nonce []byte
+	var expires int64
+	var revoked sql.NullInt64
+	err := row.Scan(&l.ID, &l.CorporateID, &nonce, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked)
+	l.ExpiresAt = time.Unix(expires, 0)
+	l.Revoked = revoked.Valid
+	return l, nonce, err
+}
+
+// LinkPage is what the landing page of a link shows.
+type LinkPage struct {
+	Link          imbee.Link
+	BotName       string
+	CorporateName string
+}
+
+// LinkByToken finds a link by its token, spending nothing. It returns
+// CodeNotFound for an unknown token.
+func (s *Store) LinkByToken(ctx context.Context, token string) (LinkPage, error) {
+	var p LinkPage
+	var expires int64
+	var revoked sql.NullInt64
+	err := s.read.QueryRowContext(ctx, `
+		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at, b.name, c.name
+		FROM links l
+		JOIN bots b ON b.id = l.bot_id
+		JOIN corporates c ON c.id = l.corporate_id
+		WHERE l.token_hash = ?`, secret.Hash(token),
+	).Scan(&p.Link.ID, &p.Link.CorporateID, &p.Link.MaxUses, &p.Link.Uses, &p.Link.DateLimit, &expires, &revoked, &p.BotName, &p.CorporateName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, imbee.Errorf(imbee.CodeNotFound, "no such link")
+	}
+	if err != nil {
+		return p, internal("read link", err)
+	}
+	p.Link.ExpiresAt = time.Unix(expires, 0)
+	p.Link.Revoked = revoked.Valid
+	return p, nil
+}
+
+// SpendLink spends one use of the link and opens a web session on the
+// user's 1:1 chat with the bot (the chat /chat/create gives for that pair).
+// The use is taken by one conditional UPDATE, so N concurrent calls on a
+// link with M uses left succeed min(N, M) times. When the link cannot be
+// spent, state says why (and err is nil); an unknown token is CodeNotFound.
+func (s *Store) SpendLink(ctx context.Context, token string) (sess imbee.Session, state imbee.LinkState, err error) {
+	err = s.inWrite(ctx, func(q querier) error {
+		now := s.now()
+		var linkID, userID, botID, expires int64
+		err := q.QueryRowContext(ctx, `
+			UPDATE links SET uses = uses + 1
+			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses
+			RETURNING id, corporate_id, user_id, bot_id, expires_at`,
+			secret.Hash(token), unix(now),
+		).Scan(&linkID, &sess.CorporateID, &userID, &botID, &expires)
+		if errors.Is(err, sql.ErrNoRows) {
+			l, _, err := scanLink(q.QueryRowContext(ctx, `
+				SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at
+				FROM links WHERE token_hash = ?`, secret.Hash(token)))
+			if errors.Is(err, sql.ErrNoRows) {
+				return imbee.Errorf(imbee.CodeNotFound, "no such link")
+			}
+			if err != nil {
+				return internal("read link", err)
+			}
+			state = l.State(now)
+			return nil
+		}
+		if err != nil {
+			return internal("spend link", err)
+		}
+		user := imbee.Member{IsAdmin: true}
+		bot := imbee.Member{IsBot: true}
+		err = q.QueryRowContext(ctx, `
+			SELECT u.idsha, b.idsha, b.name, c.name
+			FROM users u, bots b, corporates c
+			WHERE u.id = ? AND b.id = ? AND c.id = u.corporate_id`, userID, botID,
+		).Scan(&user.IDSha, &bot.IDSha, &bot.Name, &sess.CorporateName)
+		if err != nil {
+			return internal("read link parties", err)
+		}
+		conv, err := s.ensureChat(ctx, q, sess.CorporateID, user, bot)
+		if err != nil {
+			return err
+		}
+		sess.Token = secret.NewRandom(secret.SessionToken)
+		sess.UserIDSha, sess.ConversationID, sess.BotName = user.IDSha, conv.PublicID, bot.Name
+		sess.ExpiresAt = time.Unix(expires, 0)
+		if _, err := q.ExecContext(ctx, `
+			INSERT INTO sessions (corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			sess.CorporateID, secret.Hash(sess.Token), linkID, userID, conv.ID, expires, unix(now)); err != nil {
+			return internal("create session", err)
+		}
+		return nil
+	})
+	if err != nil || state != imbee.LinkActive {
+		return imbee.Session{}, state, err
+	}
+	return sess, imbee.LinkActive, nil
+}
+
+// SessionByToken returns the live web session whose cookie is token. A
+// session ends with its link's date_limit, or when the link is revoked;
+// an ended or unknown session is CodeNotFound.
+func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session, error) {
+	var sess imbee.Session
+	var expires int64
+	err := s.read.QueryRowContext(ctx, `
+		SELECT s.corporate_id, u.idsha, cv.public_id, b.name, c.name, s.expires_at
+		FROM sessions s
+		JOIN links l ON l.id = s.link_id
+		JOIN users u ON u.id = s.user_id
+		JOIN bots b ON b.id = l.bot_id
+		JOIN corporates c ON c.id = s.corporate_id
+		JOIN conversations cv ON cv.id = s.conversation_id
+		WHERE s.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL`,
+		secret.Hash(token), unix(s.now()),
+	).Scan(&sess.CorporateID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sess, imbee.Errorf(imbee.CodeNotFound, "no such session")
+	}
+	if err != nil {
+		return sess, internal("read session", err)
+	}
+	sess.ExpiresAt = time.Unix(expires, 0)
+	return sess, nil
+}
+
+// RevokeLink ends the link whose URL ends in token, and the web sessions it
+// opened. It returns CodeNotFound for an unknown token.
+func (s *Store) RevokeLink(ctx context.Context, token string) error {
+	return s.inWrite(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `
+			UPDATE links SET revoked_at = coalesce(revoked_at, ?) WHERE token_hash = ?`,
+			unix(s.now()), secret.Hash(strings.TrimSpace(token)))
+		if err != nil {
+			return internal("revoke link", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return imbee.Errorf(imbee.CodeNotFound, "no such link")
+		}
+		return nil
+	})
+}
+

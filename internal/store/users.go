@@ -1,0 +1,88 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
+)
+
+// RegisterUser returns the corporate's user uniqueID, creating it on first
+// call, and records dev when given. existed is true when the user was there
+// before. Concurrent first calls create one user: the unique constraint
+// decides, and the losers read the winner's row.
+func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, existed bool, err error) {
+	err = s.inWrite(ctx, func(q querier) error {
+		var nonce []byte
+		u, nonce, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
+		if err != nil {
+			return err
+		}
+		u.Pass = s.keys.Derive(secret.Pass, nonce)
+		u.APIKey = s.keys.Derive(secret.APIKey, nonce)
+		if dev == nil {
+			return nil
+		}
+		now := unix(s.now())
+		_, err := q.ExecContext(ctx, `
+			INSERT INTO devices (corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (user_id, platform, device_name, hardware_id, os_version)
+			DO UPDATE SET last_seen = excluded.last_seen`,
+			corporateID, u.ID, dev.Platform, dev.DeviceName, dev.HardwareID, dev.OSVersion, now, now)
+		if err != nil {
+			return internal("record device", err)
+		}
+		return nil
+	})
+	return u, existed, err
+}
+
+// ensureUser is insert-or-return in two statements of one transaction.
+func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, uniqueID string) (u imbee.User, nonce []byte, existed bool, err error) {
+	u = imbee.User{CorporateID: corporateID, UniqueID: uniqueID, IDSha: secret.NewID()}
+	nonce = secret.NewNonce()
+	err = q.QueryRowContext(ctx, `
+		INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (corporate_id, unique_id) DO NOTHING
+		RETURNING id`,
+		corporateID, uniqueID, u.IDSha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), unix(s.now()),
+	).Scan(&u.ID)
+	if err == nil {
+		return u, nonce, false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return u, nil, false, internal("create user", err)
+	}
+	err = q.QueryRowContext(ctx, `
+		SELECT id, idsha, secret_nonce FROM users
+		WHERE corporate_id = ? AND unique_id = ?`, corporateID, uniqueID,
+	).Scan(&u.ID, &u.IDSha, &nonce)
+	if err != nil {
+		return u, nil, false, internal("read user", err)
+	}
+	return u, nonce, true, nil
+}
+
+// UserByAPIKey finds the corporate's user whose apikey is apikey. It returns
+// CodeCorporateKey when there is none in this corporate.
+func (s *Store) UserByAPIKey(ctx context.Context, corporateID int64, apikey string) (imbee.User, error) {
+	u := imbee.User{CorporateID: corporateID}
+	if apikey == "" {
+		return u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing: send the user's apikey")
+	}
+	err := s.read.QueryRowContext(ctx, `
+		SELECT id, unique_id, idsha FROM users
+		WHERE apikey_hash = ? AND corporate_id = ?`, secret.Hash(apikey), corporateID,
+	).Scan(&u.ID, &u.UniqueID, &u.IDSha)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is not the apikey of a user of this corporate")
+	}
+	if err != nil {
+		return u, internal("user by apikey", err)
+	}
+	return u, nil
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// maxBatch bounds how many requests share one commit, so that one commit's
+// latency stays bounded under a flood.
+const maxBatch = 256
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(q querier) error
+	done chan error
+}
+
+// writer is the one goroutine that writes to SQLite. Requests that arrive
+// while a commit is in flight queue up and share the next commit.
+type writer struct {
+	db       *sql.DB
+	reqs     chan *writeReq
+	stopped  chan struct{}
+	shutdown chan struct{}
+}
+
+func newWriter(db *sql.DB) *writer {
+	w := &writer{
+		db:       db,
+		reqs:     make(chan *writeReq, maxBatch),
+		stopped:  make(chan struct{}),
+		shutdown: make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+func (w *writer) do(ctx context.Context, fn func(q querier) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case w.reqs <- r:
+	case <-w.shutdown:
+		return internal("write", fmt.Errorf("store is closed"))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the write may
+	// commit, and the caller must not report a failure for a success.
+	return <-r.done
+}
+
+func (w *writer) close() {
+	close(w.shutdown)
+	<-w.stopped
+}
+
+func (w *writer) loop() {
+	defer close(w.stopped)
+	batch := make([]*writeReq, 0, maxBatch)
+	for {
+		select {
+		case r := <-w.reqs:
+			batch = append(batch[:0], r)
+		case <-w.shutdown:
+			// Finish what was queued before the store closed.
+			for {
+				select {
+				case r := <-w.reqs:
+					w.commit([]*writeReq{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction, each request in its own savepoint.
+func (w *writer) commit(batch []*writeReq) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- internal("begin", err)
+		}
+		return
+	}
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err // the caller left before its turn: do nothing for it
+			continue
+		}
+		var ok bool
+		errs[i], ok = w.runOne(ctx, tx, r.fn)
+		if !ok {
+			// The transaction is in an unknown state: give up the whole
+			// batch rather than commit half of a request.
+			tx.Rollback()
+			for _, r := range batch {
+				r.done <- internal("write", errs[i])
+			}
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for _, r := range batch {
+			r.done <- internal("commit", err)
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// runOne runs fn in a savepoint. ok is false when the savepoint could not be
+// set, rolled back or released, and the transaction can no longer be trusted.
+func (w *writer) runOne(ctx context.Context, tx *sql.Tx, fn func(q querier) error) (err error, ok bool) {
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		return err, false
+	}
+	ok = true
+	defer func() {
+		if p := recover(); p != nil {
+			err = internal("write", fmt.Errorf("panic: %v", p))
+		}
+		if err != nil {
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+				err, ok = rerr, false
+				return
+			}
+		}
+		if _, rerr := tx.ExecContext(ctx, "RELEASE req"); rerr != nil {
+			err, ok = rerr, false
+		}
+	}()
+	return fn(tx), true
+}
