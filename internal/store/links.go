@@ -244,4 +244,3 @@ func (s *Store) RevokeLink(ctx context.Context, token string) error {
 		return nil
 	})
 }
-
