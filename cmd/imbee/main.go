@@ -6,16 +6,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/imbee/imbee/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
@@ -23,57 +24,4 @@ func main() {
 		fmt.Fprintln(os.Stderr, "imbee:", err)
 		os.Exit(1)
 	}
-}
-
-const usage = `imbee: a self-hosted server for the third-party chat API.
-
-Usage:
-  imbee serve                 run the server
-  imbee migrate               apply pending schema migrations and exit
-  imbee corporate create      create a corporate (tenant) and print its credentials
-  imbee corporate list        list corporates
-  imbee corporate rotate      replace a corporate's credentials
-  imbee bot create            create a bot in a corporate
-  imbee bot list              list a corporate's bots
-  imbee link revoke           end a web access link
-
-Every flag can also be set with an IMBEE_* environment variable: --public-url
-is IMBEE_PUBLIC_URL. "imbee COMMAND --help" lists a command's flags.
-`
-
-// run is the whole program; tests call it as main does.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr}
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
-	}
-	cmd, rest := args[0], args[1:]
-	sub := ""
-	if len(rest) > 0 {
-		sub = rest[0]
-	}
-	switch {
-	case cmd == "serve":
-		return c.serve(ctx, rest)
-	case cmd == "migrate":
-		return c.migrate(ctx, rest)
-	case cmd == "corporate" && sub == "create":
-		return c.corporateCreate(ctx, rest[1:])
-	case cmd == "corporate" && sub == "list":
-		return c.corporateList(ctx, rest[1:])
-	case cmd == "corporate" && sub == "rotate":
-		return c.corporateRotate(ctx, rest[1:])
-	case cmd == "bot" && sub == "create":
-		return c.botCreate(ctx, rest[1:])
-	case cmd == "bot" && sub == "list":
-		return c.botList(ctx, rest[1:])
-	case cmd == "link" && sub == "revoke":
-		return c.linkRevoke(ctx, rest[1:])
-	case cmd == "help", cmd == "-h", cmd == "--help", cmd == "-help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
 }
