@@ -1,0 +1,291 @@
+package secret
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func newTestKeyring(t *testing.T) *Keyring {
+	t.Helper()
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	k, err := NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var allPurposes = []Purpose{Auth, CorporateToken, Pass, APIKey, LinkToken, SessionToken}
+
+func TestDerive(t *testing.T) {
+	k := newTestKeyring(t)
+	nonce := NewNonce()
+
+	t.Run("DeterministicForKeyPurposeNonce", func(t *testing.T) {
+		for _, p := range allPurposes {
+			a := k.Derive(p, nonce)
+			b := k.Derive(p, append([]byte(nil), nonce...))
+			if a != b {
+				t.Errorf("Derive(%q) not deterministic: %q != %q", p, a, b)
+			}
+		}
+	})
+
+	t.Run("SameKeyBytesDeriveSameSecret", func(t *testing.T) {
+		key := bytes.Repeat([]byte{7}, KeySize)
+		k1, _ := NewKeyring(key)
+		k2, _ := NewKeyring(append([]byte(nil), key...))
+		if k1.Derive(Pass, nonce) != k2.Derive(Pass, nonce) {
+			t.Error("two keyrings over the same key bytes derive different secrets")
+		}
+	})
+
+	t.Run("KeyringCopiesKey", func(t *testing.T) {
+		key := bytes.Repeat([]byte{7}, KeySize)
+		k1, _ := NewKeyring(key)
+		before := k1.Derive(Pass, nonce)
+		key[0] = 8 // the caller reuses its buffer
+		if after := k1.Derive(Pass, nonce); after != before {
+			t.Error("keyring aliases the caller's key slice")
+		}
+	})
+
+	t.Run("DiffersAcrossPurposes", func(t *testing.T) {
+		seen := map[string]Purpose{}
+		for _, p := range allPurposes {
+			s := k.Derive(p, nonce)
+			body := strings.TrimPrefix(s, string(p))
+			if q, dup := seen[body]; dup {
+				t.Errorf("purposes %q and %q derive the same secret body", p, q)
+			}
+			seen[body] = p
+		}
+	})
+
+	t.Run("DiffersAcrossNonces", func(t *testing.T) {
+		n2 := append([]byte(nil), nonce...)
+		n2[len(n2)-1] ^= 1
+		if k.Derive(APIKey, nonce) == k.Derive(APIKey, n2) {
+			t.Error("nonces differing in one bit derive the same secret")
+		}
+		if k.Derive(APIKey, nonce) == k.Derive(APIKey, NewNonce()) {
+			t.Error("two random nonces derive the same secret")
+		}
+	})
+
+	t.Run("DiffersAcrossKeys", func(t *testing.T) {
+		k2 := newTestKeyring(t)
+		for _, p := range allPurposes {
+			if k.Derive(p, nonce) == k2.Derive(p, nonce) {
+				t.Errorf("two keys derive the same %q secret", p)
+			}
+		}
+	})
+
+	t.Run("PrefixAnd32Bytes", func(t *testing.T) {
+		for _, p := range allPurposes {
+			s := k.Derive(p, nonce)
+			if !strings.HasPrefix(s, string(p)) {
+				t.Errorf("Derive(%q) = %q: missing purpose prefix", p, s)
+				continue
+			}
+			raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(s, string(p)))
+			if err != nil {
+				t.Errorf("Derive(%q) body is not raw URL base64: %v", p, err)
+				continue
+			}
+			if len(raw) != 32 {
+				t.Errorf("Derive(%q) body decodes to %d bytes, want 32", p, len(raw))
+			}
+		}
+	})
+}
+
+func TestNewRandom(t *testing.T) {
+	a, b := NewRandom(SessionToken), NewRandom(SessionToken)
+	if a == b {
+		t.Error("two NewRandom calls returned the same secret")
+	}
+	if !strings.HasPrefix(a, string(SessionToken)) {
+		t.Errorf("NewRandom = %q: missing prefix", a)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(a, string(SessionToken)))
+	if err != nil || len(raw) != 32 {
+		t.Errorf("NewRandom body: %d bytes, err %v; want 32 bytes", len(raw), err)
+	}
+}
+
+func TestNewIDAndNonce(t *testing.T) {
+	id := NewID()
+	if len(id) != 40 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Errorf("NewID = %q, want 40 lowercase hex digits", id)
+	}
+	if NewID() == id {
+		t.Error("two NewID calls returned the same id")
+	}
+	n := NewNonce()
+	if len(n) != NonceSize {
+		t.Errorf("NewNonce is %d bytes, want %d", len(n), NonceSize)
+	}
+	if bytes.Equal(n, NewNonce()) {
+		t.Error("two NewNonce calls returned the same nonce")
+	}
+}
+
+func TestLoadOrCreateKeyFile(t *testing.T) {
+	t.Run("CreatesPrivateFileThenReloadsSameKey", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "server.key")
+		k1, created, err := LoadOrCreateKeyFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !created {
+			t.Error("first call: created = false, want true")
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("key file mode = %o, want 600", perm)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kf, err := ParseKey(string(b)); err != nil || kf.Check() != k1.Check() {
+			t.Errorf("file content does not parse to the returned key (err %v)", err)
+		}
+
+		k2, created, err := LoadOrCreateKeyFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if created {
+			t.Error("second call: created = true, want false")
+		}
+		if k1.Check() != k2.Check() {
+			t.Error("second call returned a different key")
+		}
+		nonce := NewNonce()
+		if k1.Derive(APIKey, nonce) != k2.Derive(APIKey, nonce) {
+			t.Error("reloaded key derives different secrets")
+		}
+	})
+
+	t.Run("RefusesCorruptFile", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "server.key")
+		if err := os.WriteFile(path, []byte("not base64!!\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := LoadOrCreateKeyFile(path); err == nil {
+			t.Error("corrupt key file accepted")
+		}
+	})
+
+	t.Run("ConcurrentCreatorsShareOneKey", func(t *testing.T) {
+		// Several rounds on fresh paths: the window between the exclusive
+		// create and the write is short, so one round may miss it.
+		for round := range 10 {
+			path := filepath.Join(t.TempDir(), "server.key")
+			const n = 20
+			checks := make([]string, n)
+			errs := make([]error, n)
+			createdCount := 0
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					k, created, err := LoadOrCreateKeyFile(path)
+					errs[i] = err
+					if err == nil {
+						checks[i] = k.Check()
+					}
+					if created {
+						mu.Lock()
+						createdCount++
+						mu.Unlock()
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("round %d: goroutine %d: %v", round, i, err)
+				}
+			}
+			for i := range checks {
+				if checks[i] != checks[0] {
+					t.Fatalf("round %d: goroutine %d got a different key", round, i)
+				}
+			}
+			if createdCount != 1 {
+				t.Fatalf("round %d: %d callers report creating the key, want 1", round, createdCount)
+			}
+		}
+	})
+}
+
+func TestParseKey(t *testing.T) {
+	good := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, KeySize))
+	if _, err := ParseKey(good); err != nil {
+		t.Errorf("valid key refused: %v", err)
+	}
+	if _, err := ParseKey("  " + good + "\n"); err != nil {
+		t.Errorf("valid key with surrounding space refused: %v", err)
+	}
+	bad := map[string]string{
+		"not base64":      "this is *not* base64",
+		"empty":           "",
+		"31 bytes":        base64.StdEncoding.EncodeToString(make([]byte, 31)),
+		"33 bytes":        base64.StdEncoding.EncodeToString(make([]byte, 33)),
+		"16 bytes":        base64.StdEncoding.EncodeToString(make([]byte, 16)),
+		"url alphabet":    strings.NewReplacer("+", "-", "/", "_").Replace(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, KeySize))),
+		"truncated input": good[:len(good)-2],
+	}
+	for name, s := range bad {
+		if _, err := ParseKey(s); err == nil {
+			t.Errorf("%s: ParseKey(%q) accepted", name, s)
+		}
+	}
+	if _, err := NewKeyring(make([]byte, 31)); err == nil {
+		t.Error("NewKeyring accepted 31 bytes")
+	}
+}
+
+func TestHashAndEqual(t *testing.T) {
+	h := Hash("imbk_abc")
+	if len(h) != 32 {
+		t.Errorf("Hash is %d bytes, want 32", len(h))
+	}
+	if !bytes.Equal(h, Hash("imbk_abc")) {
+		t.Error("Hash is not deterministic")
+	}
+	if bytes.Equal(h, Hash("imbk_abd")) {
+		t.Error("different secrets hash the same")
+	}
+	if !Equal(h, Hash("imbk_abc")) {
+		t.Error("Equal of equal hashes is false")
+	}
+	if Equal(h, Hash("imbk_abd")) {
+		t.Error("Equal of different hashes is true")
+	}
+	if Equal(h, h[:31]) {
+		t.Error("Equal of different lengths is true")
+	}
+	if Equal(h, nil) {
+		t.Error("Equal with nil is true")
+	}
+}
