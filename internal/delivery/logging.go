@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // LogSender is the transport of a channel with no provider configured: it
@@ -28,7 +29,8 @@ func (s *LogSender) Send(_ context.Context, m Message) (string, error) {
 // "ana@example.com" → "a***@example.com", "+34600111222" → "+34*******22".
 func Mask(addr string) string {
 	if at := strings.LastIndexByte(addr, '@'); at > 0 {
-		return addr[:1] + "***" + addr[at:]
+		_, first := utf8.DecodeRuneInString(addr)
+		return addr[:first] + "***" + addr[at:]
 	}
 	if len(addr) <= 5 {
 		return strings.Repeat("*", len(addr))

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -64,7 +65,8 @@ func ParseKey(s string) (*Keyring, error) {
 
 // LoadOrCreateKeyFile reads the key at path, creating it (mode 0600) with a
 // new random key when absent. Two processes racing to create it end up with
-// the same key: creation is exclusive and the loser reads the winner's file.
+// the same key: the key is written whole to a temporary file, then linked
+// into place, which fails for the loser, who reads the winner's file.
 func LoadOrCreateKeyFile(path string) (k *Keyring, created bool, err error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -79,22 +81,25 @@ func LoadOrCreateKeyFile(path string) (k *Keyring, created bool, err error) {
 	}
 	key := make([]byte, KeySize)
 	rand.Read(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return LoadOrCreateKeyFile(path)
+	f, err := os.CreateTemp(filepath.Dir(path), ".imbee-key-*")
+	if err != nil {
+		return nil, false, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, false, err
-	}
-	if err := f.Close(); err != nil {
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		return LoadOrCreateKeyFile(path)
+	} else if err != nil {
 		return nil, false, err
 	}
 	k, err = NewKeyring(key)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"modernc.org/sqlite"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -551,6 +554,56 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 
+	t.Run("CancelledStatementDoesNotFailOthers", func(t *testing.T) {
+		// A caller whose context ends while its own statement runs (a client
+		// that disconnects) must not take the requests it shares a commit
+		// with down with it: they were not refused.
+		clock := newFakeClock()
+		s := mustOpen(t, clock.Now)
+		c := mustCorporate(t, s, "Acme")
+
+		release, held := make(chan struct{}), make(chan struct{})
+		go s.inWrite(ctx, func(q querier) error { close(held); <-release; return nil })
+		<-held
+
+		var before, after, cancelled error
+		var wg sync.WaitGroup
+		wg.Go(func() { _, _, before = s.RegisterUser(ctx, c.ID, "before", nil) })
+		for len(s.w.reqs) < 1 {
+			time.Sleep(time.Millisecond)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		armCancelDuringStatement(cancel)
+		wg.Go(func() {
+			cancelled = s.inWrite(cctx, func(q querier) error {
+				// Like every store method, the statement runs under the
+				// caller's context; test_cancel_here cancels it mid-statement.
+				_, err := q.ExecContext(cctx, `
+					INSERT INTO meta (name, value)
+					SELECT 'row' || n, test_cancel_here(n)
+					FROM (WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3000) SELECT n FROM c)`)
+				return err
+			})
+		})
+		for len(s.w.reqs) < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		wg.Go(func() { _, _, after = s.RegisterUser(ctx, c.ID, "after", nil) })
+		for len(s.w.reqs) < 3 {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
+		wg.Wait()
+		t.Logf("cancelled request: %v", cancelled)
+		if before != nil || after != nil {
+			t.Errorf("requests sharing the batch failed: before %v, after %v", before, after)
+		}
+		if !userExists(t, s, c.ID, "before") || !userExists(t, s, c.ID, "after") {
+			t.Error("requests sharing the batch were not written")
+		}
+	})
+
 	t.Run("ClosedStoreRefusesWrites", func(t *testing.T) {
 		s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "imbee.db"), newKeyring(t), Options{})
 		if err != nil {
@@ -560,17 +613,53 @@ func TestGroupCommit(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { _, _, err := s.RegisterUser(ctx, c.ID, "late", nil); done <- err }()
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Error("write after Close succeeded")
+		const n = 16
+		done := make(chan error, n)
+		for i := range n {
+			go func() { _, _, err := s.RegisterUser(ctx, c.ID, fmt.Sprint("late-", i), nil); done <- err }()
+		}
+		timeout := time.After(3 * time.Second)
+		for i := range n {
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Error("write after Close succeeded")
+				}
+			case <-timeout:
+				t.Fatalf("%d of %d writes after Close hang", n-i, n)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("write after Close hangs")
 		}
 	})
+}
+
+// cancelHook is what the SQL function test_cancel_here does on its next call.
+var cancelHook struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func init() {
+	// Registered before any test opens a connection: the driver adds
+	// functions to connections it opens afterwards.
+	sqlite.MustRegisterScalarFunction("test_cancel_here", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		cancelHook.mu.Lock()
+		c := cancelHook.cancel
+		cancelHook.cancel = nil
+		cancelHook.mu.Unlock()
+		if c != nil {
+			c()
+			time.Sleep(50 * time.Millisecond) // let the driver deliver its interrupt
+		}
+		return args[0], nil
+	})
+}
+
+// armCancelDuringStatement makes the next call of test_cancel_here call
+// cancel while its statement is running.
+func armCancelDuringStatement(cancel context.CancelFunc) {
+	cancelHook.mu.Lock()
+	cancelHook.cancel = cancel
+	cancelHook.mu.Unlock()
 }
 
 func TestCreateConversation(t *testing.T) {

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
 )
 
 // maxBatch bounds how many requests share one commit, so that one commit's
@@ -23,6 +25,13 @@ type writer struct {
 	reqs     chan *writeReq
 	stopped  chan struct{}
 	shutdown chan struct{}
+
+	// mu guards closed: senders hold it shared while they queue, so that
+	// once close has set closed, nothing more is queued and the loop's
+	// final drain sees every request.
+	mu        sync.RWMutex
+	closed    bool
+	closeOnce sync.Once
 }
 
 func newWriter(db *sql.DB) *writer {
@@ -38,11 +47,16 @@ func newWriter(db *sql.DB) *writer {
 
 func (w *writer) do(ctx context.Context, fn func(q querier) error) error {
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return internal("write", errors.New("store is closed"))
+	}
 	select {
 	case w.reqs <- r:
-	case <-w.shutdown:
-		return internal("write", fmt.Errorf("store is closed"))
+		w.mu.RUnlock()
 	case <-ctx.Done():
+		w.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, wait for the outcome even if ctx ends: the write may
@@ -51,7 +65,12 @@ func (w *writer) do(ctx context.Context, fn func(q querier) error) error {
 }
 
 func (w *writer) close() {
-	close(w.shutdown)
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		close(w.shutdown)
+	})
 	<-w.stopped
 }
 
@@ -132,6 +151,7 @@ func (w *writer) runOne(ctx context.Context, tx *sql.Tx, fn func(q querier) erro
 		return err, false
 	}
 	ok = true
+	q := detached{tx}
 	defer func() {
 		if p := recover(); p != nil {
 			err = internal("write", fmt.Errorf("panic: %v", p))
@@ -146,5 +166,22 @@ func (w *writer) runOne(ctx context.Context, tx *sql.Tx, fn func(q querier) erro
 			err, ok = rerr, false
 		}
 	}()
-	return fn(tx), true
+	return fn(q), true
+}
+
+// detached runs statements of the shared transaction without their
+// caller's cancellation: a cancelled statement makes SQLite roll back the
+// whole transaction, which would fail every other request in the batch.
+type detached struct{ tx *sql.Tx }
+
+func (d detached) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return d.tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (d detached) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return d.tx.QueryContext(context.WithoutCancel(ctx), query, args...)
+}
+
+func (d detached) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return d.tx.QueryRowContext(context.WithoutCancel(ctx), query, args...)
 }
