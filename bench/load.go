@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// request builds worker w's i-th request.
+type request func(w, i int) (*http.Request, error)
+
+// result is what one closed-loop run measured.
+type result struct {
+	Requests  int           `json:"requests"`
+	Errors    int           `json:"errors"`
+	Duration  time.Duration `json:"-"`
+	Seconds   float64       `json:"seconds"`
+	PerSecond float64       `json:"per_second"`
+	P50       float64       `json:"p50_ms"`
+	P99       float64       `json:"p99_ms"`
+	P999      float64       `json:"p999_ms"`
+	// Server-side cost, from /proc: CPU time per request and peak RSS.
+	CPUPerReq float64 `json:"cpu_us_per_request"`
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+}
+
+func newClient(conc int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = conc * 2
+	t.MaxIdleConnsPerHost = conc * 2
+	t.MaxConnsPerHost = conc
+	return &http.Client{
+		Transport:     t,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// closedLoop runs conc workers, each sending its next request as soon as the
+// previous one is answered, for d. A response is an error unless its status
+// is one of ok.
+func closedLoop(ctx context.Context, client *http.Client, conc int, d time.Duration, next request, ok ...int) result {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	lat := make([][]time.Duration, conc)
+	errs := make([]int, conc)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range conc {
+		wg.Go(func() {
+			buf := make([]time.Duration, 0, 1<<14)
+			for i := 0; ctx.Err() == nil; i++ {
+				req, err := next(w, i)
+				if err != nil {
+					errs[w]++
+					continue
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req.WithContext(ctx))
+				if err != nil {
+					if ctx.Err() == nil {
+						errs[w]++
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				buf = append(buf, time.Since(t0))
+				if !slices.Contains(ok, resp.StatusCode) {
+					errs[w]++
+				}
+			}
+			lat[w] = buf
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	r := result{Duration: elapsed, Seconds: elapsed.Seconds()}
+	for w := range conc {
+		all = append(all, lat[w]...)
+		r.Errors += errs[w]
+	}
+	slices.Sort(all)
+	r.Requests = len(all)
+	r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	r.P50, r.P99, r.P999 = pct(all, 0.50), pct(all, 0.99), pct(all, 0.999)
+	return r
+}
+
+func pct(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p)
+	return float64(sorted[i].Microseconds()) / 1000
+}

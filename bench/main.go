@@ -1,0 +1,197 @@
+// Command bench measures imbee against a bare net/http baseline on the same
+// machine, with the same load generator, in one run, and writes the figures
+// to BENCHMARKS.md and a JSON file. Run it from the repository root:
+//
+//	go run ./bench                 # everything: both durability modes and the 1M-row scale run
+//	go run ./bench -scale 0 -duration 2s -conc 32
+//
+// imbee and the baseline each run as a separate process; the load generator
+// runs here, closed-loop: each of C connections sends its next request as
+// soon as the previous one is answered.
+package main
+
+import (
+	"context"
+	"net/http"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type config struct {
+	duration time.Duration
+	conc     []int
+	modes    []string
+	scale    int
+	only     *regexp.Regexp
+	out      string
+	jsonOut  string
+}
+
+func main() {
+	baseline := flag.String("baseline", "", "internal: serve the baseline on this address")
+	duration := flag.Duration("duration", 5*time.Second, "how long each closed-loop run lasts")
+	conc := flag.String("conc", "1,32,128", "concurrencies (connections) to run each scenario at")
+	modes := flag.String("modes", "full,normal", "SQLite durability modes to measure (--sqlite-synchronous)")
+	scale := flag.Int("scale", 1_000_000, "rows of each kind to preload for the scale run; 0 skips it")
+	only := flag.String("only", "", "run only the scenarios whose name matches this regexp")
+	out := flag.String("out", "BENCHMARKS.md", "Markdown report")
+	jsonOut := flag.String("json", "bench/results.json", "JSON report")
+	flag.Parse()
+	if *baseline != "" {
+		log.Fatal(serveBaseline(*baseline))
+	}
+	cfg := config{duration: *duration, scale: *scale, out: *out, jsonOut: *jsonOut, modes: strings.Split(*modes, ",")}
+	for _, c := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			log.Fatalf("bad -conc %q", *conc)
+		}
+		cfg.conc = append(cfg.conc, n)
+	}
+	var err error
+	if cfg.only, err = regexp.Compile(*only); err != nil {
+		log.Fatal(err)
+	}
+	rep, err := runAll(context.Background(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rep.Command = "go run ./bench " + strings.Join(os.Args[1:], " ")
+	if err := rep.write(cfg.out, cfg.jsonOut); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("wrote %s and %s\n", cfg.out, cfg.jsonOut)
+}
+
+func runAll(ctx context.Context, cfg config) (*report, error) {
+	tmp, err := os.MkdirTemp("", "imbee-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "imbee")
+	log.Printf("building imbee")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/imbee").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build: %v: %s", err, out)
+	}
+	rep := newReport(cfg)
+
+	// The yardstick, measured in this same run.
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	bp, err := startProc(self, []string{"-baseline", "127.0.0.1:0"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cfg.conc {
+		client := newClient(c)
+		e := &env{url: bp.URL, client: client}
+		r := measure(ctx, bp, client, c, cfg.duration, func(w, i int) (*http.Request, error) {
+			return e.post("/third_parties/user/new", "k", fmt.Sprintf(`{"uniqueIdSha":"b-%d-%d",%s}`, w, i, device))
+		}, 200)
+		log.Printf("baseline c=%d: %.0f/s p99 %.2f ms", c, r.PerSecond, r.P99)
+		rep.Baseline = append(rep.Baseline, row{Scenario: "baseline", Conc: c, result: r})
+	}
+	bp.stop()
+
+	for _, mode := range cfg.modes {
+		dir := filepath.Join(tmp, "db-"+mode)
+		os.MkdirAll(dir, 0o755)
+		rows, startup, err := runImbee(ctx, cfg, bin, dir, mode, nil)
+		if err != nil {
+			return nil, err
+		}
+		rep.addRuns(mode, rows)
+		if mode == "full" {
+			rep.StartupEmptyMS = startup.Seconds() * 1000
+		}
+	}
+
+	if cfg.scale > 0 {
+		dir := filepath.Join(tmp, "db-scale")
+		os.MkdirAll(dir, 0o755)
+		log.Printf("preloading %d users, chats and links", cfg.scale)
+		t0 := time.Now()
+		c, err := preload(ctx, dir, cfg.scale)
+		if err != nil {
+			return nil, err
+		}
+		rep.PreloadSeconds = time.Since(t0).Seconds()
+		rows, startup, err := runImbee(ctx, cfg, bin, dir, "full", &c)
+		if err != nil {
+			return nil, err
+		}
+		rep.ScaleRows = cfg.scale
+		rep.StartupScaleMS = startup.Seconds() * 1000
+		rep.addScale(rows)
+	}
+	return rep, nil
+}
+
+// runImbee starts imbee on dir, prepares the pool and runs every scenario at
+// every concurrency. With c nil, the credentials come from the first-run
+// bootstrap.
+func runImbee(ctx context.Context, cfg config, bin, dir, mode string, c *creds) ([]row, time.Duration, error) {
+	p, err := startProc(bin, []string{"serve", "--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(dir, "imbee.db"),
+		"--sqlite-synchronous", mode, "--rate-limit", "0"}, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer p.stop()
+	if c == nil {
+		out := p.stdout.String()
+		c = &creds{Auth: after(out, "Authorization:"), Token: after(out, "X-WOOS-KEY:"), Bot: after(out, "bot_idsha:")}
+	}
+	e := &env{url: p.URL, c: *c, client: newClient(8)}
+	log.Printf("imbee (%s) started in %v; setting up the pool", mode, p.start)
+	if err := e.setup(ctx); err != nil {
+		return nil, 0, err
+	}
+	var rows []row
+	for _, s := range scenarios {
+		if !cfg.only.MatchString(s.Name) {
+			continue
+		}
+		for _, conc := range cfg.conc {
+			client := newClient(conc)
+			r := measure(ctx, p, client, conc, cfg.duration, s.make(e), s.ok...)
+			client.CloseIdleConnections()
+			log.Printf("%s %s c=%d: %.0f/s p99 %.2f ms errors %d", mode, s.Name, conc, r.PerSecond, r.P99, r.Errors)
+			rows = append(rows, row{Scenario: s.Name, Kind: s.Kind, Conc: conc, result: r})
+		}
+	}
+	return rows, p.start, nil
+}
+
+// measure runs one closed loop and adds the server's CPU and peak memory.
+func measure(ctx context.Context, p *proc, client *http.Client, conc int, d time.Duration, next request, ok ...int) result {
+	p.resetPeakRSS()
+	cpu0 := p.cpuTime()
+	r := closedLoop(ctx, client, conc, d, next, ok...)
+	if r.Requests > 0 {
+		r.CPUPerReq = float64((p.cpuTime() - cpu0).Microseconds()) / float64(r.Requests)
+	}
+	r.PeakRSSMB = p.peakRSS()
+	return r
+}
+
+func after(out, label string) string {
+	for line := range strings.SplitSeq(out, "\n") {
+		if i := strings.Index(line, label); i >= 0 {
+			if f := strings.Fields(line[i+len(label):]); len(f) > 0 {
+				return f[0]
+			}
+		}
+	}
+	return ""
+}

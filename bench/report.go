@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type row struct {
+	Mode     string `json:"mode,omitempty"`
+	Scenario string `json:"scenario"`
+	Kind     string `json:"kind,omitempty"`
+	Conc     int    `json:"concurrency"`
+	result
+	// VsBaseline is throughput over the baseline's at the same concurrency.
+	VsBaseline float64 `json:"vs_baseline,omitempty"`
+	// VsEmpty and P99VsEmpty compare a scale run with the empty database.
+	VsEmpty    float64 `json:"vs_empty,omitempty"`
+	P99VsEmpty float64 `json:"p99_vs_empty,omitempty"`
+}
+
+type report struct {
+	Date           string  `json:"date"`
+	Machine        string  `json:"machine"`
+	Commit         string  `json:"commit"`
+	Command        string  `json:"command"`
+	DurationS      float64 `json:"duration_s"`
+	Baseline       []row   `json:"baseline"`
+	Runs           []row   `json:"runs"`
+	Scale          []row   `json:"scale,omitempty"`
+	ScaleRows      int     `json:"scale_rows,omitempty"`
+	PreloadSeconds float64 `json:"preload_s,omitempty"`
+	StartupEmptyMS float64 `json:"startup_empty_ms"`
+	StartupScaleMS float64 `json:"startup_scale_ms,omitempty"`
+}
+
+func newReport(cfg config) *report {
+	return &report{
+		Date:      time.Now().UTC().Format(time.RFC3339),
+		Machine:   machine(),
+		Commit:    commit(),
+		DurationS: cfg.duration.Seconds(),
+	}
+}
+
+func (r *report) baselineAt(conc int) float64 {
+	for _, b := range r.Baseline {
+		if b.Conc == conc {
+			return b.PerSecond
+		}
+	}
+	return 0
+}
+
+func (r *report) addRuns(mode string, rows []row) {
+	for _, x := range rows {
+		x.Mode = mode
+		if b := r.baselineAt(x.Conc); b > 0 {
+			x.VsBaseline = x.PerSecond / b
+		}
+		r.Runs = append(r.Runs, x)
+	}
+}
+
+func (r *report) addScale(rows []row) {
+	for _, x := range rows {
+		x.Mode = "full"
+		if b := r.baselineAt(x.Conc); b > 0 {
+			x.VsBaseline = x.PerSecond / b
+		}
+		for _, e := range r.Runs {
+			if e.Mode == "full" && e.Scenario == x.Scenario && e.Conc == x.Conc && e.PerSecond > 0 {
+				x.VsEmpty = x.PerSecond / e.PerSecond
+				if e.P99 > 0 {
+					x.P99VsEmpty = x.P99 / e.P99
+				}
+			}
+		}
+		r.Scale = append(r.Scale, x)
+	}
+}
+
+func (r *report) write(mdPath, jsonPath string) error {
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath, append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(mdPath, []byte(r.markdown()), 0o644)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# Benchmarks\n\n")
+	p("Measured by `%s` on %s.\n\n", r.Command, r.Date)
+	p("- Machine: %s\n- Commit: %s\n- Each run: %.0f s closed-loop; the load generator shares the machine's cores with the server.\n", r.Machine, r.Commit, r.DurationS)
+	p("- Baseline: a bare Go net/http handler, in its own process, that decodes the same JSON body and writes an envelope of the same size, driven by the same load generator in this same run. Ratios are imbee's throughput over the baseline's at the same concurrency.\n")
+	p("- CPU is the server process's user+system time per request; RSS is its peak resident memory during the run.\n\n")
+
+	p("## Targets (SQLite, `full` durability, 32 connections)\n\n")
+	p("| target | measured | |\n|---|---|---|\n")
+	for _, t := range r.targets() {
+		verdict := "met"
+		if !t.ok {
+			verdict = "**missed**"
+		}
+		p("| %s | %s | %s |\n", t.name, t.got, verdict)
+	}
+	p("\n## Baseline\n\n| concurrency | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | peak RSS MB |\n|---|---|---|---|---|---|---|\n")
+	for _, x := range r.Baseline {
+		p("| %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f |\n", x.Conc, x.PerSecond, x.P50, x.P99, x.P999, x.CPUPerReq, x.PeakRSSMB)
+	}
+	modes := []string{}
+	for _, x := range r.Runs {
+		if !contains(modes, x.Mode) {
+			modes = append(modes, x.Mode)
+		}
+	}
+	for _, m := range modes {
+		p("\n## imbee, SQLite `synchronous=%s`, empty database\n\n", m)
+		if m == "full" {
+			p("An acknowledged write survives a power loss.\n\n")
+		} else {
+			p("An acknowledged write survives a process crash; a power loss may lose the last commits.\n\n")
+		}
+		r.table(&b, filter(r.Runs, m), false)
+	}
+	if len(r.Scale) > 0 {
+		p("\n## Scale: %d users, chats and links preloaded (`full`)\n\n", r.ScaleRows)
+		p("Preloaded through the bulk path in %.0f s. Start-up: %.0f ms on this database, %.0f ms on an empty one.\n\n", r.PreloadSeconds, r.StartupScaleMS, r.StartupEmptyMS)
+		r.table(&b, r.Scale, true)
+	}
+	return b.String()
+}
+
+func (r *report) table(b *strings.Builder, rows []row, scale bool) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("| scenario | conc | req/s | vs baseline |")
+	if scale {
+		p(" vs empty | p99 vs empty |")
+	}
+	p(" p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | peak RSS MB |\n|---|---|---|---|")
+	if scale {
+		p("---|---|")
+	}
+	p("---|---|---|---|---|---|\n")
+	for _, x := range rows {
+		p("| %s | %d | %.0f | %.0f %% |", x.Scenario, x.Conc, x.PerSecond, 100*x.VsBaseline)
+		if scale {
+			p(" %.0f %% | %.2f× |", 100*x.VsEmpty, x.P99VsEmpty)
+		}
+		p(" %.2f | %.2f | %.2f | %d | %.0f | %.0f |\n", x.P50, x.P99, x.P999, x.Errors, x.CPUPerReq, x.PeakRSSMB)
+	}
+}
+
+type target struct {
+	name, got string
+	ok        bool
+}
+
+// targets checks issue #3's targets on the figures of this run.
+func (r *report) targets() []target {
+	var out []target
+	maxRSS := 0.0
+	for _, x := range filter(r.Runs, "full") {
+		maxRSS = max(maxRSS, x.PeakRSSMB)
+		if x.Conc != 32 {
+			continue
+		}
+		want := 0.30
+		if x.Kind == "repeat" {
+			want = 0.60
+		}
+		out = append(out, target{fmt.Sprintf("%s ≥ %.0f %% of baseline", x.Scenario, want*100), fmt.Sprintf("%.0f %%", 100*x.VsBaseline), x.VsBaseline >= want})
+		out = append(out, target{fmt.Sprintf("%s p99 ≤ 20 ms", x.Scenario), fmt.Sprintf("%.2f ms", x.P99), x.P99 <= 20})
+	}
+	for _, x := range r.Scale {
+		if x.Conc != 32 {
+			continue
+		}
+		out = append(out, target{fmt.Sprintf("%s with %d rows ≥ 90 %% of empty, p99 ≤ 1.5×", x.Scenario, r.ScaleRows),
+			fmt.Sprintf("%.0f %%, %.2f×", 100*x.VsEmpty, x.P99VsEmpty), x.VsEmpty >= 0.9 && x.P99VsEmpty <= 1.5})
+	}
+	if r.ScaleRows > 0 {
+		out = append(out, target{"start-up with the scale database < 1 s", fmt.Sprintf("%.0f ms", r.StartupScaleMS), r.StartupScaleMS < 1000})
+	}
+	out = append(out, target{"server RSS under load ≤ 150 MB", fmt.Sprintf("%.0f MB", maxRSS), maxRSS <= 150})
+	return out
+}
+
+func filter(rows []row, mode string) []row {
+	var out []row
+	for _, x := range rows {
+		if x.Mode == mode {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
+	}
+	return fmt.Sprintf("%s, %d cores%s, %s %s/%s", cpu, runtime.NumCPU(), mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); len(st) > 0 {
+		c += " (with uncommitted changes)"
+	}
+	return c
+}
