@@ -12,10 +12,11 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ type config struct {
 	only     *regexp.Regexp
 	out      string
 	jsonOut  string
+	profile  string
 }
 
 func main() {
@@ -44,11 +46,12 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name matches this regexp")
 	out := flag.String("out", "BENCHMARKS.md", "Markdown report")
 	jsonOut := flag.String("json", "bench/results.json", "JSON report")
+	profile := flag.String("profile", "", "if set, save a CPU profile of imbee for each scenario at 32 connections into this directory")
 	flag.Parse()
 	if *baseline != "" {
 		log.Fatal(serveBaseline(*baseline))
 	}
-	cfg := config{duration: *duration, scale: *scale, out: *out, jsonOut: *jsonOut, modes: strings.Split(*modes, ",")}
+	cfg := config{duration: *duration, scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, modes: strings.Split(*modes, ",")}
 	for _, c := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -142,8 +145,12 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 // every concurrency. With c nil, the credentials come from the first-run
 // bootstrap.
 func runImbee(ctx context.Context, cfg config, bin, dir, mode string, c *creds) ([]row, time.Duration, error) {
-	p, err := startProc(bin, []string{"serve", "--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(dir, "imbee.db"),
-		"--sqlite-synchronous", mode, "--rate-limit", "0"}, nil)
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(dir, "imbee.db"),
+		"--sqlite-synchronous", mode, "--rate-limit", "0"}
+	if cfg.profile != "" {
+		args = append(args, "--debug-addr", debugAddr)
+	}
+	p, err := startProc(bin, args, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -164,7 +171,19 @@ func runImbee(ctx context.Context, cfg config, bin, dir, mode string, c *creds) 
 		}
 		for _, conc := range cfg.conc {
 			client := newClient(conc)
+			var prof chan error
+			if cfg.profile != "" && conc == 32 {
+				prof = make(chan error, 1)
+				go func() {
+					prof <- saveProfile(cfg.duration, filepath.Join(cfg.profile, fmt.Sprintf("%s-%s-c%d.pprof", mode, s.Name, conc)))
+				}()
+			}
 			r := measure(ctx, p, client, conc, cfg.duration, s.make(e), s.ok...)
+			if prof != nil {
+				if err := <-prof; err != nil {
+					log.Printf("profile: %v", err)
+				}
+			}
 			client.CloseIdleConnections()
 			log.Printf("%s %s c=%d: %.0f/s p99 %.2f ms errors %d", mode, s.Name, conc, r.PerSecond, r.P99, r.Errors)
 			rows = append(rows, row{Scenario: s.Name, Kind: s.Kind, Conc: conc, result: r})
@@ -194,4 +213,26 @@ func after(out, label string) string {
 		}
 	}
 	return ""
+}
+
+const debugAddr = "127.0.0.1:16060"
+
+// saveProfile fetches a CPU profile of imbee covering most of a run.
+func saveProfile(d time.Duration, path string) error {
+	secs := max(1, int(d.Seconds())-1)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }

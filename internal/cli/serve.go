@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	rateBurst := fs.Int("rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
+	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -91,6 +93,19 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		stopWorker()
 		wg.Wait()
 	}()
+
+	if *debugAddr != "" {
+		dbg, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.Serve(dbg, mux)
+		log.Info("pprof listening", "addr", dbg.Addr().String())
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

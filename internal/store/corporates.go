@@ -75,7 +75,7 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 
 // ListCorporates returns every corporate, oldest first.
 func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, name, timezone, created_at FROM corporates ORDER BY id`)
+	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, created_at FROM corporates ORDER BY id`)
 	if err != nil {
 		return nil, internal("list corporates", err)
 	}
@@ -121,7 +121,7 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 	if auth == "" {
 		return c, nil, imbee.Errorf(imbee.CodeAuth, "Authorization is missing")
 	}
-	err := s.read.QueryRowContext(ctx, `
+	err := s.reads.QueryRowContext(ctx, `
 		SELECT id, name, timezone, created_at, corporate_token_hash
 		FROM corporates WHERE auth_hash = ?`, secret.Hash(auth),
 	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &tokenHash)
@@ -138,7 +138,7 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 // CountCorporates says how many corporates exist (zero on a new database).
 func (s *Store) CountCorporates(ctx context.Context) (int, error) {
 	var n int
-	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM corporates`).Scan(&n); err != nil {
+	if err := s.reads.QueryRowContext(ctx, `SELECT count(*) FROM corporates`).Scan(&n); err != nil {
 		return 0, internal("count corporates", err)
 	}
 	return n, nil
@@ -166,7 +166,7 @@ func (s *Store) CreateBot(ctx context.Context, corporateID int64, name string) (
 
 // ListBots returns a corporate's bots, oldest first.
 func (s *Store) ListBots(ctx context.Context, corporateID int64) ([]imbee.Bot, error) {
-	rows, err := s.read.QueryContext(ctx, `
+	rows, err := s.reads.QueryContext(ctx, `
 		SELECT id, corporate_id, idsha, name, created_at FROM bots
 		WHERE corporate_id = ? ORDER BY id`, corporateID)
 	if err != nil {

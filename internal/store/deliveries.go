@@ -97,7 +97,7 @@ func (s *Store) Deliveries(ctx context.Context, status imbee.DeliveryStatus, lim
 	}
 	query += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.read.QueryContext(ctx, query, args...)
+	rows, err := s.reads.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, internal("list deliveries", err)
 	}

@@ -121,7 +121,7 @@ func (s *Store) LinkByToken(ctx context.Context, token string) (LinkPage, error)
 	var p LinkPage
 	var expires int64
 	var revoked sql.NullInt64
-	err := s.read.QueryRowContext(ctx, `
+	err := s.reads.QueryRowContext(ctx, `
 		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at, b.name, c.name
 		FROM links l
 		JOIN bots b ON b.id = l.bot_id
@@ -207,7 +207,7 @@ func (s *Store) SpendLink(ctx context.Context, token string) (sess imbee.Session
 func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session, error) {
 	var sess imbee.Session
 	var expires int64
-	err := s.read.QueryRowContext(ctx, `
+	err := s.reads.QueryRowContext(ctx, `
 		SELECT s.corporate_id, u.idsha, cv.public_id, b.name, c.name, s.expires_at
 		FROM sessions s
 		JOIN links l ON l.id = s.link_id

@@ -52,6 +52,7 @@ type Options struct {
 // Store is imbee's storage.
 type Store struct {
 	read  *sql.DB
+	reads *stmtCache // over read
 	write *sql.DB
 	w     *writer
 	keys  *secret.Keyring
@@ -122,7 +123,7 @@ func Open(ctx context.Context, dsn string, keys *secret.Keyring, opts Options) (
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 
-	s := &Store{read: rdb, write: wdb, keys: keys, now: opts.Now}
+	s := &Store{read: rdb, reads: newStmtCache(rdb), write: wdb, keys: keys, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -134,7 +135,10 @@ func Open(ctx context.Context, dsn string, keys *secret.Keyring, opts Options) (
 		s.closeDBs()
 		return nil, err
 	}
-	s.w = newWriter(wdb)
+	if s.w, err = newWriter(ctx, wdb); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -211,7 +215,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() error {
-	return errors.Join(s.read.Close(), s.write.Close())
+	return errors.Join(s.reads.close(), s.read.Close(), s.write.Close())
 }
 
 // inWrite runs fn as one atomic unit of a write transaction and returns

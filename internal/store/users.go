@@ -74,7 +74,7 @@ func (s *Store) UserByAPIKey(ctx context.Context, corporateID int64, apikey stri
 	if apikey == "" {
 		return u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing: send the user's apikey")
 	}
-	err := s.read.QueryRowContext(ctx, `
+	err := s.reads.QueryRowContext(ctx, `
 		SELECT id, unique_id, idsha FROM users
 		WHERE apikey_hash = ? AND corporate_id = ?`, secret.Hash(apikey), corporateID,
 	).Scan(&u.ID, &u.UniqueID, &u.IDSha)

@@ -18,10 +18,12 @@ type writeReq struct {
 	done chan error
 }
 
-// writer is the one goroutine that writes to SQLite. Requests that arrive
-// while a commit is in flight queue up and share the next commit.
+// writer is the one goroutine that writes to SQLite, on the one write
+// connection, with its own prepared statements. Requests that arrive while a
+// commit is in flight queue up and share the next commit.
 type writer struct {
-	db       *sql.DB
+	conn     *sql.Conn
+	stmts    *stmtCache // over conn; used by the loop goroutine only
 	reqs     chan *writeReq
 	stopped  chan struct{}
 	shutdown chan struct{}
@@ -34,15 +36,20 @@ type writer struct {
 	closeOnce sync.Once
 }
 
-func newWriter(db *sql.DB) *writer {
+func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("write connection: %w", err)
+	}
 	w := &writer{
-		db:       db,
+		conn:     conn,
+		stmts:    newStmtCache(conn),
 		reqs:     make(chan *writeReq, maxBatch),
 		stopped:  make(chan struct{}),
 		shutdown: make(chan struct{}),
 	}
 	go w.loop()
-	return w
+	return w, nil
 }
 
 func (w *writer) do(ctx context.Context, fn func(q querier) error) error {
@@ -76,6 +83,10 @@ func (w *writer) close() {
 
 func (w *writer) loop() {
 	defer close(w.stopped)
+	defer func() {
+		w.stmts.close()
+		w.conn.Close()
+	}()
 	batch := make([]*writeReq, 0, maxBatch)
 	for {
 		select {
@@ -105,38 +116,42 @@ func (w *writer) loop() {
 	}
 }
 
+// exec runs a transaction-control statement on the write connection.
+func (w *writer) exec(query string) error {
+	_, err := w.stmts.ExecContext(context.Background(), query)
+	return err
+}
+
 // commit runs a batch in one transaction, each request in its own savepoint.
 func (w *writer) commit(batch []*writeReq) {
-	ctx := context.Background()
-	errs := make([]error, len(batch))
-	tx, err := w.db.BeginTx(ctx, nil)
-	if err != nil {
+	fail := func(op string, err error) {
 		for _, r := range batch {
-			r.done <- internal("begin", err)
+			r.done <- internal(op, err)
 		}
+	}
+	if err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		fail("begin", err)
 		return
 	}
+	errs := make([]error, len(batch))
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err // the caller left before its turn: do nothing for it
 			continue
 		}
 		var ok bool
-		errs[i], ok = w.runOne(ctx, tx, r.fn)
+		errs[i], ok = w.runOne(r.fn)
 		if !ok {
 			// The transaction is in an unknown state: give up the whole
 			// batch rather than commit half of a request.
-			tx.Rollback()
-			for _, r := range batch {
-				r.done <- internal("write", errs[i])
-			}
+			w.exec("ROLLBACK")
+			fail("write", errs[i])
 			return
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		for _, r := range batch {
-			r.done <- internal("commit", err)
-		}
+	if err := w.exec("COMMIT"); err != nil {
+		w.exec("ROLLBACK")
+		fail("commit", err)
 		return
 	}
 	for i, r := range batch {
@@ -146,42 +161,41 @@ func (w *writer) commit(batch []*writeReq) {
 
 // runOne runs fn in a savepoint. ok is false when the savepoint could not be
 // set, rolled back or released, and the transaction can no longer be trusted.
-func (w *writer) runOne(ctx context.Context, tx *sql.Tx, fn func(q querier) error) (err error, ok bool) {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+func (w *writer) runOne(fn func(q querier) error) (err error, ok bool) {
+	if err := w.exec("SAVEPOINT req"); err != nil {
 		return err, false
 	}
 	ok = true
-	q := detached{tx}
 	defer func() {
 		if p := recover(); p != nil {
 			err = internal("write", fmt.Errorf("panic: %v", p))
 		}
 		if err != nil {
-			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+			if rerr := w.exec("ROLLBACK TO req"); rerr != nil {
 				err, ok = rerr, false
 				return
 			}
 		}
-		if _, rerr := tx.ExecContext(ctx, "RELEASE req"); rerr != nil {
+		if rerr := w.exec("RELEASE req"); rerr != nil {
 			err, ok = rerr, false
 		}
 	}()
-	return fn(q), true
+	return fn(detached{w.stmts}), true
 }
 
 // detached runs statements of the shared transaction without their
 // caller's cancellation: a cancelled statement makes SQLite roll back the
 // whole transaction, which would fail every other request in the batch.
-type detached struct{ tx *sql.Tx }
+type detached struct{ q querier }
 
 func (d detached) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return d.tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+	return d.q.ExecContext(context.WithoutCancel(ctx), query, args...)
 }
 
 func (d detached) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return d.tx.QueryContext(context.WithoutCancel(ctx), query, args...)
+	return d.q.QueryContext(context.WithoutCancel(ctx), query, args...)
 }
 
 func (d detached) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return d.tx.QueryRowContext(context.WithoutCancel(ctx), query, args...)
+	return d.q.QueryRowContext(context.WithoutCancel(ctx), query, args...)
 }
