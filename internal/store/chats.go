@@ -14,6 +14,14 @@ import (
 // of the same corporate (CodeNotFound otherwise); the caller has already
 // refused a chat with oneself.
 func (s *Store) CreateConversation(ctx context.Context, req imbee.ChatRequest) (conv imbee.Conversation, err error) {
+	if req.Type == imbee.ConversationChat && len(req.Contacts) == 1 {
+		// A repeat reads the chat and writes nothing. A chat of this
+		// corporate with that pair key proves that the contact exists.
+		conv, err = s.chatByPair(ctx, s.reads, req.CorporateID, pairKey(req.Creator, req.Contacts[0]))
+		if err == nil || !errors.Is(err, sql.ErrNoRows) {
+			return conv, err
+		}
+	}
 	err = s.inWrite(ctx, func(q querier) error {
 		members := []imbee.Member{{IDSha: req.Creator, IsAdmin: true}}
 		for _, idsha := range req.Contacts {
@@ -54,23 +62,53 @@ func memberByIDSha(ctx context.Context, q querier, corporateID int64, idsha stri
 // creator when there is none. The unique (corporate_id, pair_key) decides
 // which of concurrent creators wins.
 func (s *Store) ensureChat(ctx context.Context, q querier, corporateID int64, a, b imbee.Member) (imbee.Conversation, error) {
-	key := a.IDSha + ":" + b.IDSha
-	if b.IDSha < a.IDSha {
-		key = b.IDSha + ":" + a.IDSha
-	}
+	key := pairKey(a.IDSha, b.IDSha)
 	conv, err := s.insertConversation(ctx, q, corporateID, imbee.ConversationChat, "", &key, []imbee.Member{a, b})
 	if err == nil || !errors.Is(err, errPairExists) {
 		return conv, err
 	}
-	conv = imbee.Conversation{CorporateID: corporateID, Type: imbee.ConversationChat, Existing: true}
-	err = q.QueryRowContext(ctx, `
-		SELECT id, public_id FROM conversations WHERE corporate_id = ? AND pair_key = ?`,
-		corporateID, key).Scan(&conv.ID, &conv.PublicID)
+	conv, err = s.chatByPair(ctx, q, corporateID, key)
 	if err != nil {
 		return conv, internal("read chat", err)
 	}
-	conv.Members, err = conversationMembers(ctx, q, conv.ID)
-	return conv, err
+	return conv, nil
+}
+
+// pairKey names the 1:1 chat of two members, whichever asks.
+func pairKey(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + ":" + b
+}
+
+// chatByPair reads an existing 1:1 chat with its members, in one query.
+// It returns sql.ErrNoRows when the pair has none.
+func (s *Store) chatByPair(ctx context.Context, q querier, corporateID int64, key string) (imbee.Conversation, error) {
+	conv := imbee.Conversation{CorporateID: corporateID, Type: imbee.ConversationChat, Existing: true}
+	rows, err := q.QueryContext(ctx, `
+		SELECT c.id, c.public_id, m.idsha, m.is_admin, m.is_bot
+		FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id
+		WHERE c.corporate_id = ? AND c.pair_key = ?
+		ORDER BY m.position`, corporateID, key)
+	if err != nil {
+		return conv, internal("read chat", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m imbee.Member
+		if err := rows.Scan(&conv.ID, &conv.PublicID, &m.IDSha, &m.IsAdmin, &m.IsBot); err != nil {
+			return conv, internal("read chat", err)
+		}
+		conv.Members = append(conv.Members, m)
+	}
+	if err := rows.Err(); err != nil {
+		return conv, internal("read chat", err)
+	}
+	if len(conv.Members) == 0 {
+		return conv, sql.ErrNoRows
+	}
+	return conv, nil
 }
 
 var errPairExists = errors.New("chat exists")
@@ -98,23 +136,4 @@ func (s *Store) insertConversation(ctx context.Context, q querier, corporateID i
 		}
 	}
 	return conv, nil
-}
-
-func conversationMembers(ctx context.Context, q querier, conversationID int64) ([]imbee.Member, error) {
-	rows, err := q.QueryContext(ctx, `
-		SELECT idsha, is_admin, is_bot FROM conversation_members
-		WHERE conversation_id = ? ORDER BY position`, conversationID)
-	if err != nil {
-		return nil, internal("read members", err)
-	}
-	defer rows.Close()
-	var out []imbee.Member
-	for rows.Next() {
-		var m imbee.Member
-		if err := rows.Scan(&m.IDSha, &m.IsAdmin, &m.IsBot); err != nil {
-			return nil, internal("read members", err)
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -14,6 +15,9 @@ import (
 // before. Concurrent first calls create one user: the unique constraint
 // decides, and the losers read the winner's row.
 func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, existed bool, err error) {
+	if u, ok, err := s.knownUser(ctx, corporateID, uniqueID, dev); err != nil || ok {
+		return u, ok, err
+	}
 	err = s.inWrite(ctx, func(q querier) error {
 		var nonce []byte
 		u, nonce, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
@@ -38,6 +42,41 @@ func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID st
 		return nil
 	})
 	return u, existed, err
+}
+
+// deviceSeenEvery is how stale a device's last_seen may be before a repeat
+// updates it. Within it, a repeat is a read and costs no write.
+const deviceSeenEvery = time.Hour
+
+// knownUser is the read-only path of a repeat: the user exists and its
+// device (if any) was recorded recently. ok is false when a write is needed.
+func (s *Store) knownUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, ok bool, err error) {
+	var d imbee.Device
+	if dev != nil {
+		d = *dev
+	}
+	var nonce []byte
+	var lastSeen sql.NullInt64
+	err = s.reads.QueryRowContext(ctx, `
+		SELECT u.id, u.idsha, u.secret_nonce,
+			(SELECT last_seen FROM devices
+			 WHERE user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
+		FROM users u WHERE u.corporate_id = ? AND u.unique_id = ?`,
+		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, corporateID, uniqueID,
+	).Scan(&u.ID, &u.IDSha, &nonce, &lastSeen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, internal("read user", err)
+	}
+	if dev != nil && (!lastSeen.Valid || s.now().Sub(time.Unix(lastSeen.Int64, 0)) >= deviceSeenEvery) {
+		return u, false, nil
+	}
+	u.CorporateID, u.UniqueID = corporateID, uniqueID
+	u.Pass = s.keys.Derive(secret.Pass, nonce)
+	u.APIKey = s.keys.Derive(secret.APIKey, nonce)
+	return u, true, nil
 }
 
 // ensureUser is insert-or-return in two statements of one transaction.
