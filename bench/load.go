@@ -14,14 +14,13 @@ type request func(w, i int) (*http.Request, error)
 
 // result is what one closed-loop run measured.
 type result struct {
-	Requests  int           `json:"requests"`
-	Errors    int           `json:"errors"`
-	Duration  time.Duration `json:"-"`
-	Seconds   float64       `json:"seconds"`
-	PerSecond float64       `json:"per_second"`
-	P50       float64       `json:"p50_ms"`
-	P99       float64       `json:"p99_ms"`
-	P999      float64       `json:"p999_ms"`
+	Requests  int     `json:"requests"` // over all repetitions
+	Errors    int     `json:"errors"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"per_second"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	P999      float64 `json:"p999_ms"`
 	// Server-side cost, from /proc: CPU time per request and peak RSS.
 	CPUPerReq float64 `json:"cpu_us_per_request"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
@@ -79,7 +78,7 @@ func closedLoop(ctx context.Context, client *http.Client, conc int, d time.Durat
 	wg.Wait()
 	elapsed := time.Since(start)
 	var all []time.Duration
-	r := result{Duration: elapsed, Seconds: elapsed.Seconds()}
+	r := result{Seconds: elapsed.Seconds()}
 	for w := range conc {
 		all = append(all, lat[w]...)
 		r.Errors += errs[w]
@@ -97,4 +96,31 @@ func pct(sorted []time.Duration, p float64) float64 {
 	}
 	i := int(float64(len(sorted)-1) * p)
 	return float64(sorted[i].Microseconds()) / 1000
+}
+
+// median takes each figure's median over runs; errors are summed and the
+// peak memory is the highest seen.
+func median(runs []result) result {
+	pick := func(f func(result) float64) float64 {
+		xs := make([]float64, len(runs))
+		for i, r := range runs {
+			xs[i] = f(r)
+		}
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	m := result{
+		PerSecond: pick(func(r result) float64 { return r.PerSecond }),
+		P50:       pick(func(r result) float64 { return r.P50 }),
+		P99:       pick(func(r result) float64 { return r.P99 }),
+		P999:      pick(func(r result) float64 { return r.P999 }),
+		CPUPerReq: pick(func(r result) float64 { return r.CPUPerReq }),
+		Seconds:   pick(func(r result) float64 { return r.Seconds }),
+	}
+	for _, r := range runs {
+		m.Requests += r.Requests
+		m.Errors += r.Errors
+		m.PeakRSSMB = max(m.PeakRSSMB, r.PeakRSSMB)
+	}
+	return m
 }

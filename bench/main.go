@@ -28,6 +28,7 @@ import (
 
 type config struct {
 	duration time.Duration
+	reps     int
 	conc     []int
 	modes    []string
 	scale    int
@@ -37,9 +38,16 @@ type config struct {
 	profile  string
 }
 
+// baselineEnv, when set, makes this program the baseline server on that
+// address: the harness starts itself that way.
+const baselineEnv = "IMBEE_BENCH_BASELINE"
+
 func main() {
-	baseline := flag.String("baseline", "", "internal: serve the baseline on this address")
-	duration := flag.Duration("duration", 5*time.Second, "how long each closed-loop run lasts")
+	if addr := os.Getenv(baselineEnv); addr != "" {
+		log.Fatal(serveBaseline(addr))
+	}
+	duration := flag.Duration("duration", 3*time.Second, "how long each closed-loop run lasts")
+	reps := flag.Int("reps", 3, "runs of each measurement; the report gives their median")
 	conc := flag.String("conc", "1,32,128", "concurrencies (connections) to run each scenario at")
 	modes := flag.String("modes", "full,normal", "SQLite durability modes to measure (--sqlite-synchronous)")
 	scale := flag.Int("scale", 1_000_000, "rows of each kind to preload for the scale run; 0 skips it")
@@ -48,10 +56,7 @@ func main() {
 	jsonOut := flag.String("json", "bench/results.json", "JSON report")
 	profile := flag.String("profile", "", "if set, save a CPU profile of imbee for each scenario at 32 connections into this directory")
 	flag.Parse()
-	if *baseline != "" {
-		log.Fatal(serveBaseline(*baseline))
-	}
-	cfg := config{duration: *duration, scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, modes: strings.Split(*modes, ",")}
+	cfg := config{duration: *duration, reps: max(1, *reps), scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, modes: strings.Split(*modes, ",")}
 	for _, c := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -92,14 +97,14 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	bp, err := startProc(self, []string{"-baseline", "127.0.0.1:0"}, nil)
+	bp, err := startProc(self, nil, []string{baselineEnv + "=127.0.0.1:0"})
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range cfg.conc {
 		client := newClient(c)
 		e := &env{url: bp.URL, client: client}
-		r := measure(ctx, bp, client, c, cfg.duration, func(w, i int) (*http.Request, error) {
+		r := measure(ctx, cfg, bp, client, c, func(w, i int) (*http.Request, error) {
 			return e.post("/third_parties/user/new", "k", fmt.Sprintf(`{"uniqueIdSha":"b-%d-%d",%s}`, w, i, device))
 		}, 200)
 		log.Printf("baseline c=%d: %.0f/s p99 %.2f ms", c, r.PerSecond, r.P99)
@@ -178,7 +183,7 @@ func runImbee(ctx context.Context, cfg config, bin, dir, mode string, c *creds) 
 					prof <- saveProfile(cfg.duration, filepath.Join(cfg.profile, fmt.Sprintf("%s-%s-c%d.pprof", mode, s.Name, conc)))
 				}()
 			}
-			r := measure(ctx, p, client, conc, cfg.duration, s.make(e), s.ok...)
+			r := measure(ctx, cfg, p, client, conc, s.make(e), s.ok...)
 			if prof != nil {
 				if err := <-prof; err != nil {
 					log.Printf("profile: %v", err)
@@ -192,16 +197,21 @@ func runImbee(ctx context.Context, cfg config, bin, dir, mode string, c *creds) 
 	return rows, p.start, nil
 }
 
-// measure runs one closed loop and adds the server's CPU and peak memory.
-func measure(ctx context.Context, p *proc, client *http.Client, conc int, d time.Duration, next request, ok ...int) result {
-	p.resetPeakRSS()
-	cpu0 := p.cpuTime()
-	r := closedLoop(ctx, client, conc, d, next, ok...)
-	if r.Requests > 0 {
-		r.CPUPerReq = float64((p.cpuTime() - cpu0).Microseconds()) / float64(r.Requests)
+// measure runs cfg.reps closed loops, each with the server's CPU time and
+// peak memory, and returns their median.
+func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc int, next request, ok ...int) result {
+	var runs []result
+	for range cfg.reps {
+		p.resetPeakRSS()
+		cpu0 := p.cpuTime()
+		r := closedLoop(ctx, client, conc, cfg.duration, next, ok...)
+		if r.Requests > 0 {
+			r.CPUPerReq = float64((p.cpuTime() - cpu0).Microseconds()) / float64(r.Requests)
+		}
+		r.PeakRSSMB = p.peakRSS()
+		runs = append(runs, r)
 	}
-	r.PeakRSSMB = p.peakRSS()
-	return r
+	return median(runs)
 }
 
 func after(out, label string) string {

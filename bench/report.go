@@ -29,6 +29,7 @@ type report struct {
 	Commit         string  `json:"commit"`
 	Command        string  `json:"command"`
 	DurationS      float64 `json:"duration_s"`
+	Reps           int     `json:"reps"`
 	Baseline       []row   `json:"baseline"`
 	Runs           []row   `json:"runs"`
 	Scale          []row   `json:"scale,omitempty"`
@@ -44,6 +45,7 @@ func newReport(cfg config) *report {
 		Machine:   machine(),
 		Commit:    commit(),
 		DurationS: cfg.duration.Seconds(),
+		Reps:      cfg.reps,
 	}
 }
 
@@ -100,7 +102,7 @@ func (r *report) markdown() string {
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("# Benchmarks\n\n")
 	p("Measured by `%s` on %s.\n\n", r.Command, r.Date)
-	p("- Machine: %s\n- Commit: %s\n- Each run: %.0f s closed-loop; the load generator shares the machine's cores with the server.\n", r.Machine, r.Commit, r.DurationS)
+	p("- Machine: %s\n- Commit: %s\n- Each figure is the median of %d closed-loop runs of %.0f s; the load generator shares the machine's cores with the server.\n", r.Machine, r.Commit, r.Reps, r.DurationS)
 	p("- Baseline: a bare Go net/http handler, in its own process, that decodes the same JSON body and writes an envelope of the same size, driven by the same load generator in this same run. Ratios are imbee's throughput over the baseline's at the same concurrency.\n")
 	p("- CPU is the server process's user+system time per request; RSS is its peak resident memory during the run.\n\n")
 

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	// The harness runs its own binary as the baseline server.
+	if addr := os.Getenv(baselineEnv); addr != "" {
+		serveBaseline(addr)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestHarness runs the whole harness briefly, scale run included, so that it
+// keeps working; the figures of so short a run mean nothing.
+func TestHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds imbee and runs servers")
+	}
+	// The harness builds ./cmd/imbee from the repository root.
+	t.Chdir("..")
+	dir := t.TempDir()
+	cfg := config{
+		duration: 300 * time.Millisecond, reps: 1, conc: []int{4}, modes: []string{"full"}, scale: 3000,
+		only: regexp.MustCompile(""), out: filepath.Join(dir, "B.md"), jsonOut: filepath.Join(dir, "B.json"),
+	}
+	rep, err := runAll(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Baseline) != 1 || rep.Baseline[0].Requests == 0 {
+		t.Fatalf("baseline not measured: %+v", rep.Baseline)
+	}
+	if len(rep.Runs) != len(scenarios) || len(rep.Scale) != len(scenarios) {
+		t.Fatalf("%d runs and %d scale runs, want %d each", len(rep.Runs), len(rep.Scale), len(scenarios))
+	}
+	for _, r := range append(rep.Runs, rep.Scale...) {
+		if r.Requests == 0 || r.Errors != 0 || r.CPUPerReq <= 0 || r.PeakRSSMB <= 0 {
+			t.Errorf("%s: %+v", r.Scenario, r.result)
+		}
+	}
+	if err := rep.write(cfg.out, cfg.jsonOut); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(cfg.out)
+	for _, want := range []string{"## Targets", "| user_new | 4 |", "## Scale: 3000", "Machine:", "Commit:"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
