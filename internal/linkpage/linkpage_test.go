@@ -337,3 +337,13 @@ func TestSpend(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkRenderLanding(b *testing.B) {
+	h := &Handler{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Body.Reset()
+		h.render(w, 200, "landing", map[string]any{"Title": "Chat with Bot", "BotName": "Bot", "CorporateName": "Corp", "UsesLeft": 3, "DateLimit": "2026-12-01"})
+	}
+}

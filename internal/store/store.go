@@ -104,7 +104,7 @@ func Open(ctx context.Context, dsn string, keys *secret.Keyring, opts Options) (
 		return nil, fmt.Errorf("synchronous must be full or normal, not %q", opts.Synchronous)
 	}
 	// busy_timeout first, so that switching to WAL waits for other processes.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=foreign_keys(1)"
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=foreign_keys(1)&_pragma=temp_store(memory)"
 	wdb, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&"+pragmas)
 	if err != nil {
 		return nil, err
