@@ -101,9 +101,11 @@ func TestCLI(t *testing.T) {
 	})
 }
 
-func TestBootstrap(t *testing.T) {
-	dir := t.TempDir()
-	s := startServerIn(t, dir)
+func TestBootstrap(t *testing.T) { forEachBackend(t, testBootstrap) }
+
+func testBootstrap(t *testing.T) {
+	d := newDB(t)
+	s := startServerOn(t, d)
 	if s.auth == "" || s.token == "" || s.bot == "" || !strings.Contains(s.stdout.String(), "curl --request POST --url "+s.URL) {
 		t.Fatalf("first start printed no demo credentials: %s", s.stdout.String())
 	}
@@ -113,7 +115,7 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 	// A second start on the same database creates nothing and prints no secret.
-	s2 := startServerIn(t, dir)
+	s2 := startServerOn(t, d)
 	if s2.auth != "" || strings.Contains(s2.stdout.String(), s.auth) {
 		t.Fatalf("second start bootstrapped again: %s", s2.stdout.String())
 	}

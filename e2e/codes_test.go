@@ -7,7 +7,9 @@ import (
 )
 
 // TestCodes walks every row of the code table (docs/api.md).
-func TestCodes(t *testing.T) {
+func TestCodes(t *testing.T) { forEachBackend(t, testCodes) }
+
+func testCodes(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	good := map[string]string{"uniqueIdSha": "codes_user"}
@@ -159,7 +161,9 @@ func TestRateLimit(t *testing.T) {
 }
 
 // TestCheckOrder: when several checks fail, the first in the spec's order answers.
-func TestCheckOrder(t *testing.T) {
+func TestCheckOrder(t *testing.T) { forEachBackend(t, testCheckOrder) }
+
+func testCheckOrder(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	h := func(auth, key, ct string) map[string]string {

@@ -21,7 +21,9 @@ func concurrently[T any](n int, f func(i int) T) []T {
 	return out
 }
 
-func TestConcurrency(t *testing.T) {
+func TestConcurrency(t *testing.T) { forEachBackend(t, testConcurrency) }
+
+func testConcurrency(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 

@@ -25,7 +25,9 @@ func docHeaders(auth, key string) map[string]string {
 	}
 }
 
-func TestDocument(t *testing.T) {
+func TestDocument(t *testing.T) { forEachBackend(t, testDocument) }
+
+func testDocument(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 

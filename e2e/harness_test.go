@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee/internal/cli"
+	"github.com/imbee/imbee/internal/pgtest"
 )
 
 // syncBuffer is an io.Writer that tests can read while the server writes.
@@ -42,9 +44,8 @@ func (b *syncBuffer) String() string {
 
 // server is a running "imbee serve".
 type server struct {
-	t      testing.TB
-	dir    string
-	db     string
+	t testing.TB
+	dbSpec
 	URL    string
 	stdout *syncBuffer
 	logs   *syncBuffer
@@ -54,20 +55,49 @@ type server struct {
 	auth, token, bot string
 }
 
-// startServer runs "imbee serve" on a free port and a new database in a
-// temporary directory, and waits until it listens.
-func startServer(t testing.TB, args ...string) *server {
-	t.Helper()
-	dir := t.TempDir()
-	return startServerIn(t, dir, args...)
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// forEachBackend runs test once on SQLite and once on PostgreSQL, as the
+// subtests "sqlite" and "postgres"; newDB gives each a database of its backend.
+func forEachBackend(t *testing.T, test func(t *testing.T)) {
+	t.Run("sqlite", test)
+	t.Run("postgres", test)
 }
 
-func startServerIn(t testing.TB, dir string, args ...string) *server {
+// dbSpec is where a server keeps its data: the --db and --key-file flags.
+type dbSpec struct {
+	db      string
+	keyFile string
+}
+
+func (d dbSpec) postgres() bool { return strings.HasPrefix(d.db, "postgres") }
+
+func (d dbSpec) flags() []string { return []string{"--db", d.db, "--key-file", d.keyFile} }
+
+// newDB makes a new, empty database of the backend t runs under.
+func newDB(t testing.TB) dbSpec {
 	t.Helper()
-	s := &server{t: t, dir: dir, db: "sqlite:" + filepath.Join(dir, "imbee.db"), stdout: &syncBuffer{}, logs: &syncBuffer{}}
+	dir := t.TempDir()
+	d := dbSpec{db: "sqlite:" + filepath.Join(dir, "imbee.db"), keyFile: filepath.Join(dir, "imbee.key")}
+	if strings.Contains(t.Name(), "/postgres") {
+		d.db = pgtest.URL(t)
+	}
+	return d
+}
+
+// startServer runs "imbee serve" on a free port and a new database, and
+// waits until it listens.
+func startServer(t testing.TB, args ...string) *server {
+	t.Helper()
+	return startServerOn(t, newDB(t), args...)
+}
+
+func startServerOn(t testing.TB, d dbSpec, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, dbSpec: d, stdout: &syncBuffer{}, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	argv := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", s.db, "--rate-limit", "0"}, args...)
+	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"}, d.flags()...), args...)
 	go func() { done <- cli.Run(ctx, argv, noEnv, s.stdout, s.logs) }()
 	s.stop = func() error {
 		cancel()
@@ -129,7 +159,7 @@ func field(out, label string) string {
 // imbee runs an admin command against the server's database.
 func (s *server) imbee(args ...string) (string, error) {
 	var out, errOut bytes.Buffer
-	argv := append(append([]string{}, args...), "--db", s.db)
+	argv := append(append([]string{}, args...), s.flags()...)
 	err := cli.Run(context.Background(), argv, noEnv, &out, &errOut)
 	if err != nil {
 		return out.String(), fmt.Errorf("%v: %s", err, errOut.String())
@@ -292,17 +322,43 @@ func page(t testing.TB, c *http.Client, method, url string) (int, string, *http.
 	return resp.StatusCode, string(b), resp
 }
 
-// dbFiles returns the database's files: the main file, its WAL and its
-// shared-memory index.
-func (s *server) dbFiles(t testing.TB) map[string][]byte {
+// storedData returns everything the database holds, as bytes to search:
+// for SQLite its files (main, WAL and shared-memory index), for PostgreSQL
+// every row of every table as text.
+func (s *server) storedData(t testing.TB) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	base := strings.TrimPrefix(s.db, "sqlite:")
-	for _, p := range []string{base, base + "-wal", base + "-shm"} {
-		b, err := os.ReadFile(p)
-		if err == nil {
-			out[p] = b
+	if !s.postgres() {
+		base := strings.TrimPrefix(s.db, "sqlite:")
+		for _, p := range []string{base, base + "-wal", base + "-shm"} {
+			if b, err := os.ReadFile(p); err == nil {
+				out[p] = b
+			}
 		}
+		return out
+	}
+	db, err := sql.Open("pgx", s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tables, err := db.Query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for tables.Next() {
+		var n string
+		tables.Scan(&n)
+		names = append(names, n)
+	}
+	tables.Close()
+	for _, n := range names {
+		var rows sql.NullString
+		if err := db.QueryRow(`SELECT string_agg(t::text, E'\n') FROM ` + n + ` t`).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = []byte(rows.String)
 	}
 	return out
 }

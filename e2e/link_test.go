@@ -13,7 +13,9 @@ import (
 	"github.com/imbee/imbee/internal/store"
 )
 
-func TestLink(t *testing.T) {
+func TestLink(t *testing.T) { forEachBackend(t, testLink) }
+
+func testLink(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	issue := func(t *testing.T, who string, uses int) string {
@@ -146,7 +148,9 @@ func TestLink(t *testing.T) {
 // TestDeliveries checks that each /token/new records one delivery per
 // channel, in the same transaction as its link, and that the worker sends
 // them through the (logging) transport without logging the link.
-func TestDeliveries(t *testing.T) {
+func TestDeliveries(t *testing.T) { forEachBackend(t, testDeliveries) }
+
+func testDeliveries(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "both", "bot_idsha": c.bot, "mail": "both@example.com", "celullar": "+34 612 345 678"})
@@ -156,7 +160,7 @@ func TestDeliveries(t *testing.T) {
 	// A refused request queues nothing.
 	expect(t, s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "both", "bot_idsha": "nope", "mail": "x@example.com"}), 404, 7)
 
-	keys, _, err := secret.LoadOrCreateKeyFile(strings.TrimPrefix(s.db, "sqlite:") + ".key")
+	keys, _, err := secret.LoadOrCreateKeyFile(s.keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

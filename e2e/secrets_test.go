@@ -11,7 +11,9 @@ import (
 // secret the server handed out in the database files (main, WAL and shared
 // memory) and in the logs, and must find none. Repeats still return the
 // same secrets, so they are derived, not stored.
-func TestNoSecretAtRest(t *testing.T) {
+func TestNoSecretAtRest(t *testing.T) { forEachBackend(t, testNoSecretAtRest) }
+
+func testNoSecretAtRest(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	other := s.newCorporate(t, "Gamma")
@@ -61,7 +63,7 @@ func TestNoSecretAtRest(t *testing.T) {
 			t.Fatalf("secret %q is too short to be one", sec)
 		}
 	}
-	files := s.dbFiles(t)
+	files := s.storedData(t)
 	if len(files) == 0 {
 		t.Fatal("no database files found")
 	}

@@ -6,7 +6,9 @@ import (
 
 // TestTenantIsolation: corporate B's credentials against A's users, bots,
 // chats and links are refused, and the answers do not tell what exists.
-func TestTenantIsolation(t *testing.T) {
+func TestTenantIsolation(t *testing.T) { forEachBackend(t, testTenantIsolation) }
+
+func testTenantIsolation(t *testing.T) {
 	s := startServer(t)
 	a := s.demo()
 	b := s.newCorporate(t, "Beta")

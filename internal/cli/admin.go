@@ -231,3 +231,39 @@ func (c *cli) linkRevoke(ctx context.Context, args []string) error {
 	fmt.Fprintln(c.stdout, "link revoked")
 	return nil
 }
+
+func (c *cli) migrateData(ctx context.Context, args []string) error {
+	fs := c.flagSet("migrate-data", "Move a whole installation to another database, e.g. from SQLite to PostgreSQL: every corporate,\nbot, user, chat, link, session and delivery, with their ids. The target must be empty, and the\nsame server key (--key-file) serves both, so every credential and link keeps working.\nStop the servers on the source first.")
+	from := fs.String("from", "", "the source database, e.g. sqlite:imbee.db (required)")
+	to := fs.String("to", "", "the target database, e.g. postgres://imbee@db/imbee (required)")
+	keyFile := fs.String("key-file", "", "the server key file (default: the SQLite source's path + \".key\")")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return errors.New("--from and --to are required")
+	}
+	keys, err := (&storeFlags{db: *from, keyFile: *keyFile}).keyring()
+	if err != nil {
+		return err
+	}
+	src, err := store.Open(ctx, *from, keys, store.Options{})
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	defer src.Close()
+	dst, err := store.Open(ctx, *to, keys, store.Options{})
+	if err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	defer dst.Close()
+	counts, err := store.CopyAll(ctx, src, dst)
+	if err != nil {
+		return err
+	}
+	for _, t := range []string{"corporates", "bots", "users", "devices", "conversations", "conversation_members", "links", "sessions", "deliveries"} {
+		fmt.Fprintf(c.stdout, "%-22s %d rows\n", t, counts[t])
+	}
+	fmt.Fprintf(c.stdout, "moved %s to %s\n", store.Redact(*from), store.Redact(*to))
+	return nil
+}

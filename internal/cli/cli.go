@@ -37,7 +37,7 @@ func (c *cli) flagSet(name, summary string) *flag.FlagSet {
 
 func (c *cli) addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	sf := &storeFlags{}
-	fs.StringVar(&sf.db, "db", "sqlite:imbee.db", "database: sqlite:PATH")
+	fs.StringVar(&sf.db, "db", "sqlite:imbee.db", "database: sqlite:PATH, or postgres://USER:PASSWORD@HOST/DB for PostgreSQL")
 	fs.StringVar(&sf.keyFile, "key-file", "", "file holding the server key that secrets are derived from; created on first use (default: the SQLite file's path + \".key\"). Keep it outside database backups")
 	return sf
 }
@@ -78,7 +78,7 @@ func (sf *storeFlags) keyring() (*secret.Keyring, error) {
 			return nil, err
 		}
 		if backend != "sqlite" {
-			return nil, errors.New("--key-file is required with this database")
+			return nil, errors.New("--key-file is required with PostgreSQL: every server of the installation must use the same key file")
 		}
 		path = loc + ".key"
 	}

@@ -13,6 +13,7 @@ const usage = `imbee: a self-hosted server for the third-party chat API.
 Usage:
   imbee serve                 run the server
   imbee migrate               apply pending schema migrations and exit
+  imbee migrate-data          move an installation to another database (SQLite to PostgreSQL)
   imbee corporate create      create a corporate (tenant) and print its credentials
   imbee corporate list        list corporates
   imbee corporate rotate      replace a corporate's credentials
@@ -42,6 +43,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.serve(ctx, rest)
 	case cmd == "migrate":
 		return c.migrate(ctx, rest)
+	case cmd == "migrate-data":
+		return c.migrateData(ctx, rest)
 	case cmd == "corporate" && sub == "create":
 		return c.corporateCreate(ctx, rest[1:])
 	case cmd == "corporate" && sub == "list":

@@ -27,6 +27,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	publicURL := fs.String("public-url", "", "base of the links sent to people, e.g. https://chat.example.com (default http://<addr>)")
 	bootstrap := fs.Bool("bootstrap", true, "on an empty database, create a demo corporate and bot and print their credentials")
 	synchronous := fs.String("sqlite-synchronous", "full", "SQLite durability: full (an acknowledged write survives power loss) or normal (survives a process crash only; faster)")
+	maxConns := fs.Int("pg-max-conns", 16, "PostgreSQL: the most connections this server opens (size it as in docs/deployment.md)")
+	stmtTimeout := fs.Duration("pg-statement-timeout", 10*time.Second, "PostgreSQL: the longest one statement may run")
 	rateLimit := fs.Float64("rate-limit", 5000, "requests per second allowed to each corporate; 0 turns the limit off")
 	rateBurst := fs.Int("rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
@@ -41,7 +43,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	s, err := sf.open(ctx, store.Options{Synchronous: *synchronous})
+	s, err := sf.open(ctx, store.Options{Synchronous: *synchronous, MaxConns: *maxConns, StatementTimeout: *stmtTimeout})
 	if err != nil {
 		return err
 	}

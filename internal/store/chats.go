@@ -131,7 +131,7 @@ func (s *Store) insertConversation(ctx context.Context, q querier, corporateID i
 		if _, err := q.ExecContext(ctx, `
 			INSERT INTO conversation_members (conversation_id, corporate_id, position, idsha, is_bot, is_admin)
 			VALUES (?, ?, ?, ?, ?, ?)`,
-			conv.ID, corporateID, i, m.IDSha, m.IsBot, m.IsAdmin); err != nil {
+			conv.ID, corporateID, i, m.IDSha, boolInt(m.IsBot), boolInt(m.IsAdmin)); err != nil {
 			return conv, internal("add member", err)
 		}
 	}

@@ -206,7 +206,7 @@ func (s *Store) Bootstrap(ctx context.Context, corporateName, botName string) (d
 		// servers starting together on a new database.
 		res, err := q.ExecContext(ctx, `
 			INSERT INTO meta (name, value)
-			SELECT 'bootstrapped', ? WHERE NOT EXISTS (SELECT 1 FROM corporates)
+			SELECT 'bootstrapped', CAST(? AS TEXT) WHERE NOT EXISTS (SELECT 1 FROM corporates)
 			ON CONFLICT (name) DO NOTHING`, now.Format(time.RFC3339))
 		if err != nil {
 			return internal("bootstrap", err)

@@ -22,7 +22,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 			WHERE id IN (
 				SELECT id FROM deliveries
 				WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
-				ORDER BY next_attempt_at LIMIT ?)
+				ORDER BY next_attempt_at LIMIT ?`+s.skipLocked()+`)
 			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,
 			unix(now.Add(lease)), unix(now), unix(now), limit)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Package store keeps imbee's data. All SQL lives here, one file per
 // aggregate; exported methods run one transaction each over unexported
-// helpers that take a querier.
+// helpers that take a querier. The SQL is written once, with ? placeholders,
+// for both backends; the few differences are named where they occur.
 //
 // On SQLite, writes go through one writer goroutine that commits concurrent
 // requests together (group commit): each request runs inside its own
@@ -8,6 +9,11 @@
 // and every caller gets its own result only after the one fsync that makes
 // the whole batch durable. Reads go to a separate pool of read-only
 // connections, which WAL mode lets run alongside the writer.
+//
+// On PostgreSQL, each write is its own transaction on a pgx pool, and the
+// server commits concurrent transactions together itself. Several imbee
+// servers may share the database: every invariant is kept by a constraint
+// or a conditional statement, never by a check in Go.
 package store
 
 import (
@@ -21,9 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -45,36 +50,47 @@ type Options struct {
 	// acknowledged write survives a power loss) or "normal" (survives a
 	// process crash; a power loss may lose the last commits).
 	Synchronous string
+	// MaxConns bounds PostgreSQL's connection pool (0: 16).
+	MaxConns int
+	// StatementTimeout bounds each PostgreSQL statement (0: 10 s).
+	StatementTimeout time.Duration
 	// Now is the clock; time.Now when nil. Tests set it to move through time.
 	Now func() time.Time
 }
 
 // Store is imbee's storage.
 type Store struct {
-	read  *sql.DB
-	reads *stmtCache // over read
-	write *sql.DB
-	w     *writer
-	keys  *secret.Keyring
-	now   func() time.Time
+	postgres bool
+	db       *sql.DB       // SQLite: the read-only pool; PostgreSQL: the pool
+	pool     *pgxpool.Pool // PostgreSQL
+	reads    querier       // reads that need no transaction
+	sqlite   *sqliteWriter
+	keys     *secret.Keyring
+	now      func() time.Time
 }
 
-// ParseDSN splits a --db value into its backend and location.
-// "sqlite:PATH" (or "sqlite://PATH") selects SQLite.
+// ParseDSN splits a --db value into its backend ("sqlite" or "postgres")
+// and location. "sqlite:PATH" (or "sqlite://PATH") selects SQLite,
+// "postgres://…" PostgreSQL.
 func ParseDSN(dsn string) (backend, location string, err error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite://"):
-		return "sqlite", strings.TrimPrefix(dsn, "sqlite://"), nil
+		backend, location = "sqlite", strings.TrimPrefix(dsn, "sqlite://")
 	case strings.HasPrefix(dsn, "sqlite:"):
-		return "sqlite", strings.TrimPrefix(dsn, "sqlite:"), nil
+		backend, location = "sqlite", strings.TrimPrefix(dsn, "sqlite:")
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return "postgres", dsn, nil
+	default:
+		return "", "", fmt.Errorf("unsupported --db %q: use sqlite:PATH or postgres://…", Redact(dsn))
 	}
-	return "", "", fmt.Errorf("unsupported --db %q: use sqlite:PATH", redactDSN(dsn))
+	if location == "" {
+		return "", "", errors.New("--db sqlite: needs a file path")
+	}
+	return backend, location, nil
 }
 
-// redactDSN hides a password in a database URL before it is shown anywhere.
-func redactDSN(dsn string) string {
+// Redact hides a password in a database URL before it is shown anywhere.
+func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil || u.User == nil {
 		return dsn
@@ -85,58 +101,20 @@ func redactDSN(dsn string) string {
 // Open opens the database named by dsn, applies pending migrations and checks
 // that keys is the key the database was first used with.
 func Open(ctx context.Context, dsn string, keys *secret.Keyring, opts Options) (*Store, error) {
-	backend, path, err := ParseDSN(dsn)
+	backend, loc, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	if backend != "sqlite" {
-		return nil, errors.New("PostgreSQL is not supported yet: use sqlite:PATH")
-	}
-	if path == "" {
-		return nil, errors.New("--db sqlite: needs a file path")
-	}
-	sync := strings.ToLower(opts.Synchronous)
-	switch sync {
-	case "":
-		sync = "full"
-	case "full", "normal":
-	default:
-		return nil, fmt.Errorf("synchronous must be full or normal, not %q", opts.Synchronous)
-	}
-	// busy_timeout first, so that switching to WAL waits for other processes.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=foreign_keys(1)&_pragma=temp_store(memory)"
-	wdb, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&"+pragmas)
-	if err != nil {
-		return nil, err
-	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetConnMaxIdleTime(0)
-	if err := wdb.PingContext(ctx); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	rdb, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
-	if err != nil {
-		wdb.Close()
-		return nil, err
-	}
-	rdb.SetMaxOpenConns(8)
-	rdb.SetMaxIdleConns(8)
-
-	s := &Store{read: rdb, reads: newStmtCache(rdb), write: wdb, keys: keys, now: opts.Now}
+	s := &Store{keys: keys, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.migrate(ctx); err != nil {
-		s.closeDBs()
-		return nil, err
+	if backend == "postgres" {
+		err = s.openPostgres(ctx, loc, opts)
+	} else {
+		err = s.openSQLite(ctx, loc, opts)
 	}
-	if err := s.checkKey(ctx); err != nil {
-		s.closeDBs()
-		return nil, err
-	}
-	if s.w, err = newWriter(ctx, wdb); err != nil {
-		s.closeDBs()
+	if err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -145,24 +123,45 @@ func Open(ctx context.Context, dsn string, keys *secret.Keyring, opts Options) (
 // Migrate applies pending migrations to the database named by dsn and
 // reports what it applied.
 func Migrate(ctx context.Context, dsn string) ([]string, error) {
-	_, path, err := ParseDSN(dsn)
+	backend, loc, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	if backend == "postgres" {
+		db, pool, err := openPostgresDB(ctx, loc, Options{MaxConns: 2})
+		if err != nil {
+			return nil, err
+		}
+		defer pool.Close()
+		defer db.Close()
+		return migrateDB(ctx, db, true)
+	}
+	db, err := sql.Open("sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	return migrateDB(ctx, db)
+	return migrateDB(ctx, db, false)
 }
 
-func migrateDB(ctx context.Context, db *sql.DB) ([]string, error) {
-	fsys, err := fs.Sub(migrations, "migrations/sqlite")
+// migrateDB applies the embedded migrations of the dialect. On PostgreSQL
+// they run under an advisory lock, so N servers starting together migrate once.
+func migrateDB(ctx context.Context, db *sql.DB, postgres bool) ([]string, error) {
+	dir, dialect := "migrations/sqlite", goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if postgres {
+		dir, dialect = "migrations/postgres", goose.DialectPostgres
+		locker, err := newPostgresLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	fsys, err := fs.Sub(migrations, dir)
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys)
+	p, err := goose.NewProvider(dialect, db, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
@@ -184,22 +183,17 @@ func migrateDB(ctx context.Context, db *sql.DB) ([]string, error) {
 	return applied, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
-	_, err := migrateDB(ctx, s.write)
-	return err
-}
-
 // checkKey records the key's fingerprint on first use and refuses a
 // different key afterwards: secrets derived with it would not match the
 // ones already handed out.
-func (s *Store) checkKey(ctx context.Context) error {
+func (s *Store) checkKey(ctx context.Context, q querier) error {
 	check := s.keys.Check()
-	if _, err := s.write.ExecContext(ctx,
+	if _, err := q.ExecContext(ctx,
 		`INSERT INTO meta (name, value) VALUES ('key_check', ?) ON CONFLICT (name) DO NOTHING`, check); err != nil {
 		return fmt.Errorf("check server key: %w", err)
 	}
 	var stored string
-	if err := s.write.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&stored); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&stored); err != nil {
 		return fmt.Errorf("check server key: %w", err)
 	}
 	if !secret.Equal([]byte(stored), []byte(check)) {
@@ -210,32 +204,34 @@ func (s *Store) checkKey(ctx context.Context) error {
 
 // Close finishes pending writes and closes the database.
 func (s *Store) Close() error {
-	s.w.close()
-	return s.closeDBs()
-}
-
-func (s *Store) closeDBs() error {
-	return errors.Join(s.reads.close(), s.read.Close(), s.write.Close())
+	if s.sqlite != nil {
+		return s.sqlite.close()
+	}
+	return s.closePostgres()
 }
 
 // inWrite runs fn as one atomic unit of a write transaction and returns
 // once it is durable (or has failed). fn's effects are rolled back when it
-// returns an error.
+// returns an error. fn may run more than once (PostgreSQL retries
+// serialization failures), so it must only assign its results.
 func (s *Store) inWrite(ctx context.Context, fn func(q querier) error) error {
-	return s.w.do(ctx, fn)
+	if s.sqlite != nil {
+		return s.sqlite.w.do(ctx, fn)
+	}
+	return s.pgWrite(ctx, fn)
+}
+
+// skipLocked is appended to a subquery that claims rows, so that several
+// servers claim different rows (PostgreSQL). SQLite's one writer needs none.
+func (s *Store) skipLocked() string {
+	if s.postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
 }
 
 // unix is how times are stored.
 func unix(t time.Time) int64 { return t.Unix() }
-
-// isUniqueViolation classifies a driver error by its extended code.
-func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-	}
-	return false
-}
 
 // internal wraps an unexpected storage error: code 1, nothing shown to clients.
 func internal(op string, err error) error {
@@ -244,4 +240,12 @@ func internal(op string, err error) error {
 		return err // already classified
 	}
 	return imbee.Internal(op, err)
+}
+
+// boolInt stores a flag as 0 or 1, the same on both backends.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/pgtest"
 	"github.com/imbee/imbee/internal/secret"
 )
 
@@ -54,10 +56,29 @@ func newKeyring(tb testing.TB) *secret.Keyring {
 	return k
 }
 
-// openAt opens the store at path with keys; t.Cleanup closes it.
-func openAt(tb testing.TB, path string, keys *secret.Keyring, now func() time.Time) (*Store, error) {
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// forEachBackend runs test once on SQLite and once on PostgreSQL, as the
+// subtests "sqlite" and "postgres"; newDSN gives each a new database of its
+// backend.
+func forEachBackend(t *testing.T, test func(t *testing.T)) {
+	t.Run("sqlite", test)
+	t.Run("postgres", test)
+}
+
+// newDSN returns a new, empty database of the backend tb runs under.
+func newDSN(tb testing.TB) string {
 	tb.Helper()
-	s, err := Open(context.Background(), "sqlite:"+path, keys, Options{Now: now})
+	if strings.Contains(tb.Name(), "/postgres") {
+		return pgtest.URL(tb)
+	}
+	return "sqlite:" + filepath.Join(tb.TempDir(), "imbee.db")
+}
+
+// openAt opens the store at dsn with keys; t.Cleanup closes it.
+func openAt(tb testing.TB, dsn string, keys *secret.Keyring, now func() time.Time) (*Store, error) {
+	tb.Helper()
+	s, err := Open(context.Background(), dsn, keys, Options{Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -69,10 +90,10 @@ func openAt(tb testing.TB, path string, keys *secret.Keyring, now func() time.Ti
 	return s, nil
 }
 
-// mustOpen opens a store on a new SQLite file with a new key.
+// mustOpen opens a store on a new database with a new key.
 func mustOpen(tb testing.TB, now func() time.Time) *Store {
 	tb.Helper()
-	s, err := openAt(tb, filepath.Join(tb.TempDir(), "imbee.db"), newKeyring(tb), now)
+	s, err := openAt(tb, newDSN(tb), newKeyring(tb), now)
 	if err != nil {
 		tb.Fatalf("open store: %v", err)
 	}
@@ -171,19 +192,21 @@ func TestParseDSN(t *testing.T) {
 	}
 }
 
-func TestOpen(t *testing.T) {
+func TestOpen(t *testing.T) { forEachBackend(t, testOpen) }
+
+func testOpen(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("RefusesDifferentKey", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "imbee.db")
-		s, err := Open(ctx, "sqlite:"+path, newKeyring(t), Options{})
+		dsn := newDSN(t)
+		s, err := Open(ctx, dsn, newKeyring(t), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s2, err := Open(ctx, "sqlite:"+path, newKeyring(t), Options{})
+		s2, err := Open(ctx, dsn, newKeyring(t), Options{})
 		if err == nil {
 			s2.Close()
 			t.Fatal("Open with a different key succeeded")
@@ -191,9 +214,9 @@ func TestOpen(t *testing.T) {
 	})
 
 	t.Run("SameKeyRederivesSecrets", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "imbee.db")
+		dsn := newDSN(t)
 		keys := newKeyring(t)
-		s, err := Open(ctx, "sqlite:"+path, keys, Options{})
+		s, err := Open(ctx, dsn, keys, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +232,7 @@ func TestOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		s2, err := openAt(t, path, keys, nil)
+		s2, err := openAt(t, dsn, keys, nil)
 		if err != nil {
 			t.Fatalf("reopen with the same key: %v", err)
 		}
@@ -229,6 +252,9 @@ func TestOpen(t *testing.T) {
 	})
 
 	t.Run("RejectsBadOptions", func(t *testing.T) {
+		if strings.Contains(t.Name(), "/postgres") {
+			t.Skip("SQLite options")
+		}
 		path := filepath.Join(t.TempDir(), "imbee.db")
 		if s, err := Open(ctx, "sqlite:"+path, newKeyring(t), Options{Synchronous: "off"}); err == nil {
 			s.Close()
@@ -241,7 +267,9 @@ func TestOpen(t *testing.T) {
 	})
 }
 
-func TestCorporates(t *testing.T) {
+func TestCorporates(t *testing.T) { forEachBackend(t, testCorporates) }
+
+func testCorporates(t *testing.T) {
 	ctx := context.Background()
 	s := mustOpen(t, nil)
 
@@ -300,7 +328,9 @@ func TestCorporates(t *testing.T) {
 	})
 }
 
-func TestRegisterUser(t *testing.T) {
+func TestRegisterUser(t *testing.T) { forEachBackend(t, testRegisterUser) }
+
+func testRegisterUser(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OneUserUnderConcurrency", func(t *testing.T) {
@@ -482,10 +512,10 @@ func TestGroupCommit(t *testing.T) {
 			wg.Go(func() { links[i], errs[i] = s.IssueLink(ctx, request(c, bot, clock, i)) })
 		}
 		deadline := time.Now().Add(5 * time.Second)
-		for len(s.w.reqs) < n {
+		for len(s.sqlite.w.reqs) < n {
 			if time.Now().After(deadline) {
 				close(release)
-				t.Fatalf("only %d of %d requests queued", len(s.w.reqs), n)
+				t.Fatalf("only %d of %d requests queued", len(s.sqlite.w.reqs), n)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -530,11 +560,11 @@ func TestGroupCommit(t *testing.T) {
 		var cancelledErr, okErr error
 		var wg sync.WaitGroup
 		wg.Go(func() { _, _, cancelledErr = s.RegisterUser(cctx, c.ID, "left", nil) })
-		for len(s.w.reqs) < 1 {
+		for len(s.sqlite.w.reqs) < 1 {
 			time.Sleep(time.Millisecond)
 		}
 		wg.Go(func() { _, _, okErr = s.RegisterUser(ctx, c.ID, "stayed", nil) })
-		for len(s.w.reqs) < 2 {
+		for len(s.sqlite.w.reqs) < 2 {
 			time.Sleep(time.Millisecond)
 		}
 		cancel()
@@ -569,7 +599,7 @@ func TestGroupCommit(t *testing.T) {
 		var before, after, cancelled error
 		var wg sync.WaitGroup
 		wg.Go(func() { _, _, before = s.RegisterUser(ctx, c.ID, "before", nil) })
-		for len(s.w.reqs) < 1 {
+		for len(s.sqlite.w.reqs) < 1 {
 			time.Sleep(time.Millisecond)
 		}
 		cctx, cancel := context.WithCancel(ctx)
@@ -586,11 +616,11 @@ func TestGroupCommit(t *testing.T) {
 				return err
 			})
 		})
-		for len(s.w.reqs) < 2 {
+		for len(s.sqlite.w.reqs) < 2 {
 			time.Sleep(time.Millisecond)
 		}
 		wg.Go(func() { _, _, after = s.RegisterUser(ctx, c.ID, "after", nil) })
-		for len(s.w.reqs) < 3 {
+		for len(s.sqlite.w.reqs) < 3 {
 			time.Sleep(time.Millisecond)
 		}
 		close(release)
@@ -662,7 +692,9 @@ func armCancelDuringStatement(cancel context.CancelFunc) {
 	cancelHook.mu.Unlock()
 }
 
-func TestCreateConversation(t *testing.T) {
+func TestCreateConversation(t *testing.T) { forEachBackend(t, testCreateConversation) }
+
+func testCreateConversation(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("OneChatPerPairUnderConcurrency", func(t *testing.T) {
@@ -783,7 +815,9 @@ func TestCreateConversation(t *testing.T) {
 	})
 }
 
-func TestLinks(t *testing.T) {
+func TestLinks(t *testing.T) { forEachBackend(t, testLinks) }
+
+func testLinks(t *testing.T) {
 	ctx := context.Background()
 	type env struct {
 		s     *Store
@@ -1012,7 +1046,9 @@ func TestLinks(t *testing.T) {
 	})
 }
 
-func TestDeliveries(t *testing.T) {
+func TestDeliveries(t *testing.T) { forEachBackend(t, testDeliveries) }
+
+func testDeliveries(t *testing.T) {
 	ctx := context.Background()
 	const lease = 2 * time.Minute
 	setup := func(t *testing.T) (*Store, *fakeClock, imbee.Link) {
@@ -1191,7 +1227,9 @@ func TestDeliveries(t *testing.T) {
 	})
 }
 
-func TestBootstrap(t *testing.T) {
+func TestBootstrap(t *testing.T) { forEachBackend(t, testBootstrap) }
+
+func testBootstrap(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("CreatesOnce", func(t *testing.T) {

@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// copyTables lists every table with its columns, parents before children,
+// as CopyAll moves them.
+var copyTables = []struct {
+	name    string
+	columns string
+	order   string
+}{
+	{"corporates", "id, name, timezone, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at", "id"},
+	{"bots", "id, corporate_id, idsha, name, created_at", "id"},
+	{"users", "id, corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at", "id"},
+	{"devices", "id, corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen", "id"},
+	{"conversations", "id, corporate_id, public_id, type, name, pair_key, created_at", "id"},
+	{"conversation_members", "conversation_id, corporate_id, position, idsha, is_bot, is_admin", "conversation_id, position"},
+	{"links", "id, corporate_id, user_id, bot_id, token_nonce, token_hash, max_uses, uses, date_limit, expires_at, revoked_at, current, created_at", "id"},
+	{"sessions", "id, corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at", "id"},
+	{"deliveries", "id, corporate_id, link_id, channel, recipient, status, attempts, next_attempt_at, last_error, provider_id, created_at, updated_at", "id"},
+}
+
+// copyBatch is how many rows one INSERT carries.
+const copyBatch = 200
+
+// CopyAll moves every row of src into dst, ids included, in one transaction
+// of dst: it all arrives or nothing does. dst must be empty. Both stores must
+// use the same server key (Open checks it), so every secret stays valid.
+// It returns the rows copied per table.
+func CopyAll(ctx context.Context, src, dst *Store) (map[string]int, error) {
+	if n, err := dst.CountCorporates(ctx); err != nil || n > 0 {
+		if err == nil {
+			err = fmt.Errorf("the target database already has %d corporates: migrate into an empty one", n)
+		}
+		return nil, err
+	}
+	counts := map[string]int{}
+	err := dst.inWrite(ctx, func(q querier) error {
+		for _, t := range copyTables {
+			n, err := copyTable(ctx, src, q, t.name, t.columns, t.order)
+			if err != nil {
+				return fmt.Errorf("copy %s: %w", t.name, err)
+			}
+			counts[t.name] = n
+		}
+		var bootstrapped string
+		if err := src.reads.QueryRowContext(ctx, `SELECT coalesce(max(value), '') FROM meta WHERE name = 'bootstrapped'`).Scan(&bootstrapped); err != nil {
+			return err
+		}
+		if bootstrapped != "" {
+			if _, err := q.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('bootstrapped', ?) ON CONFLICT (name) DO NOTHING`, bootstrapped); err != nil {
+				return err
+			}
+		}
+		if dst.postgres {
+			// Identity columns continue after the copied ids.
+			for _, t := range copyTables {
+				if t.order != "id" {
+					continue
+				}
+				if _, err := q.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence('`+t.name+`', 'id'), coalesce(max(id), 0) + 1, false) FROM `+t.name); err != nil {
+					return fmt.Errorf("reset %s ids: %w", t.name, err)
+				}
+			}
+		}
+		return nil
+	})
+	return counts, err
+}
+
+func copyTable(ctx context.Context, src *Store, q querier, table, columns, order string) (int, error) {
+	rows, err := src.reads.QueryContext(ctx, `SELECT `+columns+` FROM `+table+` ORDER BY `+order)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	ncol := len(strings.Split(columns, ","))
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", ncol), ", ") + ")"
+	var batch []any
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		values := strings.TrimSuffix(strings.Repeat(row+", ", len(batch)/ncol), ", ")
+		_, err := q.ExecContext(ctx, `INSERT INTO `+table+` (`+columns+`) VALUES `+values, batch...)
+		batch = batch[:0]
+		return err
+	}
+	for rows.Next() {
+		vals := make([]any, ncol)
+		ptrs := make([]any, ncol)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return n, err
+		}
+		batch = append(batch, vals...)
+		n++
+		if n%copyBatch == 0 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	return n, flush()
+}
