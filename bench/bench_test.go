@@ -29,7 +29,7 @@ func TestHarness(t *testing.T) {
 	t.Chdir("..")
 	dir := t.TempDir()
 	cfg := config{
-		duration: 300 * time.Millisecond, reps: 1, conc: []int{4}, modes: []string{"full"}, scale: 3000,
+		duration: 300 * time.Millisecond, reps: 1, conc: []int{4}, modes: []string{"full"}, scale: 3000, postgres: "auto",
 		only: regexp.MustCompile(""), out: filepath.Join(dir, "B.md"), jsonOut: filepath.Join(dir, "B.json"),
 	}
 	rep, err := runAll(context.Background(), cfg)
@@ -39,8 +39,18 @@ func TestHarness(t *testing.T) {
 	if len(rep.Baseline) != 1 || rep.Baseline[0].Requests == 0 {
 		t.Fatalf("baseline not measured: %+v", rep.Baseline)
 	}
-	if len(rep.Runs) != len(scenarios) || len(rep.Scale) != len(scenarios) {
-		t.Fatalf("%d runs and %d scale runs, want %d each", len(rep.Runs), len(rep.Scale), len(scenarios))
+	if rep.PostgresSkipped != "" {
+		t.Logf("PostgreSQL not measured: %s", rep.PostgresSkipped)
+		if os.Getenv("CI") != "" {
+			t.Errorf("PostgreSQL is required in CI: %s", rep.PostgresSkipped)
+		}
+	}
+	wantRuns := 2 * len(scenarios)
+	if rep.PostgresSkipped != "" {
+		wantRuns = len(scenarios)
+	}
+	if len(rep.Runs) != wantRuns || len(rep.Scale) != len(scenarios) {
+		t.Fatalf("%d runs and %d scale runs, want %d and %d", len(rep.Runs), len(rep.Scale), wantRuns, len(scenarios))
 	}
 	for _, r := range append(rep.Runs, rep.Scale...) {
 		if r.Requests == 0 || r.Errors != 0 || r.CPUPerReq <= 0 || r.PeakRSSMB <= 0 {
@@ -51,7 +61,7 @@ func TestHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(cfg.out)
-	for _, want := range []string{"## Targets", "| user_new | 4 |", "## Scale: 3000", "Machine:", "Commit:"} {
+	for _, want := range []string{"## Targets", "| user_new | 4 |", "## Scale: 3000", "Machine:", "Commit:", "side by side"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imbee/imbee/internal/pgtest"
 )
 
 type config struct {
@@ -36,6 +38,7 @@ type config struct {
 	out      string
 	jsonOut  string
 	profile  string
+	postgres string
 }
 
 // baselineEnv, when set, makes this program the baseline server on that
@@ -54,9 +57,10 @@ func main() {
 	only := flag.String("only", "", "run only the scenarios whose name matches this regexp")
 	out := flag.String("out", "BENCHMARKS.md", "Markdown report")
 	jsonOut := flag.String("json", "bench/results.json", "JSON report")
+	postgres := flag.String("postgres", "auto", `PostgreSQL to measure too: "auto" starts a throwaway durable server from the installed binaries, a URL names a server (a database is created on it), "" skips it`)
 	profile := flag.String("profile", "", "if set, save a CPU profile of imbee for each scenario at 32 connections into this directory")
 	flag.Parse()
-	cfg := config{duration: *duration, reps: max(1, *reps), scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, modes: strings.Split(*modes, ",")}
+	cfg := config{duration: *duration, reps: max(1, *reps), scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, postgres: *postgres, modes: strings.Split(*modes, ",")}
 	for _, c := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -115,13 +119,30 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 	for _, mode := range cfg.modes {
 		dir := filepath.Join(tmp, "db-"+mode)
 		os.MkdirAll(dir, 0o755)
-		rows, startup, err := runImbee(ctx, cfg, bin, dir, mode, nil)
+		rows, startup, err := runImbee(ctx, cfg, bin, dir, mode, "", nil)
 		if err != nil {
 			return nil, err
 		}
 		rep.addRuns(mode, rows)
 		if mode == "full" {
 			rep.StartupEmptyMS = startup.Seconds() * 1000
+		}
+	}
+
+	if cfg.postgres != "" {
+		url, stop, err := postgresDatabase(cfg.postgres)
+		if err != nil {
+			log.Printf("PostgreSQL skipped: %v", err)
+			rep.PostgresSkipped = err.Error()
+		} else {
+			dir := filepath.Join(tmp, "db-postgres")
+			os.MkdirAll(dir, 0o755)
+			rows, _, err := runImbee(ctx, cfg, bin, dir, "postgres", url, nil)
+			stop()
+			if err != nil {
+				return nil, err
+			}
+			rep.addRuns("postgres", rows)
 		}
 	}
 
@@ -135,7 +156,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 			return nil, err
 		}
 		rep.PreloadSeconds = time.Since(t0).Seconds()
-		rows, startup, err := runImbee(ctx, cfg, bin, dir, "full", &c)
+		rows, startup, err := runImbee(ctx, cfg, bin, dir, "full", "", &c)
 		if err != nil {
 			return nil, err
 		}
@@ -146,12 +167,17 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 	return rep, nil
 }
 
-// runImbee starts imbee on dir, prepares the pool and runs every scenario at
-// every concurrency. With c nil, the credentials come from the first-run
-// bootstrap.
-func runImbee(ctx context.Context, cfg config, bin, dir, mode string, c *creds) ([]row, time.Duration, error) {
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(dir, "imbee.db"),
-		"--sqlite-synchronous", mode, "--rate-limit", "0"}
+// runImbee starts imbee on dir (SQLite in the given synchronous mode) or on
+// the PostgreSQL database pgURL (mode "postgres"), prepares the pool and
+// runs every scenario at every concurrency. With c nil, the credentials
+// come from the first-run bootstrap.
+func runImbee(ctx context.Context, cfg config, bin, dir, mode, pgURL string, c *creds) ([]row, time.Duration, error) {
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"}
+	if mode == "postgres" {
+		args = append(args, "--db", pgURL, "--key-file", filepath.Join(dir, "imbee.key"))
+	} else {
+		args = append(args, "--db", "sqlite:"+filepath.Join(dir, "imbee.db"), "--sqlite-synchronous", mode)
+	}
 	if cfg.profile != "" {
 		args = append(args, "--debug-addr", debugAddr)
 	}
@@ -245,4 +271,21 @@ func saveProfile(d time.Duration, path string) error {
 	defer f.Close()
 	_, err = io.Copy(f, resp.Body)
 	return err
+}
+
+// postgresDatabase gives the benchmark a new database: on a throwaway
+// durable server ("auto") or on the server spec names.
+func postgresDatabase(spec string) (url string, stop func(), err error) {
+	admin, stop := spec, func() {}
+	if spec == "auto" {
+		if admin, stop, err = pgtest.Start(true); err != nil {
+			return "", nil, err
+		}
+	}
+	url, err = pgtest.CreateDatabase(admin, fmt.Sprintf("imbee_bench_%d", time.Now().Unix()))
+	if err != nil {
+		stop()
+		return "", nil, err
+	}
+	return url, stop, nil
 }

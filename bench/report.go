@@ -36,7 +36,9 @@ type report struct {
 	ScaleRows      int     `json:"scale_rows,omitempty"`
 	PreloadSeconds float64 `json:"preload_s,omitempty"`
 	StartupEmptyMS float64 `json:"startup_empty_ms"`
-	StartupScaleMS float64 `json:"startup_scale_ms,omitempty"`
+	// PostgresSkipped says why there is no PostgreSQL column, if there is none.
+	PostgresSkipped string  `json:"postgres_skipped,omitempty"`
+	StartupScaleMS  float64 `json:"startup_scale_ms,omitempty"`
 }
 
 func newReport(cfg config) *report {
@@ -125,14 +127,20 @@ func (r *report) markdown() string {
 			modes = append(modes, x.Mode)
 		}
 	}
+	r.sideBySide(&b, modes)
 	for _, m := range modes {
-		p("\n## imbee, SQLite `synchronous=%s`, empty database\n\n", m)
-		if m == "full" {
-			p("An acknowledged write survives a power loss.\n\n")
-		} else {
-			p("An acknowledged write survives a process crash; a power loss may lose the last commits.\n\n")
+		switch m {
+		case "postgres":
+			p("\n## imbee, PostgreSQL, empty database\n\nA throwaway PostgreSQL server on the same machine, durable as in production (fsync and synchronous_commit on); imbee with its default pool of 16 connections.\n\n")
+		case "full":
+			p("\n## imbee, SQLite `synchronous=full`, empty database\n\nAn acknowledged write survives a power loss.\n\n")
+		default:
+			p("\n## imbee, SQLite `synchronous=%s`, empty database\n\nAn acknowledged write survives a process crash; a power loss may lose the last commits.\n\n", m)
 		}
 		r.table(&b, filter(r.Runs, m), false)
+	}
+	if r.PostgresSkipped != "" {
+		p("\nPostgreSQL was not measured: %s\n", r.PostgresSkipped)
 	}
 	if len(r.Scale) > 0 {
 		p("\n## Scale: %d users, chats and links preloaded (`full`)\n\n", r.ScaleRows)
@@ -140,6 +148,32 @@ func (r *report) markdown() string {
 		r.table(&b, r.Scale, true)
 	}
 	return b.String()
+}
+
+// sideBySide puts each backend's throughput and p99 next to the others'.
+func (r *report) sideBySide(b *strings.Builder, modes []string) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	name := map[string]string{"full": "SQLite full", "normal": "SQLite normal", "postgres": "PostgreSQL"}
+	p("\n## Backends side by side (req/s, p99 ms; empty database)\n\n| scenario | conc |")
+	for _, m := range modes {
+		p(" %s |", name[m])
+	}
+	p("\n|---|---|")
+	for range modes {
+		p("---|")
+	}
+	p("\n")
+	for _, x := range filter(r.Runs, modes[0]) {
+		p("| %s | %d |", x.Scenario, x.Conc)
+		for _, m := range modes {
+			for _, y := range filter(r.Runs, m) {
+				if y.Scenario == x.Scenario && y.Conc == x.Conc {
+					p(" %.0f (%.1f) |", y.PerSecond, y.P99)
+				}
+			}
+		}
+		p("\n")
+	}
 }
 
 func (r *report) table(b *strings.Builder, rows []row, scale bool) {

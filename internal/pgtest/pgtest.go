@@ -51,7 +51,13 @@ func Main(m *testing.M) int {
 // URL returns the URL of a new, empty database for tb.
 func URL(tb testing.TB) string {
 	tb.Helper()
-	once.Do(func() { admin, stop, startEr = start() })
+	once.Do(func() {
+		if u := os.Getenv(EnvURL); u != "" {
+			admin = u
+			return
+		}
+		admin, stop, startEr = Start(false)
+	})
 	if startEr != nil {
 		if os.Getenv("CI") != "" {
 			tb.Fatalf("PostgreSQL is required in CI: %v", startEr)
@@ -59,24 +65,37 @@ func URL(tb testing.TB) string {
 		fmt.Fprintf(os.Stderr, "\n*** skipped: PostgreSQL (%v) ***\n\n", startEr)
 		tb.Skipf("skipped: PostgreSQL: %v", startEr)
 	}
-	db, err := sql.Open("pgx", admin)
+	u, err := CreateDatabase(admin, fmt.Sprintf("imbee_test_%d_%d", os.Getpid(), dbSeq.Add(1)))
 	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	name := fmt.Sprintf("imbee_test_%d_%d", os.Getpid(), dbSeq.Add(1))
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
 		tb.Fatalf("create test database: %v", err)
 	}
-	u, _ := url.Parse(admin)
-	u.Path = "/" + name
-	return u.String()
+	return u
 }
 
-func start() (string, func(), error) {
-	if u := os.Getenv(EnvURL); u != "" {
-		return u, nil, nil
+// CreateDatabase creates the database name on the server of adminURL and
+// returns its URL.
+func CreateDatabase(adminURL, name string) (string, error) {
+	db, err := sql.Open("pgx", adminURL)
+	if err != nil {
+		return "", err
 	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// Start starts a throwaway server and returns the URL of its maintenance
+// database and a function that stops and removes it. A durable server
+// syncs its writes as a production one does (for benchmarks); otherwise
+// fsync is off, which tests do not need.
+func Start(durable bool) (adminURL string, stop func(), err error) {
 	bin, err := binDir()
 	if err != nil {
 		return "", nil, err
@@ -108,9 +127,11 @@ func start() (string, func(), error) {
 		os.RemoveAll(dir)
 		return "", nil, err
 	}
-	// Loopback only; fsync off because a test database need not survive
-	// a power loss; enough connections for several servers per test.
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", port, dir)
+	// Loopback only; enough connections for several servers at once.
+	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=300", port, dir)
+	if !durable {
+		opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
 	if err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
