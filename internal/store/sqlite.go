@@ -29,8 +29,11 @@ func (s *Store) openSQLite(ctx context.Context, path string, opts Options) error
 		return fmt.Errorf("synchronous must be full or normal, not %q", opts.Synchronous)
 	}
 	// busy_timeout first, so that switching to WAL waits for other processes.
+	// temp_store stays on file: in memory, the savepoint sub-journal of a
+	// large transaction (migrate-data, the bulk load) grows slower than
+	// linearly; 100,000 bulk rows took over 10 minutes instead of 16 s.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync +
-		")&_pragma=foreign_keys(1)&_pragma=temp_store(memory)"
+		")&_pragma=foreign_keys(1)"
 	wdb, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&"+pragmas)
 	if err != nil {
 		return err
