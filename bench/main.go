@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +50,7 @@ func main() {
 	if addr := os.Getenv(baselineEnv); addr != "" {
 		log.Fatal(serveBaseline(addr))
 	}
-	duration := flag.Duration("duration", 3*time.Second, "how long each closed-loop run lasts")
+	duration := flag.Duration("duration", 2*time.Second, "how long each closed-loop run lasts")
 	reps := flag.Int("reps", 3, "runs of each measurement; the report gives their median")
 	conc := flag.String("conc", "1,32,128", "concurrencies (connections) to run each scenario at")
 	modes := flag.String("modes", "full,normal", "SQLite durability modes to measure (--sqlite-synchronous)")
@@ -105,21 +106,19 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer bp.stop()
+	ys := &yardstick{p: bp, e: &env{url: bp.URL}}
 	for _, c := range cfg.conc {
 		client := newClient(c)
-		e := &env{url: bp.URL, client: client}
-		r := measure(ctx, cfg, bp, client, c, func(w, i int) (*http.Request, error) {
-			return e.post("/third_parties/user/new", "k", fmt.Sprintf(`{"uniqueIdSha":"b-%d-%d",%s}`, w, i, device))
-		}, 200)
+		r, _ := measure(ctx, cfg, bp, client, c, ys.request, nil, 200)
 		log.Printf("baseline c=%d: %.0f/s p99 %.2f ms", c, r.PerSecond, r.P99)
 		rep.Baseline = append(rep.Baseline, row{Scenario: "baseline", Conc: c, result: r})
 	}
-	bp.stop()
 
 	for _, mode := range cfg.modes {
 		dir := filepath.Join(tmp, "db-"+mode)
 		os.MkdirAll(dir, 0o755)
-		rows, startup, err := runImbee(ctx, cfg, bin, dir, mode, "", nil)
+		rows, startup, err := runImbee(ctx, cfg, ys, bin, dir, mode, "", nil)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +136,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 		} else {
 			dir := filepath.Join(tmp, "db-postgres")
 			os.MkdirAll(dir, 0o755)
-			rows, _, err := runImbee(ctx, cfg, bin, dir, "postgres", url, nil)
+			rows, _, err := runImbee(ctx, cfg, ys, bin, dir, "postgres", url, nil)
 			stop()
 			if err != nil {
 				return nil, err
@@ -156,7 +155,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 			return nil, err
 		}
 		rep.PreloadSeconds = time.Since(t0).Seconds()
-		rows, startup, err := runImbee(ctx, cfg, bin, dir, "full", "", &c)
+		rows, startup, err := runImbee(ctx, cfg, ys, bin, dir, "full", "", &c)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +170,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 // the PostgreSQL database pgURL (mode "postgres"), prepares the pool and
 // runs every scenario at every concurrency. With c nil, the credentials
 // come from the first-run bootstrap.
-func runImbee(ctx context.Context, cfg config, bin, dir, mode, pgURL string, c *creds) ([]row, time.Duration, error) {
+func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pgURL string, c *creds) ([]row, time.Duration, error) {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"}
 	if mode == "postgres" {
 		args = append(args, "--db", pgURL, "--key-file", filepath.Join(dir, "imbee.key"))
@@ -209,25 +208,44 @@ func runImbee(ctx context.Context, cfg config, bin, dir, mode, pgURL string, c *
 					prof <- saveProfile(cfg.duration, filepath.Join(cfg.profile, fmt.Sprintf("%s-%s-c%d.pprof", mode, s.Name, conc)))
 				}()
 			}
-			r := measure(ctx, cfg, p, client, conc, s.make(e), s.ok...)
+			r, base := measure(ctx, cfg, p, client, conc, s.make(e), ys, s.ok...)
 			if prof != nil {
 				if err := <-prof; err != nil {
 					log.Printf("profile: %v", err)
 				}
 			}
 			client.CloseIdleConnections()
-			log.Printf("%s %s c=%d: %.0f/s p99 %.2f ms errors %d", mode, s.Name, conc, r.PerSecond, r.P99, r.Errors)
-			rows = append(rows, row{Scenario: s.Name, Kind: s.Kind, Conc: conc, result: r})
+			log.Printf("%s %s c=%d: %.0f/s (baseline %.0f/s) p99 %.2f ms errors %d", mode, s.Name, conc, r.PerSecond, base, r.P99, r.Errors)
+			rows = append(rows, row{Scenario: s.Name, Kind: s.Kind, Conc: conc, result: r, LocalBaseline: base})
 		}
 	}
 	return rows, p.start, nil
 }
 
+// yardstick is the baseline server, kept running through the whole run.
+type yardstick struct {
+	p *proc
+	e *env
+}
+
+func (y *yardstick) request(w, i int) (*http.Request, error) {
+	return y.e.post("/third_parties/user/new", "k", fmt.Sprintf(`{"uniqueIdSha":"b-%d-%d",%s}`, w, i, device))
+}
+
 // measure runs cfg.reps closed loops, each with the server's CPU time and
-// peak memory, and returns their median.
-func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc int, next request, ok ...int) result {
+// peak memory, and returns their median. With ys set, a baseline run at the
+// same concurrency goes before each of them, and base is the median of
+// those: this machine's speed drifts, so each ratio compares runs made
+// seconds apart.
+func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc int, next request, ys *yardstick, ok ...int) (r result, base float64) {
 	var runs []result
+	var bases []float64
 	for range cfg.reps {
+		if ys != nil {
+			bc := newClient(conc)
+			bases = append(bases, closedLoop(ctx, bc, conc, cfg.duration, ys.request, 200).PerSecond)
+			bc.CloseIdleConnections()
+		}
 		p.resetPeakRSS()
 		cpu0 := p.cpuTime()
 		r := closedLoop(ctx, client, conc, cfg.duration, next, ok...)
@@ -237,7 +255,11 @@ func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc
 		r.PeakRSSMB = p.peakRSS()
 		runs = append(runs, r)
 	}
-	return median(runs)
+	if len(bases) > 0 {
+		slices.Sort(bases)
+		base = bases[len(bases)/2]
+	}
+	return median(runs), base
 }
 
 func after(out, label string) string {

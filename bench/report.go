@@ -16,8 +16,10 @@ type row struct {
 	Kind     string `json:"kind,omitempty"`
 	Conc     int    `json:"concurrency"`
 	result
-	// VsBaseline is throughput over the baseline's at the same concurrency.
-	VsBaseline float64 `json:"vs_baseline,omitempty"`
+	// LocalBaseline is the baseline's throughput measured between this
+	// scenario's runs; VsBaseline is the throughput over it.
+	LocalBaseline float64 `json:"baseline_per_second,omitempty"`
+	VsBaseline    float64 `json:"vs_baseline,omitempty"`
 	// VsEmpty and P99VsEmpty compare a scale run with the empty database.
 	VsEmpty    float64 `json:"vs_empty,omitempty"`
 	P99VsEmpty float64 `json:"p99_vs_empty,omitempty"`
@@ -60,12 +62,23 @@ func (r *report) baselineAt(conc int) float64 {
 	return 0
 }
 
+// vsBaseline is x's throughput over the baseline measured beside it, or
+// over the run's first baseline at that concurrency.
+func (r *report) vsBaseline(x row) float64 {
+	b := x.LocalBaseline
+	if b <= 0 {
+		b = r.baselineAt(x.Conc)
+	}
+	if b <= 0 {
+		return 0
+	}
+	return x.PerSecond / b
+}
+
 func (r *report) addRuns(mode string, rows []row) {
 	for _, x := range rows {
 		x.Mode = mode
-		if b := r.baselineAt(x.Conc); b > 0 {
-			x.VsBaseline = x.PerSecond / b
-		}
+		x.VsBaseline = r.vsBaseline(x)
 		r.Runs = append(r.Runs, x)
 	}
 }
@@ -73,9 +86,7 @@ func (r *report) addRuns(mode string, rows []row) {
 func (r *report) addScale(rows []row) {
 	for _, x := range rows {
 		x.Mode = "full"
-		if b := r.baselineAt(x.Conc); b > 0 {
-			x.VsBaseline = x.PerSecond / b
-		}
+		x.VsBaseline = r.vsBaseline(x)
 		for _, e := range r.Runs {
 			if e.Mode == "full" && e.Scenario == x.Scenario && e.Conc == x.Conc && e.PerSecond > 0 {
 				x.VsEmpty = x.PerSecond / e.PerSecond
@@ -105,7 +116,7 @@ func (r *report) markdown() string {
 	p("# Benchmarks\n\n")
 	p("Measured by `%s` on %s.\n\n", r.Command, r.Date)
 	p("- Machine: %s\n- Commit: %s\n- Each figure is the median of %d closed-loop runs of %.0f s; the load generator shares the machine's cores with the server.\n", r.Machine, r.Commit, r.Reps, r.DurationS)
-	p("- Baseline: a bare Go net/http handler, in its own process, that decodes the same JSON body and writes an envelope of the same size, driven by the same load generator in this same run. Ratios are imbee's throughput over the baseline's at the same concurrency.\n")
+	p("- Baseline: a bare Go net/http handler, in its own process, that decodes the same JSON body and writes an envelope of the same size, driven by the same load generator. A baseline run at the same concurrency goes before each imbee run, and each ratio (\"vs baseline\") is imbee's median over the median of those baseline runs made seconds apart, because this machine's speed drifts over minutes (the baseline table below is from the start of the run).\n")
 	p("- CPU is the server process's user+system time per request; RSS is its peak resident memory during the run.\n\n")
 
 	p("## Targets (SQLite, `full` durability, 32 connections)\n\n")
@@ -178,17 +189,17 @@ func (r *report) sideBySide(b *strings.Builder, modes []string) {
 
 func (r *report) table(b *strings.Builder, rows []row, scale bool) {
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	p("| scenario | conc | req/s | vs baseline |")
+	p("| scenario | conc | req/s | baseline req/s | vs baseline |")
 	if scale {
 		p(" vs empty | p99 vs empty |")
 	}
-	p(" p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | peak RSS MB |\n|---|---|---|---|")
+	p(" p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | peak RSS MB |\n|---|---|---|---|---|")
 	if scale {
 		p("---|---|")
 	}
 	p("---|---|---|---|---|---|\n")
 	for _, x := range rows {
-		p("| %s | %d | %.0f | %.0f %% |", x.Scenario, x.Conc, x.PerSecond, 100*x.VsBaseline)
+		p("| %s | %d | %.0f | %.0f | %.0f %% |", x.Scenario, x.Conc, x.PerSecond, x.LocalBaseline, 100*x.VsBaseline)
 		if scale {
 			p(" %.0f %% | %.2f× |", 100*x.VsEmpty, x.P99VsEmpty)
 		}

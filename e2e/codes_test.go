@@ -140,7 +140,9 @@ func testCodes(t *testing.T) {
 	})
 }
 
-func TestRateLimit(t *testing.T) {
+func TestRateLimit(t *testing.T) { forEachBackend(t, testRateLimit) }
+
+func testRateLimit(t *testing.T) {
 	s := startServer(t, "--rate-limit", "1", "--rate-burst", "3")
 	c := s.demo()
 	other := s.newCorporate(t, "Neighbour")
