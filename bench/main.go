@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -60,6 +61,7 @@ func main() {
 	jsonOut := flag.String("json", "bench/results.json", "JSON report")
 	postgres := flag.String("postgres", "auto", `PostgreSQL to measure too: "auto" starts a throwaway durable server from the installed binaries, a URL names a server (a database is created on it), "" skips it`)
 	profile := flag.String("profile", "", "if set, save a CPU profile of imbee for each scenario at 32 connections into this directory")
+	fromJSON := flag.String("from-json", "", "only rewrite the Markdown report from this JSON report")
 	flag.Parse()
 	cfg := config{duration: *duration, reps: max(1, *reps), scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, postgres: *postgres, modes: strings.Split(*modes, ",")}
 	for _, c := range strings.Split(*conc, ",") {
@@ -68,6 +70,12 @@ func main() {
 			log.Fatalf("bad -conc %q", *conc)
 		}
 		cfg.conc = append(cfg.conc, n)
+	}
+	if *fromJSON != "" {
+		if err := rewrite(*fromJSON, *out); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	var err error
 	if cfg.only, err = regexp.Compile(*only); err != nil {
@@ -310,4 +318,18 @@ func postgresDatabase(spec string) (url string, stop func(), err error) {
 		return "", nil, err
 	}
 	return url, stop, nil
+}
+
+// rewrite makes the Markdown report again from a JSON one.
+func rewrite(jsonPath, mdPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	rep.compareScale()
+	return rep.write(mdPath, jsonPath)
 }
