@@ -79,6 +79,11 @@ func testCodes(t *testing.T) {
 			{"/third_parties/user/new", `{"uniqueIdSha":12}`, "uniqueIdSha"},
 			{"/third_parties/user/new", `{"uniqueIdSha":"` + strings.Repeat("x", 256) + `"}`, "uniqueIdSha"},
 			{"/third_parties/user/new", `{"uniqueIdSha":"a","platform":7}`, "platform"},
+			{"/third_parties/user/new", `{"uniqueIdSha":"nul\u0000inside"}`, "uniqueIdSha"},
+			{"/third_parties/user/new", `{"uniqueIdSha":"a","deviceName":"\u0000"}`, "deviceName"},
+			{"/token/new", `{"virtual_user":"u\u0000","bot_idsha":"b","mail":"a@example.com"}`, "virtual_user"},
+			{"/token/new", `{"virtual_user":"u","bot_idsha":"b\u0000","mail":"a@example.com"}`, "bot_idsha"},
+			{"/token/new", `{"virtual_user":"u","bot_idsha":"b","mail":"a\u0000@example.com"}`, "mail"},
 			{"/token/new", `{"bot_idsha":"b","mail":"a@example.com"}`, "virtual_user"},
 			{"/token/new", `{"virtual_user":"u","mail":"a@example.com"}`, "bot_idsha"},
 			{"/token/new", `{"virtual_user":"u","bot_idsha":"b"}`, "mail"},
@@ -111,6 +116,7 @@ func testCodes(t *testing.T) {
 			`{"type":"chat","contacts":[{}]}`,
 			`{"type":"chat","contacts":"x"}`,
 			`{"type":"group","contacts":[]}`,
+			`{"type":"chat","contacts":[{"idsha":"x\u0000"}]}`,
 		} {
 			e := s.post(t, "/chat/create", c.auth, u.apikey, body)
 			if e.Status != 400 || e.Code != 6 || e.Body["field"] != "contacts" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 )
@@ -46,8 +45,8 @@ func (s *Server) chatCreate(ctx context.Context, c *call) (any, error) {
 	default:
 		return nil, imbee.ParamError("type", `type must be "chat" or "group"`)
 	}
-	if utf8.RuneCountInString(req.Name) > MaxIDLength {
-		return nil, imbee.ParamError("name", "name is longer than %d characters", MaxIDLength)
+	if err := checkText("name", req.Name); err != nil {
+		return nil, err
 	}
 	cr.Name = req.Name
 	for _, ref := range req.Contacts {
@@ -58,6 +57,8 @@ func (s *Server) chatCreate(ctx context.Context, c *call) (any, error) {
 		switch {
 		case id == "":
 			return nil, imbee.ParamError("contacts", "every contact needs an idsha")
+		case checkText("contacts", id) != nil:
+			return nil, imbee.ParamError("contacts", "a contact's idsha is not a valid id")
 		case id == c.user.IDSha && cr.Type == imbee.ConversationChat:
 			return nil, imbee.ParamError("contacts", "a chat with oneself is not allowed")
 		case id == c.user.IDSha, slices.Contains(cr.Contacts, id):

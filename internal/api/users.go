@@ -42,8 +42,8 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 		{"hardwareId", req.HardwareID}, {"osVersion", req.OSVersion},
 	}
 	for _, f := range fields {
-		if utf8.RuneCountInString(f.value) > MaxIDLength {
-			return nil, imbee.ParamError(f.name, "%s is longer than %d characters", f.name, MaxIDLength)
+		if err := checkText(f.name, f.value); err != nil {
+			return nil, err
 		}
 		if f.value != "" {
 			dev = &imbee.Device{Platform: req.Platform, DeviceName: req.DeviceName, HardwareID: req.HardwareID, OSVersion: req.OSVersion}
@@ -59,13 +59,22 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 // requiredID checks an integrator-given id: present, not blank, bounded.
 // It is kept exactly as sent: "a" and " a" are different ids.
 func requiredID(field, v string) (string, error) {
-	switch {
-	case strings.TrimSpace(v) == "":
+	if strings.TrimSpace(v) == "" {
 		return "", imbee.ParamError(field, "%s can not be null or empty", field)
-	case utf8.RuneCountInString(v) > MaxIDLength:
-		return "", imbee.ParamError(field, "%s is longer than %d characters", field, MaxIDLength)
-	case !utf8.ValidString(v):
-		return "", imbee.ParamError(field, "%s is not valid UTF-8", field)
 	}
-	return v, nil
+	return v, checkText(field, v)
+}
+
+// checkText bounds a free-text parameter: at most MaxIDLength characters of
+// valid UTF-8 without NUL (which PostgreSQL cannot store in text).
+func checkText(field, v string) error {
+	switch {
+	case utf8.RuneCountInString(v) > MaxIDLength:
+		return imbee.ParamError(field, "%s is longer than %d characters", field, MaxIDLength)
+	case !utf8.ValidString(v):
+		return imbee.ParamError(field, "%s is not valid UTF-8", field)
+	case strings.ContainsRune(v, 0):
+		return imbee.ParamError(field, "%s must not contain NUL characters", field)
+	}
+	return nil
 }
