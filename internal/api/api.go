@@ -29,8 +29,7 @@ const MaxBodyBytes = 1 << 20
 // Store is what the API needs from storage.
 type Store interface {
 	Authenticate(ctx context.Context, auth, corporateToken string) (imbee.Corporate, error)
-	AuthenticateAuth(ctx context.Context, auth string) (imbee.Corporate, error)
-	UserByAPIKey(ctx context.Context, corporateID int64, apikey string) (imbee.User, error)
+	AuthenticateUser(ctx context.Context, auth, apikey string) (imbee.Corporate, imbee.User, error)
 	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
 	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
@@ -128,8 +127,8 @@ func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any
 		woos := strings.TrimSpace(r.Header.Get("X-WOOS-KEY"))
 		if key == corporateKey {
 			c.corporate, err = s.store.Authenticate(ctx, auth, woos)
-		} else if c.corporate, err = s.store.AuthenticateAuth(ctx, auth); err == nil {
-			c.user, err = s.store.UserByAPIKey(ctx, c.corporate.ID, woos)
+		} else {
+			c.corporate, c.user, err = s.store.AuthenticateUser(ctx, auth, woos)
 		}
 		if err != nil {
 			writeError(w, r, start, err)

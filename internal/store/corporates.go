@@ -107,11 +107,39 @@ func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (
 	return c, nil
 }
 
-// AuthenticateAuth finds the corporate whose Authorization is auth (CodeAuth
-// when none), for calls whose X-WOOS-KEY is a user's apikey.
-func (s *Store) AuthenticateAuth(ctx context.Context, auth string) (imbee.Corporate, error) {
-	c, _, err := s.corporateByAuth(ctx, auth)
-	return c, err
+// AuthenticateUser checks a user-level call in one read: the corporate whose
+// Authorization is auth (CodeAuth when none), and its user whose apikey is
+// apikey (CodeCorporateKey when there is none in that corporate).
+func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbee.Corporate, imbee.User, error) {
+	var c imbee.Corporate
+	var u imbee.User
+	if auth == "" {
+		return c, u, imbee.Errorf(imbee.CodeAuth, "Authorization is missing")
+	}
+	var created int64
+	var userID sql.NullInt64
+	var uniqueID, idsha sql.NullString
+	err := s.reads.QueryRowContext(ctx, `
+		SELECT c.id, c.name, c.timezone, c.created_at, u.id, u.unique_id, u.idsha
+		FROM corporates c
+		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
+		WHERE c.auth_hash = ?`, secret.Hash(apikey), secret.Hash(auth),
+	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &userID, &uniqueID, &idsha)
+	if errors.Is(err, sql.ErrNoRows) {
+		return imbee.Corporate{}, u, imbee.Errorf(imbee.CodeAuth, "Authorization is not valid")
+	}
+	if err != nil {
+		return imbee.Corporate{}, u, internal("authenticate", err)
+	}
+	c.CreatedAt = time.Unix(created, 0).UTC()
+	switch {
+	case apikey == "":
+		return c, u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing: send the user's apikey")
+	case !userID.Valid:
+		return c, u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is not the apikey of a user of this corporate")
+	}
+	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID.String, IDSha: idsha.String}
+	return c, u, nil
 }
 
 func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corporate, []byte, error) {

@@ -374,7 +374,10 @@ func testRegisterUser(t *testing.T) {
 
 	t.Run("RepeatReturnsSameSecrets", func(t *testing.T) {
 		s := mustOpen(t, nil)
-		c := mustCorporate(t, s, "Acme")
+		c, creds, err := s.CreateCorporate(ctx, "Acme", "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		u1, existed, err := s.RegisterUser(ctx, c.ID, "ana", nil)
 		if err != nil || existed {
 			t.Fatalf("first call: existed %v, err %v", existed, err)
@@ -386,18 +389,25 @@ func testRegisterUser(t *testing.T) {
 		if u1 != u2 {
 			t.Errorf("repeat differs:\n first  %+v\n repeat %+v", u1, u2)
 		}
-		got, err := s.UserByAPIKey(ctx, c.ID, u1.APIKey)
-		if err != nil || got.IDSha != u1.IDSha || got.UniqueID != "ana" {
-			t.Errorf("UserByAPIKey = %+v, %v; want ana", got, err)
+		gotCorp, got, err := s.AuthenticateUser(ctx, creds.Auth, u1.APIKey)
+		if err != nil || got.IDSha != u1.IDSha || got.UniqueID != "ana" || got.ID != u1.ID || gotCorp.ID != c.ID {
+			t.Errorf("AuthenticateUser = %+v, %+v, %v; want ana of %d", gotCorp, got, err, c.ID)
 		}
-		_, err = s.UserByAPIKey(ctx, c.ID, u1.Pass)
+		_, _, err = s.AuthenticateUser(ctx, creds.Auth, u1.Pass)
 		wantCode(t, err, imbee.CodeCorporateKey, "pass used as apikey")
+		_, _, err = s.AuthenticateUser(ctx, creds.Auth, "")
+		wantCode(t, err, imbee.CodeCorporateKey, "no apikey")
+		_, _, err = s.AuthenticateUser(ctx, u1.APIKey, u1.APIKey)
+		wantCode(t, err, imbee.CodeAuth, "apikey used as Authorization")
 	})
 
 	t.Run("CorporatesHaveSeparateUsers", func(t *testing.T) {
 		s := mustOpen(t, nil)
 		c1 := mustCorporate(t, s, "Acme")
-		c2 := mustCorporate(t, s, "Globex")
+		c2, creds2, err := s.CreateCorporate(ctx, "Globex", "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		u1, e1, err1 := s.RegisterUser(ctx, c1.ID, "ana", nil)
 		u2, e2, err2 := s.RegisterUser(ctx, c2.ID, "ana", nil)
 		if err1 != nil || err2 != nil {
@@ -409,7 +419,7 @@ func testRegisterUser(t *testing.T) {
 		if u1.ID == u2.ID || u1.IDSha == u2.IDSha || u1.Pass == u2.Pass || u1.APIKey == u2.APIKey {
 			t.Errorf("corporates share a user:\n %+v\n %+v", u1, u2)
 		}
-		_, err := s.UserByAPIKey(ctx, c2.ID, u1.APIKey)
+		_, _, err = s.AuthenticateUser(ctx, creds2.Auth, u1.APIKey)
 		wantCode(t, err, imbee.CodeCorporateKey, "apikey of another corporate's user")
 	})
 }

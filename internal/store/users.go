@@ -105,23 +105,3 @@ func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, un
 	}
 	return u, nonce, true, nil
 }
-
-// UserByAPIKey finds the corporate's user whose apikey is apikey. It returns
-// CodeCorporateKey when there is none in this corporate.
-func (s *Store) UserByAPIKey(ctx context.Context, corporateID int64, apikey string) (imbee.User, error) {
-	u := imbee.User{CorporateID: corporateID}
-	if apikey == "" {
-		return u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing: send the user's apikey")
-	}
-	err := s.reads.QueryRowContext(ctx, `
-		SELECT id, unique_id, idsha FROM users
-		WHERE apikey_hash = ? AND corporate_id = ?`, secret.Hash(apikey), corporateID,
-	).Scan(&u.ID, &u.UniqueID, &u.IDSha)
-	if errors.Is(err, sql.ErrNoRows) {
-		return u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is not the apikey of a user of this corporate")
-	}
-	if err != nil {
-		return u, internal("user by apikey", err)
-	}
-	return u, nil
-}
