@@ -118,7 +118,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 	ys := &yardstick{p: bp, e: &env{url: bp.URL}}
 	for _, c := range cfg.conc {
 		client := newClient(c)
-		r, _ := measure(ctx, cfg, bp, client, c, ys.request, nil, 200)
+		r, _ := measure(ctx, cfg, bp, client, c, ys.request, nil, nil, 200)
 		log.Printf("baseline c=%d: %.0f/s p99 %.2f ms", c, r.PerSecond, r.P99)
 		rep.Baseline = append(rep.Baseline, row{Scenario: "baseline", Conc: c, result: r})
 	}
@@ -210,13 +210,16 @@ func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pg
 		for _, conc := range cfg.conc {
 			client := newClient(conc)
 			var prof chan error
+			var profile func()
 			if cfg.profile != "" && conc == 32 {
 				prof = make(chan error, 1)
-				go func() {
-					prof <- saveProfile(cfg.duration, filepath.Join(cfg.profile, fmt.Sprintf("%s-%s-c%d.pprof", mode, s.Name, conc)))
-				}()
+				profile = func() {
+					go func() {
+						prof <- saveProfile(cfg.duration, filepath.Join(cfg.profile, fmt.Sprintf("%s-%s-c%d.pprof", mode, s.Name, conc)))
+					}()
+				}
 			}
-			r, base := measure(ctx, cfg, p, client, conc, s.make(e), ys, s.ok...)
+			r, base := measure(ctx, cfg, p, client, conc, s.make(e), ys, profile, s.ok...)
 			if prof != nil {
 				if err := <-prof; err != nil {
 					log.Printf("profile: %v", err)
@@ -244,15 +247,19 @@ func (y *yardstick) request(w, i int) (*http.Request, error) {
 // peak memory, and returns their median. With ys set, a baseline run at the
 // same concurrency goes before each of them, and base is the median of
 // those: this machine's speed drifts, so each ratio compares runs made
-// seconds apart.
-func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc int, next request, ys *yardstick, ok ...int) (r result, base float64) {
+// seconds apart. profile, if set, is called once, as imbee's first run starts
+// (not during a baseline run).
+func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc int, next request, ys *yardstick, profile func(), ok ...int) (r result, base float64) {
 	var runs []result
 	var bases []float64
-	for range cfg.reps {
+	for i := range cfg.reps {
 		if ys != nil {
 			bc := newClient(conc)
 			bases = append(bases, closedLoop(ctx, bc, conc, cfg.duration, ys.request, 200).PerSecond)
 			bc.CloseIdleConnections()
+		}
+		if i == 0 && profile != nil {
+			profile()
 		}
 		p.resetPeakRSS()
 		cpu0 := p.cpuTime()

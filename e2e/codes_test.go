@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -192,6 +193,27 @@ func testCheckOrder(t *testing.T) {
 		{"body before parameters", "POST", "/token/new", h(c.auth, c.token, "application/json"), "[1]", 400, 5},
 		{"parameters before references", "POST", "/token/new", h(c.auth, c.token, "application/json"), `{"virtual_user":"u","bot_idsha":"nope"}`, 400, 6},
 	}
+	// The same order on a repeat, which is answered from the credential
+	// check's own read.
+	ana, bea := s.newUser(t, c, "ana"), s.newUser(t, c, "bea")
+	chat := fmt.Sprintf(`{"type":"chat","contacts":[{"idsha":%q}]}`, bea.idsha)
+	expect(t, s.call(t, "POST", "/chat/create", h(c.auth, ana.apikey, "application/json"), chat), 200, 0)
+	cases = append(cases, []struct {
+		name         string
+		method, path string
+		headers      map[string]string
+		body         string
+		status, code int
+	}{
+		{"repeat: auth first", "POST", "/third_parties/user/new", h("bad", c.token, "application/json"), `{"uniqueIdSha":"ana"}`, 401, 2},
+		{"repeat: key", "POST", "/third_parties/user/new", h(c.auth, ana.apikey, "application/json"), `{"uniqueIdSha":"ana"}`, 401, 3},
+		{"repeat: auth before body", "POST", "/third_parties/user/new", h("bad", c.token, "application/json"), `{"uniqueIdSha":`, 401, 2},
+		{"repeat: parameters", "POST", "/third_parties/user/new", h(c.auth, c.token, "application/json"), `{"uniqueIdSha":"ana","platform":7}`, 400, 6},
+		{"chat repeat: auth first", "POST", "/chat/create", h("bad", ana.apikey, "application/json"), chat, 401, 2},
+		{"chat repeat: key", "POST", "/chat/create", h(c.auth, c.token, "application/json"), chat, 401, 3},
+		{"chat repeat: a chat with oneself is still refused", "POST", "/chat/create", h(c.auth, bea.apikey, "application/json"), fmt.Sprintf(`{"type":"chat","contacts":[{"idsha":%q}]}`, bea.idsha), 400, 6},
+		{"chat repeat: content type", "POST", "/chat/create", h(c.auth, ana.apikey, "text/plain"), chat, 415, 4},
+	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			expect(t, s.call(t, tc.method, tc.path, tc.headers, tc.body), tc.status, tc.code)

@@ -30,8 +30,10 @@ const MaxBodyBytes = 1 << 20
 type Store interface {
 	Authenticate(ctx context.Context, auth, corporateToken string) (imbee.Corporate, error)
 	AuthenticateUser(ctx context.Context, auth, apikey string) (imbee.Corporate, imbee.User, error)
+	KnownUser(ctx context.Context, auth, corporateToken, uniqueID string, dev *imbee.Device) (imbee.Corporate, imbee.User, bool, error)
 	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
+	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
 	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
 }
 
@@ -65,9 +67,9 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux()}
 
 	// The whole API.
-	s.handle("/third_parties/user/new", "POST", s.endpoint(corporateKey, s.userNew))
-	s.handle("/token/new", "POST", s.endpoint(corporateKey, s.tokenNew))
-	s.handle("/chat/create", "POST", s.endpoint(userKey, s.chatCreate))
+	s.handle("/third_parties/user/new", "POST", s.endpoint(corporateKey, s.userNew, s.userRepeat))
+	s.handle("/token/new", "POST", s.endpoint(corporateKey, s.tokenNew, nil))
+	s.handle("/chat/create", "POST", s.endpoint(userKey, s.chatCreate, s.chatRepeat))
 
 	s.mux.Handle("/l/", named("/l/{token}", pages))
 	s.mux.Handle("/w/", named("/w/{conversation}", pages))
@@ -110,29 +112,56 @@ const (
 
 // call is an authenticated API request.
 type call struct {
+	checked   bool // the credentials have been checked
 	corporate imbee.Corporate
 	user      imbee.User // set on userKey endpoints
 	body      []byte     // a JSON object
 }
 
+// A repeatFunc answers an integrator's retry, the most common request,
+// from the same database read that checks the credentials: one statement
+// instead of two. It is given a body that is a JSON object and returns nil,
+// nil when its parameters are not valid (the full path says why). Once it
+// has checked the credentials it sets c.checked (and c's corporate and
+// user); it returns the response when the answer is already stored, or nil
+// when the request needs the full path.
+type repeatFunc func(ctx context.Context, auth, key string, c *call) (any, error)
+
 // endpoint runs the checks shared by every API call, in the spec's order,
-// then h, and writes h's result or error in the envelope.
-func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any, error)) http.Handler {
+// then h, and writes h's result or error in the envelope. With repeat set,
+// the body is read before the credentials are checked, so that a repeat
+// can be answered from one read; the order in which failures are answered
+// stays the spec's.
+func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any, error), repeat repeatFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := r.Context()
 		c := &call{}
-		var err error
 		auth := bearer(r.Header.Get("Authorization"))
 		woos := strings.TrimSpace(r.Header.Get("X-WOOS-KEY"))
-		if key == corporateKey {
-			c.corporate, err = s.store.Authenticate(ctx, auth, woos)
-		} else {
-			c.corporate, c.user, err = s.store.AuthenticateUser(ctx, auth, woos)
+		jsonBody := isJSON(r.Header.Get("Content-Type"))
+		var bodyErr error
+		if jsonBody {
+			c.body, bodyErr = readObject(w, r)
 		}
-		if err != nil {
-			writeError(w, r, start, err)
-			return
+		var resp any
+		var err error
+		if repeat != nil && jsonBody && bodyErr == nil {
+			if resp, err = repeat(ctx, auth, woos, c); err != nil {
+				writeError(w, r, start, err)
+				return
+			}
+		}
+		if !c.checked {
+			if key == corporateKey {
+				c.corporate, err = s.store.Authenticate(ctx, auth, woos)
+			} else {
+				c.corporate, c.user, err = s.store.AuthenticateUser(ctx, auth, woos)
+			}
+			if err != nil {
+				writeError(w, r, start, err)
+				return
+			}
 		}
 		info(r).corporateID = c.corporate.ID
 		if wait, ok := s.allow(c.corporate.ID); !ok {
@@ -140,20 +169,21 @@ func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any
 			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
 			return
 		}
-		if !isJSON(r.Header.Get("Content-Type")) {
+		if !jsonBody {
 			writeError(w, r, start, imbee.Errorf(imbee.CodeContentType, "Content-Type must be application/json"))
 			return
 		}
-		if c.body, err = readObject(w, r); err != nil {
-			writeError(w, r, start, err)
+		if bodyErr != nil {
+			writeError(w, r, start, bodyErr)
 			return
 		}
-		body, err := h(ctx, c)
-		if err != nil {
-			writeError(w, r, start, err)
-			return
+		if resp == nil {
+			if resp, err = h(ctx, c); err != nil {
+				writeError(w, r, start, err)
+				return
+			}
 		}
-		writeEnvelope(w, http.StatusOK, start, imbee.CodeOK, "Ok", body)
+		writeEnvelope(w, http.StatusOK, start, imbee.CodeOK, "Ok", resp)
 	})
 }
 

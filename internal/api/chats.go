@@ -35,18 +35,51 @@ type chatCreateResponse struct {
 
 // chatCreate is POST /chat/create, called with the creating user's apikey.
 func (s *Server) chatCreate(ctx context.Context, c *call) (any, error) {
-	var req chatCreateRequest
-	if err := decode(c.body, &req); err != nil {
+	cr, err := chatParams(c.body, c.corporate.ID, c.user.IDSha)
+	if err != nil {
 		return nil, err
 	}
-	cr := imbee.ChatRequest{CorporateID: c.corporate.ID, Creator: c.user.IDSha, Type: imbee.ConversationType(req.Type)}
+	conv, err := s.store.CreateConversation(ctx, cr)
+	if err != nil {
+		return nil, err
+	}
+	return chatView(conv), nil
+}
+
+// chatRepeat answers a repeat of a 1:1 /chat/create from the credential
+// check's read (see repeatFunc).
+func (s *Server) chatRepeat(ctx context.Context, auth, key string, c *call) (any, error) {
+	// The creator is not known yet: chatParams without it skips only the
+	// check for a chat with oneself, and such a chat is never found.
+	cr, err := chatParams(c.body, 0, "")
+	if err != nil || cr.Type != imbee.ConversationChat {
+		return nil, nil
+	}
+	corp, u, conv, found, err := s.store.KnownChat(ctx, auth, key, cr.Contacts[0])
+	if err != nil {
+		return nil, err
+	}
+	c.checked, c.corporate, c.user = true, corp, u
+	if !found {
+		return nil, nil
+	}
+	return chatView(conv), nil
+}
+
+// chatParams validates a /chat/create body sent by the user creator.
+func chatParams(body []byte, corporateID int64, creator string) (imbee.ChatRequest, error) {
+	var req chatCreateRequest
+	if err := decode(body, &req); err != nil {
+		return imbee.ChatRequest{}, err
+	}
+	cr := imbee.ChatRequest{CorporateID: corporateID, Creator: creator, Type: imbee.ConversationType(req.Type)}
 	switch cr.Type {
 	case imbee.ConversationChat, imbee.ConversationGroup:
 	default:
-		return nil, imbee.ParamError("type", `type must be "chat" or "group"`)
+		return cr, imbee.ParamError("type", `type must be "chat" or "group"`)
 	}
 	if err := checkText("name", req.Name); err != nil {
-		return nil, err
+		return cr, err
 	}
 	cr.Name = req.Name
 	for _, ref := range req.Contacts {
@@ -56,28 +89,28 @@ func (s *Server) chatCreate(ctx context.Context, c *call) (any, error) {
 		}
 		switch {
 		case id == "":
-			return nil, imbee.ParamError("contacts", "every contact needs an idsha")
+			return cr, imbee.ParamError("contacts", "every contact needs an idsha")
 		case checkText("contacts", id) != nil:
-			return nil, imbee.ParamError("contacts", "a contact's idsha is not a valid id")
-		case id == c.user.IDSha && cr.Type == imbee.ConversationChat:
-			return nil, imbee.ParamError("contacts", "a chat with oneself is not allowed")
-		case id == c.user.IDSha, slices.Contains(cr.Contacts, id):
+			return cr, imbee.ParamError("contacts", "a contact's idsha is not a valid id")
+		case id == creator && cr.Type == imbee.ConversationChat:
+			return cr, imbee.ParamError("contacts", "a chat with oneself is not allowed")
+		case id == creator, slices.Contains(cr.Contacts, id):
 			continue // the creator is always a member; a contact counts once
 		}
 		cr.Contacts = append(cr.Contacts, id)
 	}
 	switch {
 	case cr.Type == imbee.ConversationChat && len(cr.Contacts) != 1:
-		return nil, imbee.ParamError("contacts", "a chat has exactly one contact")
+		return cr, imbee.ParamError("contacts", "a chat has exactly one contact")
 	case cr.Type == imbee.ConversationGroup && len(cr.Contacts) == 0:
-		return nil, imbee.ParamError("contacts", "a group needs at least one contact")
+		return cr, imbee.ParamError("contacts", "a group needs at least one contact")
 	case len(cr.Contacts) > MaxGroupContacts:
-		return nil, imbee.ParamError("contacts", "a group has at most %d contacts", MaxGroupContacts)
+		return cr, imbee.ParamError("contacts", "a group has at most %d contacts", MaxGroupContacts)
 	}
-	conv, err := s.store.CreateConversation(ctx, cr)
-	if err != nil {
-		return nil, err
-	}
+	return cr, nil
+}
+
+func chatView(conv imbee.Conversation) chatCreateResponse {
 	resp := chatCreateResponse{ConversationID: conv.PublicID, PreviouslyCreated: conv.Existing}
 	for _, m := range conv.Members {
 		admin := 0
@@ -86,5 +119,5 @@ func (s *Server) chatCreate(ctx context.Context, c *call) (any, error) {
 		}
 		resp.Contacts = append(resp.Contacts, contactView{IDSha: m.IDSha, IsAdmin: admin})
 	}
-	return resp, nil
+	return resp
 }

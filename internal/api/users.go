@@ -28,32 +28,58 @@ type userNewResponse struct {
 
 // userNew is POST /third_parties/user/new.
 func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
-	var req userNewRequest
-	if err := decode(c.body, &req); err != nil {
-		return nil, err
-	}
-	uniqueID, err := requiredID("uniqueIdSha", req.UniqueIDSha)
+	uniqueID, dev, err := userNewParams(c.body)
 	if err != nil {
 		return nil, err
-	}
-	var dev *imbee.Device
-	fields := []struct{ name, value string }{
-		{"platform", req.Platform}, {"deviceName", req.DeviceName},
-		{"hardwareId", req.HardwareID}, {"osVersion", req.OSVersion},
-	}
-	for _, f := range fields {
-		if err := checkText(f.name, f.value); err != nil {
-			return nil, err
-		}
-		if f.value != "" {
-			dev = &imbee.Device{Platform: req.Platform, DeviceName: req.DeviceName, HardwareID: req.HardwareID, OSVersion: req.OSVersion}
-		}
 	}
 	u, existed, err := s.store.RegisterUser(ctx, c.corporate.ID, uniqueID, dev)
 	if err != nil {
 		return nil, err
 	}
 	return userNewResponse{VirtualUser: u.IDSha, Pass: u.Pass, APIKey: u.APIKey, PreviouslyRegistered: existed}, nil
+}
+
+// userRepeat answers a repeat of /third_parties/user/new whose device was
+// seen recently from the credential check's read (see repeatFunc).
+func (s *Server) userRepeat(ctx context.Context, auth, key string, c *call) (any, error) {
+	uniqueID, dev, err := userNewParams(c.body)
+	if err != nil {
+		return nil, nil
+	}
+	corp, u, found, err := s.store.KnownUser(ctx, auth, key, uniqueID, dev)
+	if err != nil {
+		return nil, err
+	}
+	c.checked, c.corporate = true, corp
+	if !found {
+		return nil, nil
+	}
+	return userNewResponse{VirtualUser: u.IDSha, Pass: u.Pass, APIKey: u.APIKey, PreviouslyRegistered: true}, nil
+}
+
+// userNewParams validates a /third_parties/user/new body. dev is nil when
+// no device field is given.
+func userNewParams(body []byte) (uniqueID string, dev *imbee.Device, err error) {
+	var req userNewRequest
+	if err := decode(body, &req); err != nil {
+		return "", nil, err
+	}
+	if uniqueID, err = requiredID("uniqueIdSha", req.UniqueIDSha); err != nil {
+		return "", nil, err
+	}
+	fields := []struct{ name, value string }{
+		{"platform", req.Platform}, {"deviceName", req.DeviceName},
+		{"hardwareId", req.HardwareID}, {"osVersion", req.OSVersion},
+	}
+	for _, f := range fields {
+		if err := checkText(f.name, f.value); err != nil {
+			return "", nil, err
+		}
+		if f.value != "" {
+			dev = &imbee.Device{Platform: req.Platform, DeviceName: req.DeviceName, HardwareID: req.HardwareID, OSVersion: req.OSVersion}
+		}
+	}
+	return uniqueID, dev, nil
 }
 
 // requiredID checks an integrator-given id: present, not blank, bounded.

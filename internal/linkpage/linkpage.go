@@ -6,13 +6,16 @@
 package linkpage
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -161,10 +164,20 @@ func (h *Handler) ended(w http.ResponseWriter, status int, title, msg string) {
 	h.render(w, status, "ended", map[string]any{"Title": title, "Message": msg})
 }
 
+// bufs holds render buffers: a page is rendered whole before it is sent, so
+// that a failure can still answer 500 and the response has a length.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func (h *Handler) render(w http.ResponseWriter, status int, name string, data map[string]any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+	buf := bufs.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); bufs.Put(buf) }()
+	if err := pages.ExecuteTemplate(buf, name, data); err != nil {
 		h.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
 }

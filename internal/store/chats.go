@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -12,16 +13,9 @@ import (
 // CreateConversation creates a group, or returns the pair's 1:1 chat,
 // creating it on first call from either side. Contacts must be users or bots
 // of the same corporate (CodeNotFound otherwise); the caller has already
-// refused a chat with oneself.
+// refused a chat with oneself. It always writes: the read-only repeat of a
+// 1:1 chat is KnownChat.
 func (s *Store) CreateConversation(ctx context.Context, req imbee.ChatRequest) (conv imbee.Conversation, err error) {
-	if req.Type == imbee.ConversationChat && len(req.Contacts) == 1 {
-		// A repeat reads the chat and writes nothing. A chat of this
-		// corporate with that pair key proves that the contact exists.
-		conv, err = s.chatByPair(ctx, s.reads, req.CorporateID, pairKey(req.Creator, req.Contacts[0]))
-		if err == nil || !errors.Is(err, sql.ErrNoRows) {
-			return conv, err
-		}
-	}
 	err = s.inWrite(ctx, func(q querier) error {
 		members := []imbee.Member{{IDSha: req.Creator, IsAdmin: true}}
 		for _, idsha := range req.Contacts {
@@ -39,6 +33,64 @@ func (s *Store) CreateConversation(ctx context.Context, req imbee.ChatRequest) (
 		return err
 	})
 	return conv, err
+}
+
+// KnownChat is the read-only repeat of a 1:1 /chat/create, in one read with
+// the credential check: it authenticates like AuthenticateUser, and returns
+// the chat of that user with contact when there is one (found true). A chat
+// of this corporate with that pair key proves that the contact exists.
+func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c imbee.Corporate, u imbee.User, conv imbee.Conversation, found bool, err error) {
+	if auth == "" {
+		return c, u, conv, false, errNoAuth()
+	}
+	// The pair key is looked up in both orders (only the sorted one can
+	// exist): sorting in SQL would depend on the database's collation.
+	rows, err := s.reads.QueryContext(ctx, `
+		SELECT c.id, c.name, c.timezone, c.created_at, u.id, u.unique_id, u.idsha,
+			coalesce(v1.id, v2.id), coalesce(v1.public_id, v2.public_id), m.idsha, m.is_admin, m.is_bot
+		FROM corporates c
+		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
+		LEFT JOIN conversations v1 ON v1.corporate_id = c.id AND v1.pair_key = u.idsha || ':' || ?
+		LEFT JOIN conversations v2 ON v2.corporate_id = c.id AND v2.pair_key = ? || ':' || u.idsha
+		LEFT JOIN conversation_members m ON m.conversation_id = coalesce(v1.id, v2.id)
+		WHERE c.auth_hash = ?
+		ORDER BY m.position`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
+	if err != nil {
+		return c, u, conv, false, internal("authenticate", err)
+	}
+	defer rows.Close()
+	var created int64
+	var userID, convID sql.NullInt64
+	var uniqueID, idsha, publicID, member sql.NullString
+	var isAdmin, isBot sql.NullBool
+	seen := false
+	for rows.Next() {
+		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &created, &userID, &uniqueID, &idsha,
+			&convID, &publicID, &member, &isAdmin, &isBot); err != nil {
+			return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
+		}
+		seen = true
+		if member.Valid {
+			conv.Members = append(conv.Members, imbee.Member{IDSha: member.String, IsAdmin: isAdmin.Bool, IsBot: isBot.Bool})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
+	}
+	if !seen {
+		return imbee.Corporate{}, u, conv, false, errBadAuth()
+	}
+	c.CreatedAt = time.Unix(created, 0).UTC()
+	if err := checkAPIKey(apikey, userID.Valid); err != nil {
+		return c, u, conv, false, err
+	}
+	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID.String, IDSha: idsha.String}
+	if !convID.Valid || len(conv.Members) == 0 {
+		return c, u, imbee.Conversation{}, false, nil
+	}
+	conv.ID, conv.PublicID, conv.CorporateID = convID.Int64, publicID.String, c.ID
+	conv.Type, conv.Existing = imbee.ConversationChat, true
+	return c, u, conv, true, nil
 }
 
 // memberByIDSha finds a user or bot of the corporate.

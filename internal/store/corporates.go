@@ -101,10 +101,35 @@ func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (
 	if err != nil {
 		return c, err
 	}
-	if corporateToken == "" || !secret.Equal(secret.Hash(corporateToken), tokenHash) {
-		return imbee.Corporate{}, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing or not valid for this Authorization")
+	if err := checkCorporateToken(corporateToken, tokenHash); err != nil {
+		return imbee.Corporate{}, err
 	}
 	return c, nil
+}
+
+// The verdicts of a credential check, shared by every read that makes one.
+func errNoAuth() error  { return imbee.Errorf(imbee.CodeAuth, "Authorization is missing") }
+func errBadAuth() error { return imbee.Errorf(imbee.CodeAuth, "Authorization is not valid") }
+
+// checkCorporateToken compares an X-WOOS-KEY with the corporate's stored
+// hash in constant time.
+func checkCorporateToken(token string, hash []byte) error {
+	if token == "" || !secret.Equal(secret.Hash(token), hash) {
+		return imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing or not valid for this Authorization")
+	}
+	return nil
+}
+
+// checkAPIKey says whether a user-level call's X-WOOS-KEY named a user of
+// the corporate (userFound: the read joined a user by the key's hash).
+func checkAPIKey(apikey string, userFound bool) error {
+	switch {
+	case apikey == "":
+		return imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing: send the user's apikey")
+	case !userFound:
+		return imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is not the apikey of a user of this corporate")
+	}
+	return nil
 }
 
 // AuthenticateUser checks a user-level call in one read: the corporate whose
@@ -114,7 +139,7 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 	var c imbee.Corporate
 	var u imbee.User
 	if auth == "" {
-		return c, u, imbee.Errorf(imbee.CodeAuth, "Authorization is missing")
+		return c, u, errNoAuth()
 	}
 	var created int64
 	var userID sql.NullInt64
@@ -126,17 +151,14 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 		WHERE c.auth_hash = ?`, secret.Hash(apikey), secret.Hash(auth),
 	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &userID, &uniqueID, &idsha)
 	if errors.Is(err, sql.ErrNoRows) {
-		return imbee.Corporate{}, u, imbee.Errorf(imbee.CodeAuth, "Authorization is not valid")
+		return imbee.Corporate{}, u, errBadAuth()
 	}
 	if err != nil {
 		return imbee.Corporate{}, u, internal("authenticate", err)
 	}
 	c.CreatedAt = time.Unix(created, 0).UTC()
-	switch {
-	case apikey == "":
-		return c, u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is missing: send the user's apikey")
-	case !userID.Valid:
-		return c, u, imbee.Errorf(imbee.CodeCorporateKey, "X-WOOS-KEY is not the apikey of a user of this corporate")
+	if err := checkAPIKey(apikey, userID.Valid); err != nil {
+		return c, u, err
 	}
 	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID.String, IDSha: idsha.String}
 	return c, u, nil
@@ -147,14 +169,14 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 	var tokenHash []byte
 	var created int64
 	if auth == "" {
-		return c, nil, imbee.Errorf(imbee.CodeAuth, "Authorization is missing")
+		return c, nil, errNoAuth()
 	}
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT id, name, timezone, created_at, corporate_token_hash
 		FROM corporates WHERE auth_hash = ?`, secret.Hash(auth),
 	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &tokenHash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return c, nil, imbee.Errorf(imbee.CodeAuth, "Authorization is not valid")
+		return c, nil, errBadAuth()
 	}
 	if err != nil {
 		return c, nil, internal("authenticate", err)

@@ -13,11 +13,9 @@ import (
 // RegisterUser returns the corporate's user uniqueID, creating it on first
 // call, and records dev when given. existed is true when the user was there
 // before. Concurrent first calls create one user: the unique constraint
-// decides, and the losers read the winner's row.
+// decides, and the losers read the winner's row. It always writes: the
+// read-only repeat is KnownUser.
 func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, existed bool, err error) {
-	if u, ok, err := s.knownUser(ctx, corporateID, uniqueID, dev); err != nil || ok {
-		return u, ok, err
-	}
 	err = s.inWrite(ctx, func(q querier) error {
 		var nonce []byte
 		u, nonce, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
@@ -48,35 +46,49 @@ func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID st
 // updates it. Within it, a repeat is a read and costs no write.
 const deviceSeenEvery = time.Hour
 
-// knownUser is the read-only path of a repeat: the user exists and its
-// device (if any) was recorded recently. ok is false when a write is needed.
-func (s *Store) knownUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, ok bool, err error) {
+// KnownUser is the read-only repeat of /third_parties/user/new, in one read
+// with the credential check: it authenticates like Authenticate and returns
+// the corporate, and, when the user exists and its device (if any) was
+// recorded recently, the user with found true. found is false when
+// RegisterUser must write.
+func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID string, dev *imbee.Device) (c imbee.Corporate, u imbee.User, found bool, err error) {
+	if auth == "" {
+		return c, u, false, errNoAuth()
+	}
 	var d imbee.Device
 	if dev != nil {
 		d = *dev
 	}
-	var nonce []byte
-	var lastSeen sql.NullInt64
+	var created int64
+	var tokenHash, nonce []byte
+	var userID, lastSeen sql.NullInt64
+	var idsha sql.NullString
 	err = s.reads.QueryRowContext(ctx, `
-		SELECT u.id, u.idsha, u.secret_nonce,
+		SELECT c.id, c.name, c.timezone, c.created_at, c.corporate_token_hash,
+			u.id, u.idsha, u.secret_nonce,
 			(SELECT last_seen FROM devices
 			 WHERE user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
-		FROM users u WHERE u.corporate_id = ? AND u.unique_id = ?`,
-		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, corporateID, uniqueID,
-	).Scan(&u.ID, &u.IDSha, &nonce, &lastSeen)
+		FROM corporates c
+		LEFT JOIN users u ON u.corporate_id = c.id AND u.unique_id = ?
+		WHERE c.auth_hash = ?`,
+		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
+	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &tokenHash, &userID, &idsha, &nonce, &lastSeen)
 	if errors.Is(err, sql.ErrNoRows) {
-		return u, false, nil
+		return imbee.Corporate{}, u, false, errBadAuth()
 	}
 	if err != nil {
-		return u, false, internal("read user", err)
+		return imbee.Corporate{}, u, false, internal("authenticate", err)
 	}
-	if dev != nil && (!lastSeen.Valid || s.now().Sub(time.Unix(lastSeen.Int64, 0)) >= deviceSeenEvery) {
-		return u, false, nil
+	if err := checkCorporateToken(corporateToken, tokenHash); err != nil {
+		return imbee.Corporate{}, u, false, err
 	}
-	u.CorporateID, u.UniqueID = corporateID, uniqueID
-	u.Pass = s.keys.Derive(secret.Pass, nonce)
-	u.APIKey = s.keys.Derive(secret.APIKey, nonce)
-	return u, true, nil
+	c.CreatedAt = time.Unix(created, 0).UTC()
+	if !userID.Valid || dev != nil && (!lastSeen.Valid || s.now().Sub(time.Unix(lastSeen.Int64, 0)) >= deviceSeenEvery) {
+		return c, u, false, nil
+	}
+	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID, IDSha: idsha.String,
+		Pass: s.keys.Derive(secret.Pass, nonce), APIKey: s.keys.Derive(secret.APIKey, nonce)}
+	return c, u, true, nil
 }
 
 // ensureUser is insert-or-return in two statements of one transaction.
