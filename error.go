@@ -3,6 +3,7 @@ package imbee
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is the API's error code, sent as "code" in every response. The
@@ -29,6 +30,8 @@ type Error struct {
 	Message string
 	Field   string // the offending parameter, for CodeParam
 	Err     error
+	// RetryAfter, for CodeRateLimited, is how long until a retry can succeed.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -7,10 +7,23 @@ import "time"
 
 // Corporate is a tenant: the integrator's company. Everything else belongs to one.
 type Corporate struct {
-	ID        int64
-	Name      string
-	TimeZone  string // IANA name; a link's date_limit ends at midnight in this zone
-	CreatedAt time.Time
+	ID         int64
+	Name       string
+	TimeZone   string // IANA name; a link's date_limit ends at midnight in this zone
+	Language   string // of the mails and SMS sent for it: "en" or "es"
+	SenderName string // the mails' From name; empty: the corporate's name
+	CreatedAt  time.Time
+}
+
+// Languages are the languages links can be sent in; the first is the default.
+var Languages = []string{"en", "es"}
+
+// CorporateSettings changes a corporate's settings; nil fields stay as they are.
+type CorporateSettings struct {
+	Name       *string
+	TimeZone   *string
+	Language   *string
+	SenderName *string
 }
 
 // CorporateCredentials are the two secrets an integrator sends on every call:
@@ -73,6 +86,9 @@ type LinkRequest struct {
 	MaxUses     int
 	DateLimit   string    // YYYY-MM-DD as the integrator sees it
 	ExpiresAt   time.Time // the first instant the link no longer works
+	// SendsPerHour caps the links sent to one address or number by this
+	// corporate in any hour (0: no cap).
+	SendsPerHour int
 }
 
 // Link is a web access link. Token is the secret part of its URL.
@@ -171,7 +187,8 @@ const (
 	DeliveryDead    DeliveryStatus = "dead"
 )
 
-// Delivery is one send of a link to one recipient.
+// Delivery is one send of a link to one recipient: a row of the delivery
+// ledger.
 type Delivery struct {
 	ID            int64
 	CorporateID   int64
@@ -181,7 +198,13 @@ type Delivery struct {
 	Attempts      int
 	LastError     string
 	ProviderID    string
-	LinkToken     string // filled when the delivery is claimed for sending
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	NextAttemptAt time.Time // when it is (or was) due to be tried
+	// Filled when the delivery is claimed for sending.
+	LinkToken     string
 	BotName       string
 	CorporateName string
+	Language      string
+	SenderName    string
 }

@@ -179,7 +179,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 // runs every scenario at every concurrency. With c nil, the credentials
 // come from the first-run bootstrap.
 func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pgURL string, c *creds) ([]row, time.Duration, error) {
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"}
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0"}
 	if mode == "postgres" {
 		args = append(args, "--db", pgURL, "--key-file", filepath.Join(dir, "imbee.key"))
 	} else {

@@ -39,26 +39,34 @@ func imbeeBinary(t *testing.T) string {
 	return binPath
 }
 
-// startProcess runs "imbee serve" as a separate process on d.
-func startProcess(t *testing.T, d dbSpec) *server {
+// startProcess runs "imbee serve" as a separate process on d, with args
+// after the defaults.
+func startProcess(t *testing.T, d dbSpec, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, dbSpec: d, stdout: &syncBuffer{}, logs: &syncBuffer{}}
-	cmd := exec.Command(imbeeBinary(t), append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0"}, d.flags()...)...)
+	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0"}, d.flags()...), args...)
+	cmd := exec.Command(imbeeBinary(t), argv...)
 	cmd.Stdout, cmd.Stderr = s.stdout, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	s.stop = func() error {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-done:
-			return err
+		case <-exited:
+			return waitErr
 		case <-time.After(20 * time.Second):
 			cmd.Process.Kill()
+			<-exited
 			return fmt.Errorf("server did not stop")
 		}
+	}
+	s.kill = func() {
+		cmd.Process.Kill()
+		<-exited
 	}
 	t.Cleanup(func() { s.stop() })
 	re := regexp.MustCompile(`imbee listening on (http://\S+)`)

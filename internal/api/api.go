@@ -33,6 +33,8 @@ type Store interface {
 	KnownUser(ctx context.Context, auth, corporateToken, uniqueID string, dev *imbee.Device) (imbee.Corporate, imbee.User, bool, error)
 	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
+	LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error)
+	RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error)
 	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
 	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
 }
@@ -44,7 +46,10 @@ type Config struct {
 	// limit), RateBurst how many it may send at once above that.
 	RateLimit float64
 	RateBurst int
-	Now       func() time.Time
+	// RecipientLimit caps the links a corporate sends to one address or
+	// number per hour (0: no cap).
+	RecipientLimit int
+	Now            func() time.Time
 	// LinkIssued is called after a /token/new has committed its deliveries.
 	LinkIssued func()
 }
@@ -69,6 +74,8 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	// The whole API.
 	s.handle("/third_parties/user/new", "POST", s.endpoint(corporateKey, s.userNew, s.userRepeat))
 	s.handle("/token/new", "POST", s.endpoint(corporateKey, s.tokenNew, nil))
+	s.handle("/token/status", "POST", s.endpoint(corporateKey, s.tokenStatus, nil))
+	s.handle("/token/revoke", "POST", s.endpoint(corporateKey, s.tokenRevoke, nil))
 	s.handle("/chat/create", "POST", s.endpoint(userKey, s.chatCreate, s.chatRepeat))
 
 	s.mux.Handle("/l/", named("/l/{token}", pages))

@@ -87,6 +87,9 @@ func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err err
 	if e.Field != "" {
 		body = map[string]string{"field": e.Field}
 	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
 	info(r).code = e.Code
 	writeEnvelope(w, errorStatus(e), start, e.Code, msg, body)
 }

@@ -95,7 +95,7 @@ func (s *Server) tokenNew(ctx context.Context, c *call) (any, error) {
 
 // linkRequest validates a /token/new in the document's parameter order.
 func (s *Server) linkRequest(corp imbee.Corporate, req *tokenNewRequest) (imbee.LinkRequest, error) {
-	lr := imbee.LinkRequest{CorporateID: corp.ID}
+	lr := imbee.LinkRequest{CorporateID: corp.ID, SendsPerHour: s.cfg.RecipientLimit}
 	var err error
 	field, user := "virtual_user", req.VirtualUser
 	if user == "" && req.VirutalUser != "" {

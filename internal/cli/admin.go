@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,6 +37,8 @@ type corporateJSON struct {
 	ID             int64  `json:"id"`
 	Name           string `json:"name"`
 	TimeZone       string `json:"timezone"`
+	Language       string `json:"language"`
+	SenderName     string `json:"sender_name"`
 	Auth           string `json:"auth,omitempty"`
 	CorporateToken string `json:"corporate_token,omitempty"`
 	CreatedAt      string `json:"created_at,omitempty"`
@@ -45,12 +49,17 @@ func (c *cli) corporateCreate(ctx context.Context, args []string) error {
 	sf := c.addStoreFlags(fs)
 	name := fs.String("name", "", "the corporate's name (required)")
 	tz := fs.String("timezone", "UTC", "IANA time zone in which links' date_limit days end, e.g. Europe/Madrid")
+	lang := fs.String("language", imbee.Languages[0], "language of the mails and SMS that carry its links: "+strings.Join(imbee.Languages, " or "))
+	sender := fs.String("sender-name", "", "the From name of its mails (default: the corporate's name)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*name) == "" {
 		return errors.New("--name is required")
+	}
+	if !slices.Contains(imbee.Languages, *lang) {
+		return fmt.Errorf("--language must be %s", strings.Join(imbee.Languages, " or "))
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {
@@ -61,12 +70,67 @@ func (c *cli) corporateCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *lang != corp.Language || *sender != "" {
+		if corp, err = s.UpdateCorporate(ctx, corp.ID, imbee.CorporateSettings{Language: lang, SenderName: sender}); err != nil {
+			return err
+		}
+	}
 	return c.printCredentials(corp, creds, *asJSON)
+}
+
+func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
+	fs := c.flagSet("corporate update", "Change a corporate's settings; flags not given stay as they are.")
+	sf := c.addStoreFlags(fs)
+	id := fs.Int64("id", 0, "the corporate's id (required)")
+	name := fs.String("name", "", "new name")
+	tz := fs.String("timezone", "", "new IANA time zone")
+	lang := fs.String("language", "", "new language of its mails and SMS: "+strings.Join(imbee.Languages, " or "))
+	sender := fs.String("sender-name", "", "new From name of its mails")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *id <= 0 {
+		return errors.New("--id is required")
+	}
+	var set imbee.CorporateSettings
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "name":
+			set.Name = name
+		case "timezone":
+			set.TimeZone = tz
+		case "language":
+			set.Language = lang
+		case "sender-name":
+			set.SenderName = sender
+		}
+	})
+	s, err := sf.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	corp, err := s.UpdateCorporate(ctx, *id, set)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return c.printJSON(toCorporateJSON(corp))
+	}
+	fmt.Fprintf(c.stdout, "corporate %d (%s): timezone %s, language %s, sender name %q\n", corp.ID, corp.Name, corp.TimeZone, corp.Language, corp.SenderName)
+	return nil
+}
+
+func toCorporateJSON(co imbee.Corporate) corporateJSON {
+	return corporateJSON{ID: co.ID, Name: co.Name, TimeZone: co.TimeZone, Language: co.Language, SenderName: co.SenderName, CreatedAt: co.CreatedAt.Format(time.RFC3339)}
 }
 
 func (c *cli) printCredentials(corp imbee.Corporate, creds imbee.CorporateCredentials, asJSON bool) error {
 	if asJSON {
-		return c.printJSON(corporateJSON{ID: corp.ID, Name: corp.Name, TimeZone: corp.TimeZone, Auth: creds.Auth, CorporateToken: creds.CorporateToken})
+		out := toCorporateJSON(corp)
+		out.Auth, out.CorporateToken = creds.Auth, creds.CorporateToken
+		return c.printJSON(out)
 	}
 	fmt.Fprintf(c.stdout, "corporate %d (%s)\n  Authorization: %s\n  X-WOOS-KEY:    %s\nKeep these secret: they are not shown again.\n",
 		corp.ID, corp.Name, creds.Auth, creds.CorporateToken)
@@ -92,14 +156,14 @@ func (c *cli) corporateList(ctx context.Context, args []string) error {
 	if *asJSON {
 		out := make([]corporateJSON, 0, len(corps))
 		for _, co := range corps {
-			out = append(out, corporateJSON{ID: co.ID, Name: co.Name, TimeZone: co.TimeZone, CreatedAt: co.CreatedAt.Format(time.RFC3339)})
+			out = append(out, toCorporateJSON(co))
 		}
 		return c.printJSON(out)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTIMEZONE\tCREATED")
+	fmt.Fprintln(tw, "ID\tNAME\tTIMEZONE\tLANGUAGE\tSENDER NAME\tCREATED")
 	for _, co := range corps {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", co.ID, co.Name, co.TimeZone, co.CreatedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", co.ID, co.Name, co.TimeZone, co.Language, co.SenderName, co.CreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -225,7 +289,7 @@ func (c *cli) linkRevoke(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.RevokeLink(ctx, token); err != nil {
+	if _, err := s.RevokeLink(ctx, 0, token); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, "link revoked")

@@ -17,9 +17,12 @@ Usage:
   imbee corporate create      create a corporate (tenant) and print its credentials
   imbee corporate list        list corporates
   imbee corporate rotate      replace a corporate's credentials
+  imbee corporate update      change a corporate's name, time zone, language or sender name
   imbee bot create            create a bot in a corporate
   imbee bot list              list a corporate's bots
   imbee link revoke           end a web access link
+  imbee deliveries list       the delivery ledger (mails and SMS), newest first
+  imbee deliveries retry      queue dead deliveries again
 
 Every flag can also be set with an IMBEE_* environment variable: --public-url
 is IMBEE_PUBLIC_URL. "imbee COMMAND --help" lists a command's flags.
@@ -51,6 +54,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.corporateList(ctx, rest[1:])
 	case cmd == "corporate" && sub == "rotate":
 		return c.corporateRotate(ctx, rest[1:])
+	case cmd == "corporate" && sub == "update":
+		return c.corporateUpdate(ctx, rest[1:])
+	case cmd == "deliveries" && sub == "list":
+		return c.deliveriesList(ctx, rest[1:])
+	case cmd == "deliveries" && sub == "retry":
+		return c.deliveriesRetry(ctx, rest[1:])
 	case cmd == "bot" && sub == "create":
 		return c.botCreate(ctx, rest[1:])
 	case cmd == "bot" && sub == "list":

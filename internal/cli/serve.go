@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/api"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/linkpage"
@@ -34,6 +33,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
+	tf := addTransportFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -65,19 +65,19 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		}
 	}
 
-	logSender := &delivery.LogSender{Log: log}
-	log.Warn("no mail or SMS transport is configured: deliveries are recorded and logged, not sent")
-	worker := delivery.NewWorker(s, map[imbee.Channel]delivery.Sender{
-		imbee.ChannelMail: logSender,
-		imbee.ChannelSMS:  logSender,
-	}, base, log)
+	senders, err := tf.senders(c.stdout, log)
+	if err != nil {
+		return err
+	}
+	worker := delivery.NewWorker(s, senders, base, tf.worker, log)
 
 	pages := linkpage.New(s, base, nil, log)
 	handler := api.NewHandler(s, pages, api.Config{
-		PublicURL:  base,
-		RateLimit:  *rateLimit,
-		RateBurst:  *rateBurst,
-		LinkIssued: worker.Kick,
+		PublicURL:      base,
+		RateLimit:      *rateLimit,
+		RateBurst:      *rateBurst,
+		RecipientLimit: tf.recipientLimit,
+		LinkIssued:     worker.Kick,
 	}, log)
 
 	srv := &http.Server{

@@ -22,6 +22,9 @@ type Message struct {
 	URL           string
 	BotName       string
 	CorporateName string
+	SenderName    string // the mail's From name; the corporate's name when empty
+	Language      string // "en" or "es"
+	DeliveryID    int64  // the ledger row: stable across retries, for dedupe
 }
 
 // Sender sends a message over one channel and returns the provider's id for
@@ -38,6 +41,19 @@ func (e permanentError) Unwrap() error { return e.err }
 // Permanent marks err as one that retrying cannot fix (a refused address).
 func Permanent(err error) error { return permanentError{err} }
 
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e retryAfterError) Error() string { return e.err.Error() }
+func (e retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks err as a refusal that the provider asked to retry after d
+// (an HTTP 429's Retry-After): the next attempt waits d instead of the
+// backoff.
+func RetryAfter(err error, d time.Duration) error { return retryAfterError{err, d} }
+
 // Queue is the storage the worker needs.
 type Queue interface {
 	ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error)
@@ -45,25 +61,64 @@ type Queue interface {
 	MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
 }
 
-// Policy of retries, documented in docs/operations.md.
-const (
+// Config is the worker's retry policy and concurrency, documented in
+// docs/operations.md. Zero fields take the defaults below.
+type Config struct {
+	// Workers is how many sends run at once.
+	Workers int
+	// FirstRetry is the wait after the first failed attempt; it doubles
+	// with each further failure up to MaxRetry, with ±20 % jitter.
+	FirstRetry time.Duration
+	MaxRetry   time.Duration
 	// MaxAttempts is how many sends are tried before a delivery is dead.
-	MaxAttempts = 8
-	firstRetry  = 30 * time.Second
-	maxRetry    = time.Hour
-	// lease is how long a claimed delivery is ours; a worker that dies
-	// mid-send leaves it to be claimed again after this.
-	lease        = 2 * time.Minute
-	sendTimeout  = 30 * time.Second
-	pollInterval = time.Second
-	batchSize    = 32
+	MaxAttempts int
+	// PollInterval is how often the queue is checked when nothing kicks
+	// the worker (a link issued by another server, a retry coming due).
+	PollInterval time.Duration
+	// Timeout bounds one send. A delivery claimed by a server that died is
+	// claimed again after twice this (its lease).
+	Timeout time.Duration
+}
+
+// The defaults of Config.
+const (
+	DefaultWorkers      = 16
+	DefaultFirstRetry   = 30 * time.Second
+	DefaultMaxRetry     = time.Hour
+	DefaultMaxAttempts  = 8
+	DefaultPollInterval = time.Second
+	DefaultTimeout      = 30 * time.Second
 )
+
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.FirstRetry <= 0 {
+		c.FirstRetry = DefaultFirstRetry
+	}
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = DefaultMaxRetry
+	}
+	c.MaxRetry = max(c.MaxRetry, c.FirstRetry)
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	return c
+}
 
 // Worker sends due deliveries until its context ends.
 type Worker struct {
 	queue     Queue
 	senders   map[imbee.Channel]Sender
 	publicURL string
+	cfg       Config
 	log       *slog.Logger
 	now       func() time.Time
 	kick      chan struct{}
@@ -71,11 +126,12 @@ type Worker struct {
 
 // NewWorker returns a worker that sends through senders (one per channel)
 // links under publicURL.
-func NewWorker(q Queue, senders map[imbee.Channel]Sender, publicURL string, log *slog.Logger) *Worker {
+func NewWorker(q Queue, senders map[imbee.Channel]Sender, publicURL string, cfg Config, log *slog.Logger) *Worker {
 	return &Worker{
 		queue:     q,
 		senders:   senders,
 		publicURL: strings.TrimRight(publicURL, "/"),
+		cfg:       cfg.withDefaults(),
 		log:       log,
 		now:       time.Now,
 		kick:      make(chan struct{}, 1),
@@ -92,12 +148,12 @@ func (w *Worker) Kick() {
 }
 
 // Run sends deliveries until ctx ends. Sends in flight when ctx ends finish
-// (each within sendTimeout) before Run returns.
+// (each within cfg.Timeout) before Run returns.
 func (w *Worker) Run(ctx context.Context) {
-	t := time.NewTicker(pollInterval)
+	t := time.NewTicker(w.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		for w.runBatch(ctx) == batchSize && ctx.Err() == nil {
+		for w.runBatch(ctx) == w.cfg.Workers && ctx.Err() == nil {
 		}
 		select {
 		case <-ctx.Done():
@@ -108,12 +164,15 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// runBatch claims and sends one batch, concurrently, and says how many.
+// runBatch claims and sends one batch of at most cfg.Workers deliveries,
+// concurrently, and says how many.
 func (w *Worker) runBatch(ctx context.Context) int {
 	if ctx.Err() != nil {
 		return 0
 	}
-	ds, err := w.queue.ClaimDeliveries(ctx, batchSize, lease)
+	// The lease outlasts the send's timeout: a claim only expires when its
+	// server is gone.
+	ds, err := w.queue.ClaimDeliveries(ctx, w.cfg.Workers, 2*w.cfg.Timeout)
 	if err != nil {
 		w.log.Error("claim deliveries", "err", err)
 		return 0
@@ -132,13 +191,16 @@ func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 		w.record(ctx, d, Permanent(errors.New("no transport for channel "+string(d.Recipient.Channel))))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	id, err := sender.Send(ctx, Message{
 		Recipient:     d.Recipient,
 		URL:           w.publicURL + "/l/" + d.LinkToken,
 		BotName:       d.BotName,
 		CorporateName: d.CorporateName,
+		SenderName:    d.SenderName,
+		Language:      d.Language,
+		DeliveryID:    d.ID,
 	})
 	if err == nil {
 		if err := w.queue.MarkSent(ctx, d.ID, id); err != nil {
@@ -151,23 +213,43 @@ func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 
 func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
 	var perm permanentError
-	dead := errors.As(sendErr, &perm) || d.Attempts >= MaxAttempts
-	retryAt := w.now().Add(Backoff(d.Attempts))
-	w.log.Warn("delivery failed", "delivery_id", d.ID, "channel", d.Recipient.Channel,
-		"attempt", d.Attempts, "dead", dead, "err", sendErr)
-	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), retryAt, dead); err != nil {
+	var ra retryAfterError
+	dead := errors.As(sendErr, &perm) || d.Attempts >= w.cfg.MaxAttempts
+	wait := w.Backoff(d.Attempts)
+	if errors.As(sendErr, &ra) && ra.after > 0 {
+		wait = min(ra.after, w.cfg.MaxRetry)
+	}
+	// Providers quote the address in their errors: the log gets it masked
+	// (the ledger, which only the corporate and the operator read, keeps
+	// the whole text).
+	logged := strings.ReplaceAll(sendErr.Error(), d.Recipient.Address, Mask(d.Recipient.Address))
+	w.log.Warn("delivery failed", "delivery_id", d.ID, "channel", d.Recipient.Channel, "to", Mask(d.Recipient.Address),
+		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "err", logged)
+	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), w.now().Add(wait), dead); err != nil {
 		w.log.Error("record failed delivery", "delivery_id", d.ID, "err", err)
+	}
+	if !dead {
+		w.wakeAt(wait)
+	}
+}
+
+// wakeAt kicks the worker when a retry comes due, so that retries sooner
+// than the poll interval are not late.
+func (w *Worker) wakeAt(d time.Duration) {
+	if d < w.cfg.PollInterval {
+		time.AfterFunc(d, w.Kick)
 	}
 }
 
 // Backoff is the wait after the given failed attempt (1-based): doubling
-// from 30 s, capped at an hour, with ±20 % jitter so retries spread out.
-func Backoff(attempt int) time.Duration {
-	d := firstRetry
-	for i := 1; i < attempt && d < maxRetry; i++ {
+// from FirstRetry, capped at MaxRetry, with ±20 % jitter so retries spread
+// out.
+func (w *Worker) Backoff(attempt int) time.Duration {
+	d := w.cfg.FirstRetry
+	for i := 1; i < attempt && d < w.cfg.MaxRetry; i++ {
 		d *= 2
 	}
-	d = min(d, maxRetry)
-	jitter := time.Duration(rand.Int64N(int64(d)*2/5)) - d/5
+	d = min(d, w.cfg.MaxRetry)
+	jitter := time.Duration(rand.Int64N(int64(d)*2/5+1)) - d/5
 	return d + jitter
 }

@@ -16,6 +16,8 @@ import (
 )
 
 func TestBackoff(t *testing.T) {
+	w := NewWorker(nil, nil, "", Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	Backoff := w.Backoff
 	for n := 1; n <= 14; n++ {
 		base := 30 * time.Second
 		for i := 1; i < n; i++ {
@@ -204,7 +206,7 @@ var fixedNow = time.Date(2030, 3, 14, 9, 0, 0, 0, time.UTC)
 // for Run to return.
 func startWorker(t *testing.T, q Queue, senders map[imbee.Channel]Sender) (w *Worker, stop func()) {
 	t.Helper()
-	w = NewWorker(q, senders, "http://example.test/", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w = NewWorker(q, senders, "http://example.test/", Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	w.now = func() time.Time { return fixedNow }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -305,15 +307,35 @@ func TestWorker(t *testing.T) {
 		}
 	})
 
+	t.Run("RetryAfterReplacesTheBackoff", func(t *testing.T) {
+		q := newFakeQueue(mailDelivery(1, 1), mailDelivery(2, 1))
+		s := &senderFunc{fn: func(m Message) (string, error) {
+			if m.Recipient.Address == "p1@example.com" {
+				return "", RetryAfter(errors.New("429"), 7*time.Second)
+			}
+			return "", fmt.Errorf("provider: %w", RetryAfter(errors.New("429"), 10*24*time.Hour))
+		}}
+		w, stop := startWorker(t, q, map[imbee.Channel]Sender{imbee.ChannelMail: s})
+		w.Kick()
+		q.waitOutcomes(t, 2, 5*time.Second)
+		stop()
+		if got := q.failed[1].retryAt.Sub(fixedNow); got != 7*time.Second || q.failed[1].dead {
+			t.Errorf("retry in %v (dead %v), want exactly the provider's 7 s", got, q.failed[1].dead)
+		}
+		if got := q.failed[2].retryAt.Sub(fixedNow); got != DefaultMaxRetry {
+			t.Errorf("a Retry-After of 10 days: retry in %v, want the cap %v", got, DefaultMaxRetry)
+		}
+	})
+
 	t.Run("LastAttemptIsDead", func(t *testing.T) {
-		q := newFakeQueue(mailDelivery(1, MaxAttempts-1), mailDelivery(2, MaxAttempts), mailDelivery(3, MaxAttempts+2))
+		q := newFakeQueue(mailDelivery(1, DefaultMaxAttempts-1), mailDelivery(2, DefaultMaxAttempts), mailDelivery(3, DefaultMaxAttempts+2))
 		s := &senderFunc{fn: func(Message) (string, error) { return "", errors.New("timeout") }}
 		w, stop := startWorker(t, q, map[imbee.Channel]Sender{imbee.ChannelMail: s})
 		w.Kick()
 		q.waitOutcomes(t, 3, 5*time.Second)
 		stop()
 		if q.failed[1].dead {
-			t.Errorf("attempt %d of %d is dead", MaxAttempts-1, MaxAttempts)
+			t.Errorf("attempt %d of %d is dead", DefaultMaxAttempts-1, DefaultMaxAttempts)
 		}
 		if !q.failed[2].dead || !q.failed[3].dead {
 			t.Errorf("attempts >= MaxAttempts not dead: %+v, %+v", q.failed[2], q.failed[3])
@@ -321,7 +343,7 @@ func TestWorker(t *testing.T) {
 	})
 
 	t.Run("SuccessOnLastAttemptIsSent", func(t *testing.T) {
-		q := newFakeQueue(mailDelivery(1, MaxAttempts))
+		q := newFakeQueue(mailDelivery(1, DefaultMaxAttempts))
 		s := &senderFunc{fn: func(Message) (string, error) { return "ok-1", nil }}
 		w, stop := startWorker(t, q, map[imbee.Channel]Sender{imbee.ChannelMail: s})
 		w.Kick()
@@ -358,15 +380,15 @@ func TestWorker(t *testing.T) {
 		start := time.Now()
 		w.Kick()
 		w.Kick() // never blocks, even when a kick is pending
-		q.waitOutcomes(t, 1, pollInterval/2)
-		if d := time.Since(start); d >= pollInterval/2 {
+		q.waitOutcomes(t, 1, DefaultPollInterval/2)
+		if d := time.Since(start); d >= DefaultPollInterval/2 {
 			t.Errorf("kicked delivery took %v", d)
 		}
 		stop()
 	})
 
 	t.Run("DrainsMoreThanOneBatch", func(t *testing.T) {
-		const n = batchSize + 9
+		const n = DefaultWorkers + 9
 		var ds []imbee.Delivery
 		for i := range n {
 			ds = append(ds, mailDelivery(int64(i+1), 1))
@@ -376,7 +398,7 @@ func TestWorker(t *testing.T) {
 		// No kick: Run's first pass must claim batch after batch until
 		// one comes back short, without waiting for the next poll.
 		_, stop := startWorker(t, q, map[imbee.Channel]Sender{imbee.ChannelMail: s})
-		q.waitOutcomes(t, n, pollInterval/2)
+		q.waitOutcomes(t, n, DefaultPollInterval/2)
 		stop()
 		if len(q.sent) != n {
 			t.Errorf("%d sent, want %d", len(q.sent), n)
@@ -417,4 +439,31 @@ func TestWorker(t *testing.T) {
 			t.Errorf("send in flight at stop was not recorded as sent: sent %v, failed %v", q.sent, q.failed)
 		}
 	})
+}
+
+// TestFailureLogMasksAddress: providers quote the recipient in their
+// errors; the log shows it masked, the ledger keeps the whole text.
+func TestFailureLogMasksAddress(t *testing.T) {
+	var logs bytes.Buffer
+	q := newFakeQueue(mailDelivery(1, 1))
+	s := &senderFunc{fn: func(m Message) (string, error) {
+		return "", fmt.Errorf("550 affected recipient(s): <%s>", m.Recipient.Address)
+	}}
+	w := NewWorker(q, map[imbee.Channel]Sender{imbee.ChannelMail: s}, "http://example.test/", Config{}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	w.now = func() time.Time { return fixedNow }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	w.Kick()
+	q.waitOutcomes(t, 1, 5*time.Second)
+	cancel()
+	<-done
+	if strings.Contains(logs.String(), "p1@example.com") || !strings.Contains(logs.String(), "p***@example.com") {
+		t.Errorf("log does not mask the address:\n%s", logs.String())
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !strings.Contains(q.failed[1].cause, "p1@example.com") {
+		t.Errorf("ledger cause %q lost the address", q.failed[1].cause)
+	}
 }

@@ -247,7 +247,7 @@ func TestLanding(t *testing.T) {
 		e := setup(t)
 		l := e.issue(t, "ana", 3)
 		conv, cookie := e.spend(t, l.Token)
-		if err := e.store.RevokeLink(context.Background(), l.Token); err != nil {
+		if _, err := e.store.RevokeLink(context.Background(), 0, l.Token); err != nil {
 			t.Fatal(err)
 		}
 		wantStatus(t, e.do(t, http.MethodGet, "/l/"+l.Token), http.StatusGone, "GET revoked link")

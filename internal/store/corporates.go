@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -20,7 +22,7 @@ func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imb
 	}
 	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
 	creds := s.corporateCredentials(authNonce, tokenNonce)
-	c := imbee.Corporate{Name: name, TimeZone: timezone, CreatedAt: s.now().UTC().Truncate(time.Second)}
+	c := imbee.Corporate{Name: name, TimeZone: timezone, Language: imbee.Languages[0], CreatedAt: s.now().UTC().Truncate(time.Second)}
 	err := s.inWrite(ctx, func(q querier) (err error) {
 		c.ID, err = insertCorporate(ctx, q, c, authNonce, tokenNonce, creds)
 		return err
@@ -73,9 +75,47 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 	return creds, err
 }
 
+// UpdateCorporate changes the settings given in set and returns the
+// corporate as it is then. It returns CodeNotFound for an unknown id and
+// CodeParam for a setting that is not valid.
+func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.CorporateSettings) (imbee.Corporate, error) {
+	if set.TimeZone != nil {
+		if _, err := time.LoadLocation(*set.TimeZone); err != nil || *set.TimeZone == "" {
+			return imbee.Corporate{}, imbee.ParamError("timezone", "unknown time zone %q", *set.TimeZone)
+		}
+	}
+	if set.Language != nil && !slices.Contains(imbee.Languages, *set.Language) {
+		return imbee.Corporate{}, imbee.ParamError("language", "language must be one of %s", strings.Join(imbee.Languages, ", "))
+	}
+	if set.Name != nil && strings.TrimSpace(*set.Name) == "" {
+		return imbee.Corporate{}, imbee.ParamError("name", "name can not be empty")
+	}
+	var c imbee.Corporate
+	err := s.inWrite(ctx, func(q querier) error {
+		var created int64
+		err := q.QueryRowContext(ctx, `
+			UPDATE corporates SET
+				name = coalesce(?, name), timezone = coalesce(?, timezone),
+				language = coalesce(?, language), sender_name = coalesce(?, sender_name)
+			WHERE id = ?
+			RETURNING id, name, timezone, language, sender_name, created_at`,
+			set.Name, set.TimeZone, set.Language, set.SenderName, id,
+		).Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
+		}
+		if err != nil {
+			return internal("update corporate", err)
+		}
+		c.CreatedAt = time.Unix(created, 0).UTC()
+		return nil
+	})
+	return c, err
+}
+
 // ListCorporates returns every corporate, oldest first.
 func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
-	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, created_at FROM corporates ORDER BY id`)
+	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, language, sender_name, created_at FROM corporates ORDER BY id`)
 	if err != nil {
 		return nil, internal("list corporates", err)
 	}
@@ -84,7 +124,7 @@ func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
 	for rows.Next() {
 		var c imbee.Corporate
 		var created int64
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &created); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &created); err != nil {
 			return nil, internal("list corporates", err)
 		}
 		c.CreatedAt = time.Unix(created, 0).UTC()

@@ -43,9 +43,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 		for i := range out {
 			var nonce []byte
 			err := q.QueryRowContext(ctx, `
-				SELECT l.token_nonce, b.name, c.name
+				SELECT l.token_nonce, b.name, c.name, c.language, c.sender_name
 				FROM links l JOIN bots b ON b.id = l.bot_id JOIN corporates c ON c.id = l.corporate_id
-				WHERE l.id = ?`, out[i].LinkID).Scan(&nonce, &out[i].BotName, &out[i].CorporateName)
+				WHERE l.id = ?`, out[i].LinkID).Scan(&nonce, &out[i].BotName, &out[i].CorporateName, &out[i].Language, &out[i].SenderName)
 			if err != nil {
 				return internal("claim deliveries", err)
 			}
@@ -89,15 +89,19 @@ func (s *Store) MarkFailed(ctx context.Context, id int64, cause string, retryAt 
 
 // Deliveries lists deliveries, newest first, optionally of one status.
 func (s *Store) Deliveries(ctx context.Context, status imbee.DeliveryStatus, limit int) ([]imbee.Delivery, error) {
-	query := `SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, provider_id FROM deliveries`
-	args := []any{}
 	if status != "" {
-		query += ` WHERE status = ?`
-		args = append(args, string(status))
+		return s.listDeliveries(ctx, `WHERE status = ? ORDER BY id DESC LIMIT ?`, string(status), limit)
 	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.reads.QueryContext(ctx, query, args...)
+	return s.listDeliveries(ctx, `ORDER BY id DESC LIMIT ?`, limit)
+}
+
+// listDeliveries reads the ledger rows that where (a WHERE, ORDER and LIMIT
+// clause) selects.
+func (s *Store) listDeliveries(ctx context.Context, where string, args ...any) ([]imbee.Delivery, error) {
+	rows, err := s.reads.QueryContext(ctx, `
+		SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, provider_id,
+			created_at, updated_at, next_attempt_at
+		FROM deliveries `+where, args...)
 	if err != nil {
 		return nil, internal("list deliveries", err)
 	}
@@ -105,10 +109,45 @@ func (s *Store) Deliveries(ctx context.Context, status imbee.DeliveryStatus, lim
 	var out []imbee.Delivery
 	for rows.Next() {
 		var d imbee.Delivery
-		if err := rows.Scan(&d.ID, &d.CorporateID, &d.LinkID, &d.Recipient.Channel, &d.Recipient.Address, &d.Status, &d.Attempts, &d.LastError, &d.ProviderID); err != nil {
+		var created, updated, next int64
+		if err := rows.Scan(&d.ID, &d.CorporateID, &d.LinkID, &d.Recipient.Channel, &d.Recipient.Address, &d.Status,
+			&d.Attempts, &d.LastError, &d.ProviderID, &created, &updated, &next); err != nil {
 			return nil, internal("list deliveries", err)
 		}
+		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC(), time.Unix(next, 0).UTC()
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, internal("list deliveries", err)
+	}
+	return out, nil
+}
+
+// RetryDeliveries queues dead deliveries again, with a fresh set of
+// attempts: the ones in ids, or every dead one when ids is empty. It returns
+// how many were queued; ids that are not dead are left alone.
+func (s *Store) RetryDeliveries(ctx context.Context, ids []int64) (int64, error) {
+	var n int64
+	err := s.inWrite(ctx, func(q querier) error {
+		now := unix(s.now())
+		query := `UPDATE deliveries SET status = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE status = 'dead'`
+		if len(ids) == 0 {
+			res, err := q.ExecContext(ctx, query, now, now)
+			if err != nil {
+				return internal("retry deliveries", err)
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		}
+		for _, id := range ids {
+			res, err := q.ExecContext(ctx, query+` AND id = ?`, now, now, id)
+			if err != nil {
+				return internal("retry deliveries", err)
+			}
+			k, _ := res.RowsAffected()
+			n += k
+		}
+		return nil
+	})
+	return n, err
 }

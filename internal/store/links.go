@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 // and the link when needed, and queues one delivery per recipient in the
 // same transaction. A repeat while the link is active returns it with
 // Existing set and its own limits; the deliveries are queued again. It
-// returns CodeNotFound (field bot_idsha) for a bot not of this corporate.
+// returns CodeNotFound (field bot_idsha) for a bot not of this corporate,
+// and CodeRateLimited when a recipient has had req.SendsPerHour deliveries
+// from this corporate in the last hour (then nothing is created).
 func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbee.Link, err error) {
 	err = s.inWrite(ctx, func(q querier) error {
 		now := s.now()
@@ -27,6 +30,9 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		}
 		if err != nil {
 			return internal("find bot", err)
+		}
+		if err := s.checkSendLimit(ctx, q, req, now); err != nil {
+			return err
 		}
 		user, _, _, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
 		if err != nil {
@@ -48,6 +54,39 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		return nil
 	})
 	return link, err
+}
+
+// checkSendLimit refuses a request that would send a recipient more than
+// req.SendsPerHour links of this corporate within an hour. Run inside the
+// request's transaction, it is exact on SQLite (one writer); on PostgreSQL,
+// concurrent requests to the same recipient may each see the count before
+// the others' inserts and overshoot it by their number.
+func (s *Store) checkSendLimit(ctx context.Context, q querier, req imbee.LinkRequest, now time.Time) error {
+	if req.SendsPerHour <= 0 {
+		return nil
+	}
+	since := now.Add(-time.Hour)
+	for _, r := range req.Recipients {
+		var n int
+		var oldest sql.NullInt64
+		err := q.QueryRowContext(ctx, `
+			SELECT count(*), min(created_at) FROM deliveries
+			WHERE corporate_id = ? AND recipient = ? AND created_at > ?`,
+			req.CorporateID, r.Address, unix(since)).Scan(&n, &oldest)
+		if err != nil {
+			return internal("count deliveries", err)
+		}
+		if n >= req.SendsPerHour {
+			wait := time.Unix(oldest.Int64, 0).Add(time.Hour).Sub(now)
+			field := "mail"
+			if r.Channel == imbee.ChannelSMS {
+				field = "celullar"
+			}
+			return &imbee.Error{Code: imbee.CodeRateLimited, Field: field, RetryAfter: max(wait, time.Second),
+				Message: fmt.Sprintf("%s has been sent %d links in the last hour, the most allowed: retry later", r.Address, n)}
+		}
+	}
+	return nil
 }
 
 // currentLink returns the pair's link if it is still active, or retires it
@@ -229,18 +268,61 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session
 }
 
 // RevokeLink ends the link whose URL ends in token, and the web sessions it
-// opened. It returns CodeNotFound for an unknown token.
-func (s *Store) RevokeLink(ctx context.Context, token string) error {
-	return s.inWrite(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `
-			UPDATE links SET revoked_at = coalesce(revoked_at, ?) WHERE token_hash = ?`,
-			unix(s.now()), secret.Hash(strings.TrimSpace(token)))
+// opened. With corporateID set, only that corporate's link is found. It
+// returns the link as it is then, with Existing set when it had been revoked
+// before, and CodeNotFound for an unknown token.
+func (s *Store) RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error) {
+	var l imbee.Link
+	err := s.inWrite(ctx, func(q querier) error {
+		var err error
+		l, err = linkOf(ctx, q, corporateID, token)
 		if err != nil {
+			return err
+		}
+		l.Existing = l.Revoked
+		if l.Revoked {
+			return nil
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE id = ?`, unix(s.now()), l.ID); err != nil {
 			return internal("revoke link", err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return imbee.Errorf(imbee.CodeNotFound, "no such link")
-		}
+		l.Revoked = true
 		return nil
 	})
+	return l, err
+}
+
+// LinkStatus returns a corporate's link by its token, with its deliveries,
+// oldest first. It returns CodeNotFound for a token of no link of corporateID.
+func (s *Store) LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error) {
+	l, err := linkOf(ctx, s.reads, corporateID, token)
+	if err != nil {
+		return l, nil, err
+	}
+	ds, err := s.listDeliveries(ctx, `WHERE link_id = ? ORDER BY id`, l.ID)
+	return l, ds, err
+}
+
+// linkOf reads a link by token, with its user's and bot's idsha. With
+// corporateID 0 (the operator's CLI) the link may be of any corporate.
+func linkOf(ctx context.Context, q querier, corporateID int64, token string) (imbee.Link, error) {
+	var l imbee.Link
+	var expires int64
+	var revoked sql.NullInt64
+	err := q.QueryRowContext(ctx, `
+		SELECT l.id, l.corporate_id, u.idsha, b.idsha, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at
+		FROM links l JOIN users u ON u.id = l.user_id JOIN bots b ON b.id = l.bot_id
+		WHERE l.token_hash = ? AND (? = 0 OR l.corporate_id = ?)`,
+		secret.Hash(strings.TrimSpace(token)), corporateID, corporateID,
+	).Scan(&l.ID, &l.CorporateID, &l.UserIDSha, &l.BotIDSha, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, &imbee.Error{Code: imbee.CodeNotFound, Field: "url", Message: "no such link"}
+	}
+	if err != nil {
+		return l, internal("read link", err)
+	}
+	l.Token = strings.TrimSpace(token)
+	l.ExpiresAt = time.Unix(expires, 0)
+	l.Revoked = revoked.Valid
+	return l, nil
 }

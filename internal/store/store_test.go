@@ -944,11 +944,11 @@ func testLinks(t *testing.T) {
 		if got, err := e.s.SessionByToken(ctx, sess.Token); err != nil || got.ConversationID != sess.ConversationID {
 			t.Fatalf("session before revoke: %+v, %v", got, err)
 		}
-		if err := e.s.RevokeLink(ctx, " "+l.Token+"\n"); err != nil {
-			t.Fatal(err)
+		if got, err := e.s.RevokeLink(ctx, l.CorporateID, " "+l.Token+"\n"); err != nil || got.Existing || !got.Revoked || got.ID != l.ID {
+			t.Fatalf("revoke: %+v, %v", got, err)
 		}
-		if err := e.s.RevokeLink(ctx, l.Token); err != nil {
-			t.Errorf("second revoke: %v", err)
+		if got, err := e.s.RevokeLink(ctx, 0, l.Token); err != nil || !got.Existing {
+			t.Errorf("second revoke: %+v, %v; want it reported as revoked before", got, err)
 		}
 		if _, st, err := e.s.SpendLink(ctx, l.Token); err != nil || st != imbee.LinkRevoked {
 			t.Errorf("spend after revoke: state %v, err %v; want LinkRevoked", st, err)
@@ -958,7 +958,8 @@ func testLinks(t *testing.T) {
 		if p, err := e.s.LinkByToken(ctx, l.Token); err != nil || !p.Link.Revoked {
 			t.Errorf("LinkByToken after revoke: %+v, %v", p.Link, err)
 		}
-		wantCode(t, e.s.RevokeLink(ctx, "imbl_unknown"), imbee.CodeNotFound, "revoke unknown token")
+		_, err = e.s.RevokeLink(ctx, 0, "imbl_unknown")
+		wantCode(t, err, imbee.CodeNotFound, "revoke unknown token")
 	})
 
 	t.Run("UnknownToken", func(t *testing.T) {

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/imbee/imbee"
+)
+
+type linkRef struct {
+	URL string `json:"url"`
+}
+
+// linkView is a link as /token/status and /token/revoke show it.
+type linkView struct {
+	URL        string         `json:"url"`
+	UserIDSha  string         `json:"user_idsha"`
+	BotIDSha   string         `json:"bot_idsha"`
+	State      string         `json:"state"` // active, used_up, expired or revoked
+	MaxRetries int            `json:"max_retries"`
+	Uses       int            `json:"uses"`
+	UsesLeft   int            `json:"uses_left"`
+	DateLimit  string         `json:"date_limit"`
+	Revoked    bool           `json:"revoked"`
+	Deliveries []deliveryView `json:"deliveries"`
+}
+
+// deliveryView is one row of a link's delivery ledger.
+type deliveryView struct {
+	ID            int64  `json:"id"`
+	Channel       string `json:"channel"` // mail or sms
+	To            string `json:"to"`
+	Status        string `json:"status"` // queued, sending, sent, failed (will be retried) or dead
+	Attempts      int    `json:"attempts"`
+	LastError     string `json:"last_error"`
+	ProviderID    string `json:"provider_id"`
+	CreatedAt     string `json:"created_at"`
+	UpdatedAt     string `json:"updated_at"`
+	NextAttemptAt string `json:"next_attempt_at,omitempty"` // while it will be tried again
+}
+
+type linkRevokeResponse struct {
+	linkView
+	PreviouslyRevoked bool `json:"previously_revoked"`
+}
+
+var stateNames = map[imbee.LinkState]string{
+	imbee.LinkActive: "active", imbee.LinkUsedUp: "used_up", imbee.LinkExpired: "expired", imbee.LinkRevoked: "revoked",
+}
+
+// tokenStatus is POST /token/status: a link's state and its deliveries.
+func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
+	token, err := linkToken(c.body)
+	if err != nil {
+		return nil, err
+	}
+	l, ds, err := s.store.LinkStatus(ctx, c.corporate.ID, token)
+	if err != nil {
+		return nil, err
+	}
+	return s.linkView(l, ds), nil
+}
+
+// tokenRevoke is POST /token/revoke: the link stops working at once, and the
+// web sessions it opened end. Revoking a revoked link is not an error.
+func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
+	token, err := linkToken(c.body)
+	if err != nil {
+		return nil, err
+	}
+	l, err := s.store.RevokeLink(ctx, c.corporate.ID, token)
+	if err != nil {
+		return nil, err
+	}
+	_, ds, err := s.store.LinkStatus(ctx, c.corporate.ID, token)
+	if err != nil {
+		return nil, err
+	}
+	return linkRevokeResponse{linkView: s.linkView(l, ds), PreviouslyRevoked: l.Existing}, nil
+}
+
+// linkToken takes the token out of {"url": …}: a URL /token/new returned,
+// or just its last path segment.
+func linkToken(body []byte) (string, error) {
+	var req linkRef
+	if err := decode(body, &req); err != nil {
+		return "", err
+	}
+	raw := strings.TrimSpace(req.URL)
+	if raw == "" {
+		return "", imbee.ParamError("url", "url can not be null or empty")
+	}
+	path := raw
+	if u, err := url.Parse(raw); err == nil && u.Path != "" {
+		path = u.Path
+	}
+	token := path[strings.LastIndexByte(path, '/')+1:]
+	if token == "" || len(token) > 128 || checkText("url", token) != nil {
+		return "", imbee.ParamError("url", "url must be a link returned by /token/new")
+	}
+	return token, nil
+}
+
+func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery) linkView {
+	v := linkView{
+		URL:        s.cfg.PublicURL + "/l/" + l.Token,
+		UserIDSha:  l.UserIDSha,
+		BotIDSha:   l.BotIDSha,
+		State:      stateNames[l.State(s.cfg.Now())],
+		MaxRetries: l.MaxUses,
+		Uses:       l.Uses,
+		UsesLeft:   max(0, l.MaxUses-l.Uses),
+		DateLimit:  l.DateLimit,
+		Revoked:    l.Revoked,
+		Deliveries: []deliveryView{},
+	}
+	for _, d := range ds {
+		dv := deliveryView{
+			ID: d.ID, Channel: string(d.Recipient.Channel), To: d.Recipient.Address, Status: string(d.Status),
+			Attempts: d.Attempts, LastError: d.LastError, ProviderID: d.ProviderID,
+			CreatedAt: d.CreatedAt.Format(time.RFC3339), UpdatedAt: d.UpdatedAt.Format(time.RFC3339),
+		}
+		if d.Status == imbee.DeliveryQueued || d.Status == imbee.DeliveryFailed {
+			dv.NextAttemptAt = d.NextAttemptAt.Format(time.RFC3339)
+		}
+		v.Deliveries = append(v.Deliveries, dv)
+	}
+	return v
+}
