@@ -208,3 +208,73 @@ type Delivery struct {
 	Language      string
 	SenderName    string
 }
+
+// Message is one message of a conversation. Seq numbers a conversation's
+// messages 1, 2, 3… in commit order.
+type Message struct {
+	ID             int64
+	CorporateID    int64
+	ConversationID string // the conversation's public id
+	Seq            int64
+	Sender         string // the member's idsha
+	SenderIsBot    bool
+	ClientMsgID    string // the sender's retry key, if any
+	Text           string
+	CreatedAt      time.Time
+}
+
+// MessageRequest is a validated message send.
+type MessageRequest struct {
+	CorporateID    int64
+	ConversationID string // public id
+	Sender         string // idsha of a member: the user or bot sending
+	SenderIsBot    bool
+	ClientMsgID    string
+	Text           string
+}
+
+// MessagePage asks for part of a conversation's history: the messages
+// after After (oldest first), or before Before (newest first), or, with
+// neither, the latest Limit (oldest first).
+type MessagePage struct {
+	After  *int64
+	Before *int64
+	Limit  int
+}
+
+// ChatSummary is a conversation as a member's chat list shows it.
+type ChatSummary struct {
+	Conversation Conversation
+	LastMessage  *Message // nil while it has none
+	LastSeq      int64
+	ReadSeq      int64 // how far this member has read
+}
+
+// Event is what a conversation's members are told in real time: a new
+// message, or a member's read mark.
+type Event struct {
+	Type           string // "message" or "read"
+	CorporateID    int64
+	ConversationID string // public id
+	Message        *Message
+	Member         string // read: who read
+	Seq            int64  // read: up to where
+}
+
+// WebhookEvent is one event queued for a bot's webhook: a row of the
+// webhook ledger.
+type WebhookEvent struct {
+	ID          int64
+	CorporateID int64
+	BotIDSha    string
+	EventID     string // webhook-id: the same on every retry
+	Payload     []byte
+	Status      DeliveryStatus
+	Attempts    int
+	LastError   string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	// Filled when the event is claimed for sending.
+	URL    string
+	Secret string
+}

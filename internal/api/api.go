@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/realtime"
 )
 
 // MaxBodyBytes is the largest request body accepted.
@@ -37,6 +38,14 @@ type Store interface {
 	RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error)
 	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
 	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
+	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
+	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
+	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
+	MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error)
+	Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error)
+	IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error)
+	BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error)
+	SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, url string) (string, error)
 }
 
 // Config is what the API is told at start.
@@ -52,6 +61,12 @@ type Config struct {
 	Now            func() time.Time
 	// LinkIssued is called after a /token/new has committed its deliveries.
 	LinkIssued func()
+	// MessageSent is called after a new message (and its webhook events)
+	// has been committed.
+	MessageSent func()
+	// Events tells sockets of new messages and read marks.
+	Events *realtime.Hub
+	Log    *slog.Logger
 }
 
 // Server is the API's HTTP handler.
@@ -68,6 +83,10 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Events == nil {
+		cfg.Events = realtime.NewHub()
+	}
+	cfg.Log = log
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux()}
 
@@ -77,9 +96,17 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	s.handle("/token/status", "POST", s.endpoint(corporateKey, s.tokenStatus, nil))
 	s.handle("/token/revoke", "POST", s.endpoint(corporateKey, s.tokenRevoke, nil))
 	s.handle("/chat/create", "POST", s.endpoint(userKey, s.chatCreate, s.chatRepeat))
+	s.handle("/chat/message/send", "POST", s.endpoint(userKey, s.messageSend, nil))
+	s.handle("/chat/message/list", "POST", s.endpoint(userKey, s.messageList, nil))
+	s.handle("/chat/list", "POST", s.endpoint(userKey, s.chatList, nil))
+	s.handle("/chat/read", "POST", s.endpoint(userKey, s.chatRead, nil))
+	s.handle("/bot/message/send", "POST", s.endpoint(corporateKey, s.botMessageSend, nil))
+	s.handle("/bot/webhook", "POST", s.endpoint(corporateKey, s.botWebhook, nil))
+	s.mux.HandleFunc("/chat/socket", s.socket)
 
 	s.mux.Handle("/l/", named("/l/{token}", pages))
 	s.mux.Handle("/w/", named("/w/{conversation}", pages))
+	s.mux.Handle("/assets/", named("/assets/", pages))
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info(r).code = imbee.CodeGeneric
 		writeEnvelope(w, http.StatusNotFound, time.Now(), imbee.CodeGeneric, "no such endpoint: see the API reference", nil)

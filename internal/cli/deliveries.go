@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,22 +76,9 @@ func (c *cli) deliveriesRetry(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	var list []int64
-	for f := range strings.SplitSeq(*ids, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		id, err := strconv.ParseInt(f, 10, 64)
-		if err != nil || id <= 0 {
-			return fmt.Errorf("--id: %q is not a delivery id", f)
-		}
-		list = append(list, id)
-	}
-	if len(list) == 0 && !*all {
-		return fmt.Errorf("name deliveries with --id, or retry every dead one with --all")
-	}
-	if len(list) > 0 && *all {
-		return fmt.Errorf("--id and --all do not go together")
+	list, err := idList(*ids, *all)
+	if err != nil {
+		return err
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {

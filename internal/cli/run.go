@@ -21,8 +21,11 @@ Usage:
   imbee bot create            create a bot in a corporate
   imbee bot list              list a corporate's bots
   imbee link revoke           end a web access link
+  imbee bot webhook           set a bot's webhook and print its signing secret
   imbee deliveries list       the delivery ledger (mails and SMS), newest first
   imbee deliveries retry      queue dead deliveries again
+  imbee webhooks list         the bots' webhook ledger, newest first
+  imbee webhooks retry        queue dead webhook events again (replay)
 
 Every flag can also be set with an IMBEE_* environment variable: --public-url
 is IMBEE_PUBLIC_URL. "imbee COMMAND --help" lists a command's flags.
@@ -56,6 +59,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.corporateRotate(ctx, rest[1:])
 	case cmd == "corporate" && sub == "update":
 		return c.corporateUpdate(ctx, rest[1:])
+	case cmd == "bot" && sub == "webhook":
+		return c.botWebhook(ctx, rest[1:])
+	case cmd == "webhooks" && sub == "list":
+		return c.webhooksList(ctx, rest[1:])
+	case cmd == "webhooks" && sub == "retry":
+		return c.webhooksRetry(ctx, rest[1:])
 	case cmd == "deliveries" && sub == "list":
 		return c.deliveriesList(ctx, rest[1:])
 	case cmd == "deliveries" && sub == "retry":

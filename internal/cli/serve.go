@@ -16,6 +16,7 @@ import (
 	"github.com/imbee/imbee/internal/api"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/linkpage"
+	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
 )
 
@@ -70,14 +71,18 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	worker := delivery.NewWorker(s, senders, base, tf.worker, log)
+	webhooks := delivery.NewWebhookWorker(s, tf.worker, nil, log)
+	hub := realtime.NewHub()
 
-	pages := linkpage.New(s, base, nil, log)
+	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick}, log)
 	handler := api.NewHandler(s, pages, api.Config{
 		PublicURL:      base,
 		RateLimit:      *rateLimit,
 		RateBurst:      *rateBurst,
 		RecipientLimit: tf.recipientLimit,
 		LinkIssued:     worker.Kick,
+		MessageSent:    webhooks.Kick,
+		Events:         hub,
 	}, log)
 
 	srv := &http.Server{
@@ -93,6 +98,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.Run(workerCtx) })
+	wg.Go(func() { webhooks.Run(workerCtx) })
+	// Other servers' messages and read marks (PostgreSQL), for this
+	// server's sockets.
+	wg.Go(func() { s.ListenEvents(workerCtx, hub.Publish) })
 	defer func() {
 		stopWorker()
 		wg.Wait()

@@ -140,26 +140,26 @@ func NewWorker(q Queue, senders map[imbee.Channel]Sender, publicURL string, cfg 
 
 // Kick asks the worker to look for due deliveries now rather than at its
 // next poll. It never blocks.
-func (w *Worker) Kick() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-}
+func (w *Worker) Kick() { kickNow(w.kick) }
 
 // Run sends deliveries until ctx ends. Sends in flight when ctx ends finish
 // (each within cfg.Timeout) before Run returns.
-func (w *Worker) Run(ctx context.Context) {
-	t := time.NewTicker(w.cfg.PollInterval)
+func (w *Worker) Run(ctx context.Context) { runQueue(ctx, w.cfg, w.kick, w.runBatch) }
+
+// runQueue runs batch (claim and send up to cfg.Workers jobs, say how many)
+// over and over while batches come back full, then at each poll or kick,
+// until ctx ends.
+func runQueue(ctx context.Context, cfg Config, kick <-chan struct{}, batch func(context.Context) int) {
+	t := time.NewTicker(cfg.PollInterval)
 	defer t.Stop()
 	for {
-		for w.runBatch(ctx) == w.cfg.Workers && ctx.Err() == nil {
+		for batch(ctx) == cfg.Workers && ctx.Err() == nil {
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-w.kick:
+		case <-kick:
 		}
 	}
 }
@@ -212,13 +212,7 @@ func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 }
 
 func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
-	var perm permanentError
-	var ra retryAfterError
-	dead := errors.As(sendErr, &perm) || d.Attempts >= w.cfg.MaxAttempts
-	wait := w.Backoff(d.Attempts)
-	if errors.As(sendErr, &ra) && ra.after > 0 {
-		wait = min(ra.after, w.cfg.MaxRetry)
-	}
+	wait, dead := w.cfg.retryWait(d.Attempts, sendErr)
 	// Providers quote the address in their errors: the log gets it masked
 	// (the ledger, which only the corporate and the operator read, keeps
 	// the whole text).
@@ -235,21 +229,47 @@ func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
 
 // wakeAt kicks the worker when a retry comes due, so that retries sooner
 // than the poll interval are not late.
-func (w *Worker) wakeAt(d time.Duration) {
-	if d < w.cfg.PollInterval {
-		time.AfterFunc(d, w.Kick)
+func (w *Worker) wakeAt(d time.Duration) { wakeAt(w.cfg, d, w.kick) }
+
+func wakeAt(cfg Config, d time.Duration, kick chan struct{}) {
+	if d < cfg.PollInterval {
+		time.AfterFunc(d, func() { kickNow(kick) })
+	}
+}
+
+// kickNow asks a queue loop to look for due jobs now; it never blocks.
+func kickNow(kick chan struct{}) {
+	select {
+	case kick <- struct{}{}:
+	default:
 	}
 }
 
 // Backoff is the wait after the given failed attempt (1-based): doubling
 // from FirstRetry, capped at MaxRetry, with ±20 % jitter so retries spread
 // out.
-func (w *Worker) Backoff(attempt int) time.Duration {
-	d := w.cfg.FirstRetry
-	for i := 1; i < attempt && d < w.cfg.MaxRetry; i++ {
+func (w *Worker) Backoff(attempt int) time.Duration { return w.cfg.backoff(attempt) }
+
+func (c Config) backoff(attempt int) time.Duration {
+	d := c.FirstRetry
+	for i := 1; i < attempt && d < c.MaxRetry; i++ {
 		d *= 2
 	}
-	d = min(d, w.cfg.MaxRetry)
+	d = min(d, c.MaxRetry)
 	jitter := time.Duration(rand.Int64N(int64(d)*2/5+1)) - d/5
 	return d + jitter
+}
+
+// retryWait is how long to wait after a failed attempt: the provider's
+// Retry-After when it gave one (capped), else the backoff. dead says that
+// no retry is due: a permanent error, or the last attempt.
+func (c Config) retryWait(attempt int, err error) (wait time.Duration, dead bool) {
+	var perm permanentError
+	var ra retryAfterError
+	dead = errors.As(err, &perm) || attempt >= c.MaxAttempts
+	wait = c.backoff(attempt)
+	if errors.As(err, &ra) && ra.after > 0 {
+		wait = min(ra.after, c.MaxRetry)
+	}
+	return wait, dead
 }

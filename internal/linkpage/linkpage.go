@@ -9,21 +9,30 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
 )
 
 //go:embed templates/*.html
 var templates embed.FS
+
+//go:embed assets
+var assets embed.FS
 
 var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
 
@@ -32,27 +41,45 @@ type Store interface {
 	LinkByToken(ctx context.Context, token string) (store.LinkPage, error)
 	SpendLink(ctx context.Context, token string) (imbee.Session, imbee.LinkState, error)
 	SessionByToken(ctx context.Context, token string) (imbee.Session, error)
+	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
+	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
+	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
 }
 
-// Handler serves /l/{token} and /w/{conversation}.
+// Config is what the pages are told at start.
+type Config struct {
+	PublicURL string // decides whether cookies are marked Secure
+	Now       func() time.Time
+	Events    *realtime.Hub // new messages, for the chat's socket
+	// MessageSent is called after a message from the chat is committed.
+	MessageSent func()
+}
+
+// Handler serves /l/{token}, /w/{conversation} and the chat's assets.
 type Handler struct {
 	store  Store
+	cfg    Config
 	secure bool // set the cookie's Secure flag (public URL is https)
-	now    func() time.Time
 	log    *slog.Logger
 	mux    *http.ServeMux
 }
 
-// New returns the pages' handler. publicURL decides whether cookies are
-// marked Secure.
-func New(s Store, publicURL string, now func() time.Time, log *slog.Logger) *Handler {
-	if now == nil {
-		now = time.Now
+// New returns the pages' handler.
+func New(s Store, cfg Config, log *slog.Logger) *Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	h := &Handler{store: s, secure: strings.HasPrefix(publicURL, "https://"), now: now, log: log, mux: http.NewServeMux()}
+	if cfg.Events == nil {
+		cfg.Events = realtime.NewHub()
+	}
+	h := &Handler{store: s, cfg: cfg, secure: strings.HasPrefix(cfg.PublicURL, "https://"), log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /l/{token}", h.landing) // GET also answers HEAD
 	h.mux.HandleFunc("POST /l/{token}", h.spend)
 	h.mux.HandleFunc("GET /w/{conversation}", h.chat)
+	h.mux.HandleFunc("GET /w/{conversation}/messages", h.history)
+	h.mux.HandleFunc("POST /w/{conversation}/messages", h.send)
+	h.mux.HandleFunc("GET /w/{conversation}/socket", h.socket)
+	h.mux.Handle("GET /assets/", http.FileServerFS(assets))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.ended(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	})
@@ -66,7 +93,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Robots-Tag", "noindex, nofollow")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'")
+	// Scripts only from here (no inline code, no CDN); the chat's socket
+	// only to this host.
+	hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws://"+r.Host+" wss://"+r.Host+
+		"; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -78,7 +108,7 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	if st := p.Link.State(h.now()); st != imbee.LinkActive {
+	if st := p.Link.State(h.cfg.Now()); st != imbee.LinkActive {
 		h.linkEnded(w, st)
 		return
 	}
@@ -115,28 +145,162 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/w/"+sess.ConversationID, http.StatusSeeOther)
 }
 
-func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
+// session is the live web session of the request's cookie for the
+// conversation in its path. ended says why there is none: no cookie, or a
+// session that has ended (or is of another conversation).
+func (h *Handler) session(r *http.Request) (sess imbee.Session, ended string, err error) {
 	c, err := r.Cookie(cookieName)
 	if err != nil {
-		h.ended(w, http.StatusUnauthorized, "Open your link", "This chat opens from the link you were sent. Open that link again to continue.")
-		return
+		return sess, "none", nil
 	}
-	sess, err := h.store.SessionByToken(r.Context(), c.Value)
+	sess, err = h.store.SessionByToken(r.Context(), c.Value)
 	var e *imbee.Error
 	if errors.As(err, &e) && e.Code == imbee.CodeNotFound || err == nil && sess.ConversationID != r.PathValue("conversation") {
+		return sess, "ended", nil
+	}
+	return sess, "", err
+}
+
+func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
+	sess, ended, err := h.session(r)
+	switch {
+	case err != nil:
+		h.fail(w, err)
+		return
+	case ended == "none":
+		h.ended(w, http.StatusUnauthorized, "Open your link", "This chat opens from the link you were sent. Open that link again to continue.")
+		return
+	case ended != "":
 		h.ended(w, http.StatusGone, "This session has ended", "Your chat session has ended or the link was withdrawn.")
 		return
 	}
-	if err != nil {
-		h.fail(w, err)
+	h.render(w, http.StatusOK, "chat", map[string]any{
+		"Title":          sess.BotName + " · " + sess.CorporateName,
+		"BotName":        sess.BotName,
+		"CorporateName":  sess.CorporateName,
+		"Me":             sess.UserIDSha,
+		"ConversationID": sess.ConversationID,
+		"Until":          sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
+	})
+}
+
+// jsonSession is session for the chat's JSON calls: a missing or ended
+// session answers 401 or 410 with {"error": …}.
+func (h *Handler) jsonSession(w http.ResponseWriter, r *http.Request) (imbee.Session, bool) {
+	sess, ended, err := h.session(r)
+	switch {
+	case err != nil:
+		h.log.Error("chat session", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "something went wrong"})
+	case ended == "none":
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "open your link again"})
+	case ended != "":
+		writeJSON(w, http.StatusGone, map[string]string{"error": "this session has ended"})
+	default:
+		return sess, true
+	}
+	return sess, false
+}
+
+// history is GET /w/{conversation}/messages[?before=SEQ]: the latest 50
+// messages, or the 50 before SEQ, oldest first.
+func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
+	sess, ok := h.jsonSession(w, r)
+	if !ok {
 		return
 	}
-	h.render(w, http.StatusOK, "chat", map[string]any{
-		"Title":         sess.BotName + " · " + sess.CorporateName,
-		"BotName":       sess.BotName,
-		"CorporateName": sess.CorporateName,
-		"Until":         sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
+	p := imbee.MessagePage{Limit: 50}
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a seq"})
+			return
+		}
+		p.Before = &n
+	}
+	ms, more, last, _, err := h.store.Messages(r.Context(), sess.CorporateID, sess.ConversationID, sess.UserIDSha, p)
+	if err != nil {
+		h.log.Error("chat history", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "something went wrong"})
+		return
+	}
+	out := []*realtime.MessageView{}
+	for _, m := range ms {
+		out = append(out, realtime.View(m))
+	}
+	if p.Before != nil {
+		slices.Reverse(out) // pages before a seq come newest first
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "has_more": more, "last_seq": last})
+}
+
+// send is POST /w/{conversation}/messages {"text", "clientMsgId"}. Only
+// JSON is taken, so a form on another site cannot post here (and the
+// cookie is SameSite=Lax).
+func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
+	sess, ok := h.jsonSession(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send JSON"})
+		return
+	}
+	var req struct {
+		Text        string `json:"text"`
+		ClientMsgID string `json:"clientMsgId"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send {\"text\": …}"})
+		return
+	}
+	text := strings.TrimSpace(req.Text)
+	switch {
+	case text == "" || utf8.RuneCountInString(text) > maxText || !utf8.ValidString(text) || strings.ContainsRune(text, 0):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("a message has 1 to %d characters", maxText)})
+		return
+	case len(req.ClientMsgID) > 64:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId is too long"})
+		return
+	}
+	m, existed, err := h.store.SendMessage(r.Context(), imbee.MessageRequest{
+		CorporateID: sess.CorporateID, ConversationID: sess.ConversationID, Sender: sess.UserIDSha,
+		ClientMsgID: req.ClientMsgID, Text: text,
 	})
+	if err != nil {
+		h.log.Error("chat send", "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the message was not sent: try again"})
+		return
+	}
+	if !existed {
+		h.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m})
+		if h.cfg.MessageSent != nil {
+			h.cfg.MessageSent()
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": realtime.View(m), "previously_sent": existed})
+}
+
+// maxText is the longest message, in characters (as the API's).
+const maxText = 4000
+
+// socket is GET /w/{conversation}/socket?after=SEQ: the chat's live
+// updates, for the session's user.
+func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
+	sess, ok := h.jsonSession(w, r)
+	if !ok {
+		return
+	}
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	realtime.Serve(w, r, h.cfg.Events, h.store, h.log, sess.CorporateID, sess.ConversationID, max(after, 0))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
 }
 
 func (h *Handler) linkEnded(w http.ResponseWriter, st imbee.LinkState) {

@@ -73,7 +73,7 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(s, "http://example.test", clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := New(s, Config{PublicURL: "http://example.test", Now: clock.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	client := &http.Client{
@@ -324,7 +324,7 @@ func TestSpend(t *testing.T) {
 
 	t.Run("SecureCookieOnHTTPS", func(t *testing.T) {
 		e := setup(t)
-		h := New(e.store, "https://chat.example.test", e.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h := New(e.store, Config{PublicURL: "https://chat.example.test", Now: e.clock.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		l := e.issue(t, "ana", 1)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/l/"+l.Token, nil))

@@ -36,6 +36,7 @@ const (
 	APIKey         Purpose = "imbk_"
 	LinkToken      Purpose = "imbl_"
 	SessionToken   Purpose = "imbs_"
+	WebhookSecret  Purpose = "imbw_"
 )
 
 // KeySize is the server key's length in bytes.

@@ -14,14 +14,16 @@ var copyTables = []struct {
 	order   string
 }{
 	{"corporates", "id, name, timezone, language, sender_name, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at", "id"},
-	{"bots", "id, corporate_id, idsha, name, created_at", "id"},
+	{"bots", "id, corporate_id, idsha, name, webhook_url, webhook_nonce, created_at", "id"},
 	{"users", "id, corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at", "id"},
 	{"devices", "id, corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen", "id"},
-	{"conversations", "id, corporate_id, public_id, type, name, pair_key, created_at", "id"},
-	{"conversation_members", "conversation_id, corporate_id, position, idsha, is_bot, is_admin", "conversation_id, position"},
+	{"conversations", "id, corporate_id, public_id, type, name, pair_key, last_seq, created_at", "id"},
+	{"conversation_members", "conversation_id, corporate_id, position, idsha, is_bot, is_admin, read_seq", "conversation_id, position"},
+	{"messages", "id, corporate_id, conversation_id, seq, sender, sender_is_bot, client_msg_id, text, created_at", "id"},
 	{"links", "id, corporate_id, user_id, bot_id, token_nonce, token_hash, max_uses, uses, date_limit, expires_at, revoked_at, current, created_at", "id"},
 	{"sessions", "id, corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at", "id"},
 	{"deliveries", "id, corporate_id, link_id, channel, recipient, status, attempts, next_attempt_at, last_error, provider_id, created_at, updated_at", "id"},
+	{"webhook_events", "id, corporate_id, bot_id, event_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at", "id"},
 }
 
 // copyBatch is how many rows one INSERT carries.

@@ -72,13 +72,19 @@ func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error
 // MarkFailed records a failed attempt: retried at retryAt, or dead for good
 // when dead is set.
 func (s *Store) MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
+	return s.markFailed(ctx, "deliveries", id, cause, retryAt, dead)
+}
+
+// markFailed records a failed attempt on a row of a queue table
+// (deliveries or webhook_events).
+func (s *Store) markFailed(ctx context.Context, table string, id int64, cause string, retryAt time.Time, dead bool) error {
 	status := imbee.DeliveryFailed
 	if dead {
 		status = imbee.DeliveryDead
 	}
 	return s.inWrite(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `
-			UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+			UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
 			WHERE id = ?`, string(status), cause, unix(retryAt), unix(s.now()), id)
 		if err != nil {
 			return internal("mark failed", err)
@@ -127,14 +133,20 @@ func (s *Store) listDeliveries(ctx context.Context, where string, args ...any) (
 // attempts: the ones in ids, or every dead one when ids is empty. It returns
 // how many were queued; ids that are not dead are left alone.
 func (s *Store) RetryDeliveries(ctx context.Context, ids []int64) (int64, error) {
+	return s.retryDead(ctx, "deliveries", ids)
+}
+
+// retryDead queues dead rows of a queue table again (see RetryDeliveries).
+func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64, error) {
 	var n int64
 	err := s.inWrite(ctx, func(q querier) error {
+		n = 0
 		now := unix(s.now())
-		query := `UPDATE deliveries SET status = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE status = 'dead'`
+		query := `UPDATE ` + table + ` SET status = 'queued', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE status = 'dead'`
 		if len(ids) == 0 {
 			res, err := q.ExecContext(ctx, query, now, now)
 			if err != nil {
-				return internal("retry deliveries", err)
+				return internal("retry", err)
 			}
 			n, _ = res.RowsAffected()
 			return nil
@@ -142,7 +154,7 @@ func (s *Store) RetryDeliveries(ctx context.Context, ids []int64) (int64, error)
 		for _, id := range ids {
 			res, err := q.ExecContext(ctx, query+` AND id = ?`, now, now, id)
 			if err != nil {
-				return internal("retry deliveries", err)
+				return internal("retry", err)
 			}
 			k, _ := res.RowsAffected()
 			n += k

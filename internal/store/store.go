@@ -67,6 +67,7 @@ type Store struct {
 	sqlite   *sqliteWriter
 	keys     *secret.Keyring
 	now      func() time.Time
+	instance string // this process's id: a server skips its own events
 }
 
 // ParseDSN splits a --db value into its backend ("sqlite" or "postgres")
@@ -105,7 +106,7 @@ func Open(ctx context.Context, dsn string, keys *secret.Keyring, opts Options) (
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{keys: keys, now: opts.Now}
+	s := &Store{keys: keys, now: opts.Now, instance: secret.NewID()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -226,6 +227,15 @@ func (s *Store) inWrite(ctx context.Context, fn func(q querier) error) error {
 func (s *Store) skipLocked() string {
 	if s.postgres {
 		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// forUpdate locks the rows a SELECT reads until the transaction ends, on
+// PostgreSQL; SQLite's single writer needs no lock.
+func (s *Store) forUpdate() string {
+	if s.postgres {
+		return " FOR UPDATE"
 	}
 	return ""
 }

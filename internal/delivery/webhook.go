@@ -1,0 +1,102 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/imbee/imbee"
+)
+
+// WebhookQueue is the storage the webhook worker needs.
+type WebhookQueue interface {
+	ClaimWebhookEvents(ctx context.Context, limit int, lease time.Duration) ([]imbee.WebhookEvent, error)
+	MarkWebhookSent(ctx context.Context, id int64) error
+	MarkWebhookFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
+}
+
+// WebhookWorker POSTs queued events to bots' webhooks, signed in the
+// Standard Webhooks style (webhook-id, the same on every retry;
+// webhook-timestamp; webhook-signature), with the retry policy of cfg: a
+// 2xx is delivered, 408, 429 (after its Retry-After) and 5xx are retried,
+// any other 4xx is dead at once.
+type WebhookWorker struct {
+	queue  WebhookQueue
+	client *http.Client
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	kick   chan struct{}
+}
+
+// NewWebhookWorker returns a worker over q.
+func NewWebhookWorker(q WebhookQueue, cfg Config, client *http.Client, log *slog.Logger) *WebhookWorker {
+	cfg = cfg.withDefaults()
+	if client == nil {
+		client = &http.Client{Timeout: cfg.Timeout}
+	}
+	return &WebhookWorker{queue: q, client: client, cfg: cfg, log: log, now: time.Now, kick: make(chan struct{}, 1)}
+}
+
+// Kick asks the worker to look for due events now. It never blocks.
+func (w *WebhookWorker) Kick() { kickNow(w.kick) }
+
+// Run sends events until ctx ends; sends in flight finish first.
+func (w *WebhookWorker) Run(ctx context.Context) { runQueue(ctx, w.cfg, w.kick, w.runBatch) }
+
+func (w *WebhookWorker) runBatch(ctx context.Context) int {
+	if ctx.Err() != nil {
+		return 0
+	}
+	es, err := w.queue.ClaimWebhookEvents(ctx, w.cfg.Workers, 2*w.cfg.Timeout)
+	if err != nil {
+		w.log.Error("claim webhook events", "err", err)
+		return 0
+	}
+	var wg sync.WaitGroup
+	for _, e := range es {
+		wg.Go(func() { w.send(context.WithoutCancel(ctx), e) })
+	}
+	wg.Wait()
+	return len(es)
+}
+
+func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
+	err := w.post(ctx, e)
+	if err == nil {
+		if err := w.queue.MarkWebhookSent(ctx, e.ID); err != nil {
+			w.log.Error("record webhook sent", "event_id", e.EventID, "err", err)
+		}
+		return
+	}
+	wait, dead := w.cfg.retryWait(e.Attempts, err)
+	w.log.Warn("webhook failed", "event_id", e.EventID, "bot", e.BotIDSha, "attempt", e.Attempts, "dead", dead,
+		"retry_in", wait.Round(time.Millisecond).String(), "err", err)
+	if err := w.queue.MarkWebhookFailed(ctx, e.ID, err.Error(), w.now().Add(wait), dead); err != nil {
+		w.log.Error("record webhook failed", "event_id", e.EventID, "err", err)
+	}
+	if !dead {
+		wakeAt(w.cfg, wait, w.kick)
+	}
+}
+
+func (w *WebhookWorker) post(ctx context.Context, e imbee.WebhookEvent) error {
+	if e.URL == "" {
+		return Permanent(errors.New("the bot has no webhook any more"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(e.Payload))
+	if err != nil {
+		return Permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "imbee-webhooks")
+	SignWebhook(req.Header, []byte(e.Secret), e.EventID, w.now(), e.Payload)
+	var ignored struct{}
+	return postJSON(w.client, req, &ignored)
+}

@@ -1,0 +1,164 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/imbee/imbee"
+)
+
+// History is what a socket reads to catch up.
+type History interface {
+	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
+}
+
+// Frame is what a socket sends: {"type": "message", "message": {…}},
+// {"type": "read", "member": …, "seq": …}, or, once the messages after the
+// client's seq have been sent, {"type": "ready", "seq": …}.
+type Frame struct {
+	Type    string       `json:"type"`
+	Message *MessageView `json:"message,omitempty"`
+	Member  string       `json:"member,omitempty"`
+	Seq     int64        `json:"seq,omitempty"`
+}
+
+// MessageView is a message as the API and sockets show it.
+type MessageView struct {
+	ConversationID string `json:"conversationId"`
+	Seq            int64  `json:"seq"`
+	Sender         string `json:"sender"`
+	SenderIsBot    bool   `json:"sender_is_bot"`
+	Text           string `json:"text"`
+	ClientMsgID    string `json:"clientMsgId,omitempty"`
+	CreatedAt      string `json:"created_at"`
+}
+
+// View is m as clients see it.
+func View(m imbee.Message) *MessageView {
+	return &MessageView{ConversationID: m.ConversationID, Seq: m.Seq, Sender: m.Sender, SenderIsBot: m.SenderIsBot,
+		Text: m.Text, ClientMsgID: m.ClientMsgID, CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339)}
+}
+
+const (
+	pageSize     = 200
+	pingInterval = 30 * time.Second
+	writeTimeout = 10 * time.Second
+)
+
+// Serve upgrades the request to a WebSocket for a member of a conversation
+// (the caller has checked that) and sends it every message after seq
+// after, in order, then each new message and read mark as they happen,
+// until the client leaves. Browsers' sockets must come from this server's
+// own pages (the Origin check of the WebSocket library).
+func Serve(w http.ResponseWriter, r *http.Request, h *Hub, hist History, log *slog.Logger, corporateID int64, conversationID string, after int64) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept has answered
+	}
+	defer c.CloseNow()
+	// Clients say nothing after the handshake; reading handles pings and
+	// the close, and ends ctx when the client goes.
+	ctx := c.CloseRead(context.WithoutCancel(r.Context()))
+	sub := h.Subscribe(corporateID, conversationID)
+	defer h.Unsubscribe(sub)
+
+	s := &socket{c: c, hist: hist, corp: corporateID, conv: conversationID, sent: after}
+	// Subscribed first, then caught up: nothing committed in between is
+	// missed, and anything seen twice is skipped by seq.
+	if err := s.catchUp(ctx); err != nil {
+		s.end(log, err)
+		return
+	}
+	if err := s.write(ctx, Frame{Type: "ready", Seq: s.sent}); err != nil {
+		s.end(log, err)
+		return
+	}
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			c.Close(websocket.StatusNormalClosure, "")
+			return
+		case e := <-sub.C:
+			err = s.deliver(ctx, e)
+		case <-sub.Missed():
+			err = s.catchUp(ctx)
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err = c.Ping(pctx)
+			cancel()
+		}
+		if err != nil {
+			s.end(log, err)
+			return
+		}
+	}
+}
+
+type socket struct {
+	c    *websocket.Conn
+	hist History
+	corp int64
+	conv string
+	sent int64 // the last seq sent
+}
+
+// deliver sends what e tells of: the message itself when it is the next
+// one, else whatever the database has after the last seq sent.
+func (s *socket) deliver(ctx context.Context, e imbee.Event) error {
+	switch {
+	case e.Type == "read":
+		return s.write(ctx, Frame{Type: "read", Member: e.Member, Seq: e.Seq})
+	case e.Seq <= s.sent:
+		return nil // already sent
+	case e.Message != nil && e.Seq == s.sent+1:
+		s.sent = e.Seq
+		return s.write(ctx, Frame{Type: "message", Message: View(*e.Message)})
+	}
+	return s.catchUp(ctx)
+}
+
+// catchUp sends every stored message after the last seq sent.
+func (s *socket) catchUp(ctx context.Context) error {
+	for {
+		ms, err := s.hist.MessagesAfter(ctx, s.corp, s.conv, s.sent, pageSize)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			s.sent = m.Seq
+			if err := s.write(ctx, Frame{Type: "message", Message: View(m)}); err != nil {
+				return err
+			}
+		}
+		if len(ms) < pageSize {
+			return nil
+		}
+	}
+}
+
+func (s *socket) write(ctx context.Context, f Frame) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return s.c.Write(wctx, websocket.MessageText, b)
+}
+
+func (s *socket) end(log *slog.Logger, err error) {
+	if errors.Is(err, context.Canceled) || websocket.CloseStatus(err) != -1 {
+		return
+	}
+	log.Debug("socket ended", "conversation", s.conv, "err", err)
+	s.c.Close(websocket.StatusInternalError, "")
+}

@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/imbee/imbee"
+)
+
+func errNoConversation() error {
+	return &imbee.Error{Code: imbee.CodeNotFound, Field: "conversationId", Message: "no such conversation of yours"}
+}
+
+// SendMessage adds a message to a conversation the sender is a member of,
+// and queues it for the webhooks of the conversation's other bots, in one
+// transaction. A repeat of a ClientMsgID by the same sender returns the
+// message already sent, with existed set. Anyone but a member gets
+// CodeNotFound, as for a conversation that does not exist.
+func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg imbee.Message, existed bool, err error) {
+	err = s.inWrite(ctx, func(q querier) error {
+		existed = false
+		var convID, lastSeq int64
+		// The conversation row is locked first (PostgreSQL), so that
+		// concurrent sends take seqs one after the other and a repeated
+		// ClientMsgID is seen by the second of two racing sends.
+		err := q.QueryRowContext(ctx, `
+			SELECT c.id, c.last_seq FROM conversations c
+			WHERE c.public_id = ? AND c.corporate_id = ?
+			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.forUpdate(),
+			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNoConversation()
+		}
+		if err != nil {
+			return internal("find conversation", err)
+		}
+		if req.ClientMsgID != "" {
+			msg, err = scanMessage(q.QueryRowContext(ctx, `
+				SELECT id, corporate_id, seq, sender, sender_is_bot, client_msg_id, text, created_at
+				FROM messages WHERE conversation_id = ? AND sender = ? AND client_msg_id = ?`,
+				convID, req.Sender, req.ClientMsgID))
+			if err == nil {
+				msg.ConversationID, existed = req.ConversationID, true
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return internal("find message", err)
+			}
+		}
+		now := s.now()
+		msg = imbee.Message{
+			CorporateID: req.CorporateID, ConversationID: req.ConversationID, Seq: lastSeq + 1,
+			Sender: req.Sender, SenderIsBot: req.SenderIsBot, ClientMsgID: req.ClientMsgID, Text: req.Text,
+			CreatedAt: now.UTC().Truncate(time.Second),
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE conversations SET last_seq = ? WHERE id = ?`, msg.Seq, convID); err != nil {
+			return internal("number message", err)
+		}
+		var clientID sql.NullString
+		if req.ClientMsgID != "" {
+			clientID = sql.NullString{String: req.ClientMsgID, Valid: true}
+		}
+		err = q.QueryRowContext(ctx, `
+			INSERT INTO messages (corporate_id, conversation_id, seq, sender, sender_is_bot, client_msg_id, text, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			RETURNING id`,
+			req.CorporateID, convID, msg.Seq, req.Sender, boolInt(req.SenderIsBot), clientID, req.Text, unix(now)).Scan(&msg.ID)
+		if err != nil {
+			return internal("add message", err)
+		}
+		// The sender's own (bot) webhook is not told of its own messages.
+		payload, err := json.Marshal(webhookPayload(msg))
+		if err != nil {
+			return internal("webhook payload", err)
+		}
+		if _, err := q.ExecContext(ctx, `
+			INSERT INTO webhook_events (corporate_id, bot_id, event_id, payload, next_attempt_at, created_at, updated_at)
+			SELECT b.corporate_id, b.id, ?, ?, ?, ?, ?
+			FROM conversation_members m JOIN bots b ON b.idsha = m.idsha AND b.corporate_id = m.corporate_id
+			WHERE m.conversation_id = ? AND m.is_bot = 1 AND m.idsha <> ? AND b.webhook_url <> ''`,
+			eventID(msg), string(payload), unix(now), unix(now), unix(now), convID, req.Sender); err != nil {
+			return internal("queue webhook", err)
+		}
+		if err := s.notify(ctx, q, imbee.Event{Type: "message", CorporateID: msg.CorporateID, ConversationID: msg.ConversationID, Seq: msg.Seq}); err != nil {
+			return internal("notify", err)
+		}
+		return nil
+	})
+	return msg, existed, err
+}
+
+// eventID is a message's webhook-id: stable, so retries carry the same one.
+func eventID(m imbee.Message) string {
+	return "msg_" + m.ConversationID + "_" + strconv.FormatInt(m.Seq, 10)
+}
+
+// WebhookMessage is the body POSTed to a bot's webhook for a new message.
+type WebhookMessage struct {
+	Type      string           `json:"type"` // "message.created"
+	Timestamp string           `json:"timestamp"`
+	Data      WebhookEventData `json:"data"`
+}
+
+// WebhookEventData is the message a webhook is told of.
+type WebhookEventData struct {
+	ConversationID string `json:"conversationId"`
+	Seq            int64  `json:"seq"`
+	Sender         string `json:"sender"`
+	SenderIsBot    bool   `json:"sender_is_bot"`
+	Text           string `json:"text"`
+	CreatedAt      string `json:"created_at"`
+}
+
+func webhookPayload(m imbee.Message) WebhookMessage {
+	return WebhookMessage{
+		Type:      "message.created",
+		Timestamp: m.CreatedAt.Format(time.RFC3339),
+		Data: WebhookEventData{
+			ConversationID: m.ConversationID, Seq: m.Seq, Sender: m.Sender, SenderIsBot: m.SenderIsBot,
+			Text: m.Text, CreatedAt: m.CreatedAt.Format(time.RFC3339),
+		},
+	}
+}
+
+func scanMessage(row interface{ Scan(...any) error }) (imbee.Message, error) {
+	var m imbee.Message
+	var isBot int64
+	var clientID sql.NullString
+	var created int64
+	err := row.Scan(&m.ID, &m.CorporateID, &m.Seq, &m.Sender, &isBot, &clientID, &m.Text, &created)
+	m.SenderIsBot, m.ClientMsgID, m.CreatedAt = isBot != 0, clientID.String, time.Unix(created, 0).UTC()
+	return m, err
+}
+
+// Messages returns a page of a conversation's messages for one of its
+// members (CodeNotFound for anyone else), with the conversation's last seq
+// and how far member has read. more says whether there are more messages
+// beyond the page, in its direction.
+func (s *Store) Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) (msgs []imbee.Message, more bool, lastSeq, readSeq int64, err error) {
+	var convID int64
+	err = s.reads.QueryRowContext(ctx, `
+		SELECT c.id, c.last_seq, m.read_seq FROM conversations c
+		JOIN conversation_members m ON m.conversation_id = c.id AND m.idsha = ?
+		WHERE c.public_id = ? AND c.corporate_id = ?`, member, conversationID, corporateID).Scan(&convID, &lastSeq, &readSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, 0, 0, errNoConversation()
+	}
+	if err != nil {
+		return nil, false, 0, 0, internal("find conversation", err)
+	}
+	cols := `SELECT id, corporate_id, seq, sender, sender_is_bot, client_msg_id, text, created_at FROM messages WHERE conversation_id = ?`
+	var rows *sql.Rows
+	switch {
+	case p.After != nil:
+		rows, err = s.reads.QueryContext(ctx, cols+` AND seq > ? ORDER BY seq LIMIT ?`, convID, *p.After, p.Limit+1)
+	case p.Before != nil:
+		rows, err = s.reads.QueryContext(ctx, cols+` AND seq < ? ORDER BY seq DESC LIMIT ?`, convID, *p.Before, p.Limit+1)
+	default:
+		// Seqs have no gaps: the latest Limit are those after last - Limit.
+		from := max(0, lastSeq-int64(p.Limit))
+		more = from > 0
+		rows, err = s.reads.QueryContext(ctx, cols+` AND seq > ? ORDER BY seq LIMIT ?`, convID, from, p.Limit+1)
+	}
+	if err != nil {
+		return nil, false, 0, 0, internal("list messages", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, false, 0, 0, internal("list messages", err)
+		}
+		m.ConversationID = conversationID
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, 0, 0, internal("list messages", err)
+	}
+	if len(msgs) > p.Limit {
+		msgs, more = msgs[:p.Limit], true
+	}
+	return msgs, more, lastSeq, readSeq, nil
+}
+
+// MarkRead records that member has read conversationID up to seq (clamped
+// to its last message; a read mark never moves back) and returns the mark.
+func (s *Store) MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error) {
+	var readSeq int64
+	err := s.inWrite(ctx, func(q querier) error {
+		err := q.QueryRowContext(ctx, `
+			UPDATE conversation_members SET read_seq = max_seq
+			FROM (SELECT c.id AS conv, CASE WHEN ? < c.last_seq THEN ? ELSE c.last_seq END AS max_seq
+			      FROM conversations c WHERE c.public_id = ? AND c.corporate_id = ?) AS target
+			WHERE conversation_id = target.conv AND idsha = ? AND read_seq < max_seq
+			RETURNING read_seq`, seq, seq, conversationID, corporateID, member).Scan(&readSeq)
+		if err == nil {
+			if err := s.notify(ctx, q, imbee.Event{Type: "read", CorporateID: corporateID, ConversationID: conversationID, Member: member, Seq: readSeq}); err != nil {
+				return internal("notify", err)
+			}
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return internal("mark read", err)
+		}
+		// Nothing moved: report the mark as it is, or that there is no
+		// such conversation of this member.
+		err = q.QueryRowContext(ctx, `
+			SELECT m.read_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+			WHERE c.public_id = ? AND c.corporate_id = ? AND m.idsha = ?`, conversationID, corporateID, member).Scan(&readSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNoConversation()
+		}
+		if err != nil {
+			return internal("mark read", err)
+		}
+		return nil
+	})
+	return readSeq, err
+}
+
+// Chats lists member's conversations, most recent activity first, each with
+// its members, last message and read mark.
+func (s *Store) Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error) {
+	rows, err := s.reads.QueryContext(ctx, `
+		SELECT c.id, c.public_id, c.type, c.name, c.last_seq, me.read_seq,
+			lm.id, lm.corporate_id, lm.seq, lm.sender, lm.sender_is_bot, lm.client_msg_id, lm.text, lm.created_at
+		FROM conversation_members me
+		JOIN conversations c ON c.id = me.conversation_id
+		LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+		WHERE me.idsha = ? AND me.corporate_id = ?
+		ORDER BY coalesce(lm.created_at, c.created_at) DESC, c.id DESC
+		LIMIT ?`, member, corporateID, limit)
+	if err != nil {
+		return nil, internal("list chats", err)
+	}
+	var out []imbee.ChatSummary
+	var ids []int64
+	for rows.Next() {
+		var cs imbee.ChatSummary
+		var convID int64
+		var lm struct {
+			id, corp, seq, isBot, created sql.NullInt64
+			sender, clientID, text        sql.NullString
+		}
+		if err := rows.Scan(&convID, &cs.Conversation.PublicID, &cs.Conversation.Type, &cs.Conversation.Name, &cs.LastSeq, &cs.ReadSeq,
+			&lm.id, &lm.corp, &lm.seq, &lm.sender, &lm.isBot, &lm.clientID, &lm.text, &lm.created); err != nil {
+			rows.Close()
+			return nil, internal("list chats", err)
+		}
+		cs.Conversation.ID, cs.Conversation.CorporateID = convID, corporateID
+		if lm.id.Valid {
+			cs.LastMessage = &imbee.Message{ID: lm.id.Int64, CorporateID: lm.corp.Int64, ConversationID: cs.Conversation.PublicID,
+				Seq: lm.seq.Int64, Sender: lm.sender.String, SenderIsBot: lm.isBot.Int64 != 0, ClientMsgID: lm.clientID.String,
+				Text: lm.text.String, CreatedAt: time.Unix(lm.created.Int64, 0).UTC()}
+		}
+		out = append(out, cs)
+		ids = append(ids, convID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, internal("list chats", err)
+	}
+	for i, id := range ids {
+		members, err := s.members(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Conversation.Members = members
+	}
+	return out, nil
+}
+
+// members lists a conversation's members in order, creator first.
+func (s *Store) members(ctx context.Context, convID int64) ([]imbee.Member, error) {
+	rows, err := s.reads.QueryContext(ctx, `
+		SELECT idsha, is_admin, is_bot FROM conversation_members WHERE conversation_id = ? ORDER BY position`, convID)
+	if err != nil {
+		return nil, internal("list members", err)
+	}
+	defer rows.Close()
+	var out []imbee.Member
+	for rows.Next() {
+		var m imbee.Member
+		if err := rows.Scan(&m.IDSha, &m.IsAdmin, &m.IsBot); err != nil {
+			return nil, internal("list members", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MessagesAfter returns conversationID's messages after seq, oldest first,
+// at most limit, without a membership check: for a caller that has checked
+// it (a socket of a member catching up).
+func (s *Store) MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error) {
+	rows, err := s.reads.QueryContext(ctx, `
+		SELECT m.id, m.corporate_id, m.seq, m.sender, m.sender_is_bot, m.client_msg_id, m.text, m.created_at
+		FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		WHERE c.public_id = ? AND c.corporate_id = ? AND m.seq > ?
+		ORDER BY m.seq LIMIT ?`, conversationID, corporateID, seq, limit)
+	if err != nil {
+		return nil, internal("list messages", err)
+	}
+	defer rows.Close()
+	var out []imbee.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, internal("list messages", err)
+		}
+		m.ConversationID = conversationID
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// IsMember says whether idsha is a member of the corporate's conversation.
+func (s *Store) IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error) {
+	var one int
+	err := s.reads.QueryRowContext(ctx, `
+		SELECT 1 FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+		WHERE c.public_id = ? AND c.corporate_id = ? AND m.idsha = ?`, conversationID, corporateID, idsha).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal("check member", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
+)
+
+// SetBotWebhook sets (or, with url "", removes) the webhook of a bot of the
+// corporate and returns its new signing secret: shown once, derived from a
+// fresh nonce, so the previous secret stops being valid. It returns
+// CodeNotFound (field bot_idsha) for a bot not of this corporate.
+func (s *Store) SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, url string) (string, error) {
+	var nonce []byte
+	if url != "" {
+		nonce = secret.NewNonce()
+	}
+	err := s.inWrite(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, `UPDATE bots SET webhook_url = ?, webhook_nonce = ? WHERE corporate_id = ? AND idsha = ?`,
+			url, nonce, corporateID, botIDSha)
+		if err != nil {
+			return internal("set webhook", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
+		}
+		return nil
+	})
+	if err != nil || url == "" {
+		return "", err
+	}
+	return s.keys.Derive(secret.WebhookSecret, nonce), nil
+}
+
+// BotByIDSha returns a bot of the corporate (CodeNotFound otherwise).
+func (s *Store) BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error) {
+	b := imbee.Bot{CorporateID: corporateID, IDSha: idsha}
+	var created int64
+	err := s.reads.QueryRowContext(ctx, `SELECT id, name, created_at FROM bots WHERE corporate_id = ? AND idsha = ?`,
+		corporateID, idsha).Scan(&b.ID, &b.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
+	}
+	if err != nil {
+		return b, internal("find bot", err)
+	}
+	b.CreatedAt = time.Unix(created, 0).UTC()
+	return b, nil
+}
+
+// ClaimWebhookEvents takes up to limit due webhook events, leased until
+// now+lease, with their bot's current URL and secret (URL "" when the bot's
+// webhook was removed since).
+func (s *Store) ClaimWebhookEvents(ctx context.Context, limit int, lease time.Duration) ([]imbee.WebhookEvent, error) {
+	var out []imbee.WebhookEvent
+	err := s.inWrite(ctx, func(q querier) error {
+		out = out[:0]
+		now := s.now()
+		rows, err := q.QueryContext(ctx, `
+			UPDATE webhook_events
+			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
+			WHERE id IN (
+				SELECT id FROM webhook_events
+				WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id LIMIT ?`+s.skipLocked()+`)
+			RETURNING id, corporate_id, bot_id, event_id, payload, attempts`,
+			unix(now.Add(lease)), unix(now), unix(now), limit)
+		if err != nil {
+			return internal("claim webhook events", err)
+		}
+		var botIDs []int64
+		for rows.Next() {
+			var e imbee.WebhookEvent
+			var botID int64
+			var payload string
+			if err := rows.Scan(&e.ID, &e.CorporateID, &botID, &e.EventID, &payload, &e.Attempts); err != nil {
+				rows.Close()
+				return internal("claim webhook events", err)
+			}
+			e.Payload, e.Status = []byte(payload), imbee.DeliverySending
+			out = append(out, e)
+			botIDs = append(botIDs, botID)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return internal("claim webhook events", err)
+		}
+		for i, botID := range botIDs {
+			var nonce []byte
+			if err := q.QueryRowContext(ctx, `SELECT idsha, webhook_url, webhook_nonce FROM bots WHERE id = ?`, botID).
+				Scan(&out[i].BotIDSha, &out[i].URL, &nonce); err != nil {
+				return internal("claim webhook events", err)
+			}
+			if out[i].URL != "" && len(nonce) > 0 {
+				out[i].Secret = s.keys.Derive(secret.WebhookSecret, nonce)
+			} else {
+				out[i].URL = ""
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkWebhookSent records that the bot's endpoint accepted event id.
+func (s *Store) MarkWebhookSent(ctx context.Context, id int64) error {
+	return s.inWrite(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ? WHERE id = ?`,
+			unix(s.now()), id)
+		if err != nil {
+			return internal("mark sent", err)
+		}
+		return nil
+	})
+}
+
+// MarkWebhookFailed records a failed attempt (see MarkFailed).
+func (s *Store) MarkWebhookFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
+	return s.markFailed(ctx, "webhook_events", id, cause, retryAt, dead)
+}
+
+// RetryWebhookEvents queues dead webhook events again (see RetryDeliveries).
+func (s *Store) RetryWebhookEvents(ctx context.Context, ids []int64) (int64, error) {
+	return s.retryDead(ctx, "webhook_events", ids)
+}
+
+// WebhookEvents lists webhook events, newest first, optionally of one status.
+func (s *Store) WebhookEvents(ctx context.Context, status imbee.DeliveryStatus, limit int) ([]imbee.WebhookEvent, error) {
+	query := `
+		SELECT e.id, e.corporate_id, b.idsha, e.event_id, e.payload, e.status, e.attempts, e.last_error, e.created_at, e.updated_at
+		FROM webhook_events e JOIN bots b ON b.id = e.bot_id`
+	args := []any{}
+	if status != "" {
+		query += ` WHERE e.status = ?`
+		args = append(args, string(status))
+	}
+	rows, err := s.reads.QueryContext(ctx, query+` ORDER BY e.id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, internal("list webhook events", err)
+	}
+	defer rows.Close()
+	var out []imbee.WebhookEvent
+	for rows.Next() {
+		var e imbee.WebhookEvent
+		var payload string
+		var created, updated int64
+		if err := rows.Scan(&e.ID, &e.CorporateID, &e.BotIDSha, &e.EventID, &payload, &e.Status, &e.Attempts, &e.LastError, &created, &updated); err != nil {
+			return nil, internal("list webhook events", err)
+		}
+		e.Payload, e.CreatedAt, e.UpdatedAt = []byte(payload), time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
