@@ -31,6 +31,7 @@ func TestHarness(t *testing.T) {
 	cfg := config{
 		duration: 300 * time.Millisecond, reps: 1, conc: []int{4}, modes: []string{"full"}, scale: 3000, postgres: "auto",
 		only: regexp.MustCompile(""), out: filepath.Join(dir, "B.md"), jsonOut: filepath.Join(dir, "B.json"),
+		msg: msgConfig{Chats: 10, Messages: 40, Rate: 400, Group: 10, GroupMessages: 10},
 	}
 	rep, err := runAll(context.Background(), cfg)
 	if err != nil {
@@ -57,11 +58,28 @@ func TestHarness(t *testing.T) {
 			t.Errorf("%s: %+v", r.Scenario, r.result)
 		}
 	}
+	wantMsg := []string{"full", "postgres"}
+	if rep.PostgresSkipped != "" {
+		wantMsg = wantMsg[:1]
+	}
+	if len(rep.Messaging) != len(wantMsg) {
+		t.Fatalf("%d messaging runs, want %d", len(rep.Messaging), len(wantMsg))
+	}
+	for i, m := range rep.Messaging {
+		l, f := m.Latency, m.Fanout
+		if m.Mode != wantMsg[i] || l.Sockets != 20 || l.Deliveries != 2*40 || l.Errors != 0 || l.P99 <= 0 || l.PerSecond <= 0 || l.PeakRSSMB <= 0 {
+			t.Errorf("messaging latency (%s): %+v", m.Mode, l)
+		}
+		if f.Members != 10 || f.Errors != 0 || f.P99 <= 0 || f.DeliveriesPerSecond <= 0 {
+			t.Errorf("messaging fan-out (%s): %+v", m.Mode, f)
+		}
+	}
 	if err := rep.write(cfg.out, cfg.jsonOut); err != nil {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(cfg.out)
-	for _, want := range []string{"## Targets", "| user_new | 4 |", "## Scale: 3000", "Machine:", "Commit:", "side by side"} {
+	for _, want := range []string{"## Targets", "| user_new | 4 |", "## Scale: 3000", "Machine:", "Commit:", "side by side",
+		"## Messaging", "| SQLite full |", "### Fan-out: a group of 10"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q", want)
 		}

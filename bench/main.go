@@ -8,6 +8,12 @@
 // imbee and the baseline each run as a separate process; the load generator
 // runs here, closed-loop: each of C connections sends its next request as
 // soon as the previous one is answered.
+//
+// After the scenarios, on each backend, the messaging measurement (see
+// messaging.go) connects WebSockets and times messages from the send to the
+// sockets: a paced sender over many 1:1 chats, then a group's fan-out.
+//
+//	go run ./bench -only messaging -modes full -postgres '' -scale 0
 package main
 
 import (
@@ -41,6 +47,7 @@ type config struct {
 	jsonOut  string
 	profile  string
 	postgres string
+	msg      msgConfig
 }
 
 // baselineEnv, when set, makes this program the baseline server on that
@@ -56,14 +63,23 @@ func main() {
 	conc := flag.String("conc", "1,32,128", "concurrencies (connections) to run each scenario at")
 	modes := flag.String("modes", "full,normal", "SQLite durability modes to measure (--sqlite-synchronous)")
 	scale := flag.Int("scale", 1_000_000, "rows of each kind to preload for the scale run; 0 skips it")
-	only := flag.String("only", "", "run only the scenarios whose name matches this regexp")
+	only := flag.String("only", "", `run only the scenarios whose name matches this regexp; "messaging" names the messaging measurement`)
 	out := flag.String("out", "BENCHMARKS.md", "Markdown report")
 	jsonOut := flag.String("json", "bench/results.json", "JSON report")
 	postgres := flag.String("postgres", "auto", `PostgreSQL to measure too: "auto" starts a throwaway durable server from the installed binaries, a URL names a server (a database is created on it), "" skips it`)
 	profile := flag.String("profile", "", "if set, save a CPU profile of imbee for each scenario at 32 connections into this directory")
 	fromJSON := flag.String("from-json", "", "only rewrite the Markdown report from this JSON report")
+	var mc msgConfig
+	flag.IntVar(&mc.Chats, "msg-chats", 500, "messaging: 1:1 chats, each with both members' sockets connected")
+	flag.IntVar(&mc.Messages, "msg-count", 2000, "messaging: messages sent into those chats")
+	flag.Float64Var(&mc.Rate, "msg-rate", 500, "messaging: messages per second offered to those chats")
+	flag.IntVar(&mc.Group, "msg-group", 100, "messaging: members of the fan-out group, its sender included")
+	flag.IntVar(&mc.GroupMessages, "msg-group-count", 200, "messaging: messages sent to the group, one after another")
 	flag.Parse()
-	cfg := config{duration: *duration, reps: max(1, *reps), scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, postgres: *postgres, modes: strings.Split(*modes, ",")}
+	if mc.Chats < 1 || mc.Messages < 1 || mc.Rate <= 0 || mc.GroupMessages < 1 {
+		log.Fatal("the -msg- flags need positive values")
+	}
+	cfg := config{duration: *duration, reps: max(1, *reps), scale: *scale, out: *out, jsonOut: *jsonOut, profile: *profile, postgres: *postgres, modes: strings.Split(*modes, ","), msg: mc}
 	for _, c := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -98,6 +114,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	raiseFileLimit()
 	bin := filepath.Join(tmp, "imbee")
 	log.Printf("building imbee")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/imbee").CombinedOutput(); err != nil {
@@ -126,11 +143,12 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 	for _, mode := range cfg.modes {
 		dir := filepath.Join(tmp, "db-"+mode)
 		os.MkdirAll(dir, 0o755)
-		rows, startup, err := runImbee(ctx, cfg, ys, bin, dir, mode, "", nil)
+		rows, msg, startup, err := runImbee(ctx, cfg, ys, bin, dir, mode, "", nil, true)
 		if err != nil {
 			return nil, err
 		}
 		rep.addRuns(mode, rows)
+		rep.addMessaging(mode, msg)
 		if mode == "full" {
 			rep.StartupEmptyMS = startup.Seconds() * 1000
 		}
@@ -144,12 +162,13 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 		} else {
 			dir := filepath.Join(tmp, "db-postgres")
 			os.MkdirAll(dir, 0o755)
-			rows, _, err := runImbee(ctx, cfg, ys, bin, dir, "postgres", url, nil)
+			rows, msg, _, err := runImbee(ctx, cfg, ys, bin, dir, "postgres", url, nil, true)
 			stop()
 			if err != nil {
 				return nil, err
 			}
 			rep.addRuns("postgres", rows)
+			rep.addMessaging("postgres", msg)
 		}
 	}
 
@@ -163,7 +182,7 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 			return nil, err
 		}
 		rep.PreloadSeconds = time.Since(t0).Seconds()
-		rows, startup, err := runImbee(ctx, cfg, ys, bin, dir, "full", "", &c)
+		rows, _, startup, err := runImbee(ctx, cfg, ys, bin, dir, "full", "", &c, false)
 		if err != nil {
 			return nil, err
 		}
@@ -176,9 +195,10 @@ func runAll(ctx context.Context, cfg config) (*report, error) {
 
 // runImbee starts imbee on dir (SQLite in the given synchronous mode) or on
 // the PostgreSQL database pgURL (mode "postgres"), prepares the pool and
-// runs every scenario at every concurrency. With c nil, the credentials
-// come from the first-run bootstrap.
-func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pgURL string, c *creds) ([]row, time.Duration, error) {
+// runs every scenario at every concurrency, then, with messaging set and
+// unless -only excludes it, the messaging measurement. With c nil, the
+// credentials come from the first-run bootstrap.
+func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pgURL string, c *creds, messaging bool) ([]row, *messagingResult, time.Duration, error) {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0"}
 	if mode == "postgres" {
 		args = append(args, "--db", pgURL, "--key-file", filepath.Join(dir, "imbee.key"))
@@ -190,7 +210,7 @@ func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pg
 	}
 	p, err := startProc(bin, args, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	defer p.stop()
 	if c == nil {
@@ -200,7 +220,7 @@ func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pg
 	e := &env{url: p.URL, c: *c, client: newClient(8)}
 	log.Printf("imbee (%s) started in %v; setting up the pool", mode, p.start)
 	if err := e.setup(ctx); err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	var rows []row
 	for _, s := range scenarios {
@@ -230,7 +250,14 @@ func runImbee(ctx context.Context, cfg config, ys *yardstick, bin, dir, mode, pg
 			rows = append(rows, row{Scenario: s.Name, Kind: s.Kind, Conc: conc, result: r, LocalBaseline: base})
 		}
 	}
-	return rows, p.start, nil
+	var msg *messagingResult
+	if messaging && cfg.msg.Chats > 0 && cfg.only.MatchString("messaging") {
+		log.Printf("imbee (%s): messaging", mode)
+		if msg, err = runMessaging(ctx, cfg.msg, p, e); err != nil {
+			return nil, nil, 0, fmt.Errorf("messaging (%s): %w", mode, err)
+		}
+	}
+	return rows, msg, p.start, nil
 }
 
 // yardstick is the baseline server, kept running through the whole run.

@@ -41,6 +41,8 @@ type report struct {
 	// PostgresSkipped says why there is no PostgreSQL column, if there is none.
 	PostgresSkipped string  `json:"postgres_skipped,omitempty"`
 	StartupScaleMS  float64 `json:"startup_scale_ms,omitempty"`
+	// Messaging is the messaging measurement of each backend.
+	Messaging []messagingResult `json:"messaging,omitempty"`
 }
 
 func newReport(cfg config) *report {
@@ -80,6 +82,13 @@ func (r *report) addRuns(mode string, rows []row) {
 		x.Mode = mode
 		x.VsBaseline = r.vsBaseline(x)
 		r.Runs = append(r.Runs, x)
+	}
+}
+
+func (r *report) addMessaging(mode string, m *messagingResult) {
+	if m != nil {
+		m.Mode = mode
+		r.Messaging = append(r.Messaging, *m)
 	}
 }
 
@@ -165,6 +174,7 @@ func (r *report) markdown() string {
 	if r.PostgresSkipped != "" {
 		p("\nPostgreSQL was not measured: %s\n", r.PostgresSkipped)
 	}
+	r.messaging(&b)
 	if len(r.Scale) > 0 {
 		p("\n## Scale: %d users, chats and links preloaded (`full`)\n\n", r.ScaleRows)
 		p("\"vs empty\" divides this run's ratio to its baseline by the empty database's, which cancels the machine's drift between the two runs; \"p99 vs empty\" compares raw p99s.\n\n")
@@ -172,6 +182,40 @@ func (r *report) markdown() string {
 		r.table(&b, r.Scale, true)
 	}
 	return b.String()
+}
+
+// messaging writes the messaging measurement's section.
+func (r *report) messaging(b *strings.Builder) {
+	if len(r.Messaging) == 0 {
+		return
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	name := map[string]string{"full": "SQLite full", "normal": "SQLite normal", "postgres": "PostgreSQL"}
+	l, f := r.Messaging[0].Latency, r.Messaging[0].Fanout
+	p("\n## Messaging (empty database)\n\n")
+	p("One run per backend, after its scenarios, not a median: users, chats and the group are made for it; each socket is a WebSocket on `/chat/socket` from this process, which also reads and times every frame on the same cores as the server. ")
+	p("Errors are failed sends, seqs a socket missed, received twice or out of order, and sockets that failed; any of them is a bug.\n\n")
+	p("### End-to-end latency: %d sockets, %d messages offered at %.0f/s\n\n", l.Sockets, l.Messages, l.Offered)
+	p("%d 1:1 chats with both members' sockets connected; message k goes to chat k mod %d, from its two members in turn, sent on schedule by up to 256 requests in flight (\"sender late\" is how far behind its schedule the latest send started). ", l.Chats, l.Chats)
+	p("Latency is from the start of the `/chat/message/send` request to a socket receiving the message's frame, over every delivery (both sockets of the chat, the sender's own included: %d per run). ", 2*l.Messages)
+	p("msg/s counts the messages both sockets received, from the first send to the last frame; \"vs offered\" divides it by the rate offered. CPU is the server's per message sent, its deliveries included; RSS its peak with the sockets connected.\n\n")
+	p("| backend | connect s | msg/s | vs offered | p50 ms | p99 ms | p99.9 ms | send p50 ms | send p99 ms | sender late ms | errors | CPU µs/msg | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, m := range r.Messaging {
+		x := m.Latency
+		p("| %s | %.2f | %.0f | %.0f %% | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %s | %.0f | %.0f |\n", name[m.Mode], x.ConnectS, x.PerSecond, 100*x.PerSecond/x.Offered,
+			x.P50, x.P99, x.P999, x.SendP50, x.SendP99, x.LateMS, x.errorCounts.String(), x.CPUPerMsg, x.PeakRSSMB)
+	}
+	if f.Members == 0 {
+		return
+	}
+	p("\n### Fan-out: a group of %d, %d messages\n\n", f.Members, f.Messages)
+	p("Its creator and %d contacts (made with `/chat/create` type `group`), every member's socket connected; the creator sends each message as soon as the last is answered. ", f.Members-1)
+	p("\"last receiver\" is from the start of the send to the last of the %d other members' sockets receiving the message (\"max\" is the slowest message); deliveries/s counts the frames those sockets received, from the first send to the last frame. CPU is the server's per message sent, its %d deliveries included.\n\n", f.Members-1, f.Members)
+	p("| backend | deliveries/s | last receiver p50 ms | p99 ms | max ms | send p50 ms | send p99 ms | errors | CPU µs/msg | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, m := range r.Messaging {
+		x := m.Fanout
+		p("| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %.0f | %.0f |\n", name[m.Mode], x.DeliveriesPerSecond, x.P50, x.P99, x.Max, x.SendP50, x.SendP99, x.errorCounts.String(), x.CPUPerMsg, x.PeakRSSMB)
+	}
 }
 
 // sideBySide puts each backend's throughput and p99 next to the others'.

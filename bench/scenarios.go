@@ -22,6 +22,7 @@ type env struct {
 	c      creds
 	pool   []poolUser // users made in setup
 	links  []string   // one link per pool user, many uses
+	chats  []string   // pool user i's 1:1 chat with user i+1
 	run    atomic.Int64
 	pairs  atomic.Int64 // next new chat pair
 	client *http.Client
@@ -72,6 +73,7 @@ const device = `"platform":"ios","deviceName":"bench","hardwareId":"hw-1","osVer
 func (e *env) setup(ctx context.Context) error {
 	e.pool = make([]poolUser, poolSize)
 	e.links = make([]string, poolSize)
+	e.chats = make([]string, poolSize)
 	for i := range poolSize {
 		b, err := e.call("/third_parties/user/new", e.c.Token, fmt.Sprintf(`{"uniqueIdSha":"pool-%d",%s}`, i, device))
 		if err != nil {
@@ -85,9 +87,11 @@ func (e *env) setup(ctx context.Context) error {
 		e.links[i] = b["url"].(string)
 	}
 	for i := range poolSize {
-		if _, err := e.call("/chat/create", e.pool[i].apikey, e.chatBody(e.pool[(i+1)%poolSize].idsha)); err != nil {
+		b, err := e.call("/chat/create", e.pool[i].apikey, e.chatBody(e.pool[(i+1)%poolSize].idsha))
+		if err != nil {
 			return err
 		}
+		e.chats[i], _ = b["conversationId"].(string)
 	}
 	return ctx.Err()
 }
@@ -146,6 +150,15 @@ var scenarios = []scenario{
 		return func(w, i int) (*http.Request, error) {
 			n := pick(w, i)
 			return e.post("/token/new", e.c.Token, fmt.Sprintf(`{"virtual_user":"pool-%d","bot_idsha":%q,"mail":"pool%d@example.com"}`, n, e.c.Bot, n))
+		}
+	}},
+	{"message_send", "create", []int{200}, func(e *env) request {
+		run := e.run.Add(1)
+		return func(w, i int) (*http.Request, error) {
+			// A pool user writes into their own 1:1 chat; each message is new.
+			a := pick(w, i)
+			return e.post("/chat/message/send", e.pool[a].apikey,
+				fmt.Sprintf(`{"conversationId":%q,"text":"bench message %d","clientMsgId":"s%d-%d-%d"}`, e.chats[a], i, run, w, i))
 		}
 	}},
 	{"link_get", "repeat", []int{200}, func(e *env) request {

@@ -107,6 +107,10 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	s.mux.Handle("/l/", named("/l/{token}", pages))
 	s.mux.Handle("/w/", named("/w/{conversation}", pages))
 	s.mux.Handle("/assets/", named("/assets/", pages))
+	// Browsers ask for it on every page: no icon, and no 404 in their console.
+	s.mux.Handle("/favicon.ico", named("/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})))
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info(r).code = imbee.CodeGeneric
 		writeEnvelope(w, http.StatusNotFound, time.Now(), imbee.CodeGeneric, "no such endpoint: see the API reference", nil)

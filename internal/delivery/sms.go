@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imbee/imbee/internal/secret"
 )
 
 // SMSConfig is how to reach the SMS provider.
@@ -142,7 +144,7 @@ func (s *WebhookSender) Send(ctx context.Context, m Message) (string, error) {
 		return "", Permanent(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	SignWebhook(req.Header, []byte(s.cfg.Token), id, s.now(), body)
+	SignWebhook(req.Header, secret.WebhookKey(s.cfg.Token), id, s.now(), body)
 	var out struct {
 		ID string `json:"id"`
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
 )
 
 // WebhookQueue is the storage the webhook worker needs.
@@ -96,7 +97,7 @@ func (w *WebhookWorker) post(ctx context.Context, e imbee.WebhookEvent) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "imbee-webhooks")
-	SignWebhook(req.Header, []byte(e.Secret), e.EventID, w.now(), e.Payload)
+	SignWebhook(req.Header, secret.WebhookKey(e.Secret), e.EventID, w.now(), e.Payload)
 	var ignored struct{}
 	return postJSON(w.client, req, &ignored)
 }

@@ -7,6 +7,7 @@
 package realtime
 
 import (
+	"encoding/json"
 	"strconv"
 	"sync"
 
@@ -27,8 +28,16 @@ type Sub struct {
 	key string
 	// C carries the events; when it is full, events are dropped and
 	// Missed is set, and the subscriber catches up from the database.
-	C      chan imbee.Event
+	C      chan Published
 	missed chan struct{}
+}
+
+// Published is an event as the hub hands it out: with its frame already
+// encoded when the event carries everything a socket sends, so that a
+// group's hundred sockets do not encode the same message a hundred times.
+type Published struct {
+	imbee.Event
+	Frame []byte // nil when the socket must read from the database
 }
 
 // Missed receives a value when events for s were dropped.
@@ -40,7 +49,7 @@ func key(corporateID int64, conversationID string) string {
 
 // Subscribe starts receiving the conversation's events.
 func (h *Hub) Subscribe(corporateID int64, conversationID string) *Sub {
-	s := &Sub{key: key(corporateID, conversationID), C: make(chan imbee.Event, 64), missed: make(chan struct{}, 1)}
+	s := &Sub{key: key(corporateID, conversationID), C: make(chan Published, 64), missed: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.subs[s.key]
@@ -79,9 +88,20 @@ func (h *Hub) Publish(e imbee.Event) {
 		}
 		return
 	}
-	for s := range h.subs[key(e.CorporateID, e.ConversationID)] {
+	subs := h.subs[key(e.CorporateID, e.ConversationID)]
+	if len(subs) == 0 {
+		return
+	}
+	p := Published{Event: e}
+	switch {
+	case e.Type == "message" && e.Message != nil:
+		p.Frame, _ = json.Marshal(Frame{Type: "message", Message: View(*e.Message)})
+	case e.Type == "read":
+		p.Frame, _ = json.Marshal(Frame{Type: "read", Member: e.Member, Seq: e.Seq})
+	}
+	for s := range subs {
 		select {
-		case s.C <- e:
+		case s.C <- p:
 		default:
 			s.miss()
 		}

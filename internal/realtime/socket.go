@@ -111,17 +111,19 @@ type socket struct {
 	sent int64 // the last seq sent
 }
 
-// deliver sends what e tells of: the message itself when it is the next
+// deliver sends what p tells of: the message itself when it is the next
 // one, else whatever the database has after the last seq sent.
-func (s *socket) deliver(ctx context.Context, e imbee.Event) error {
+func (s *socket) deliver(ctx context.Context, p Published) error {
 	switch {
-	case e.Type == "read":
-		return s.write(ctx, Frame{Type: "read", Member: e.Member, Seq: e.Seq})
-	case e.Seq <= s.sent:
+	case p.Type == "read" && p.Frame != nil:
+		return s.writeRaw(ctx, p.Frame)
+	case p.Type == "read":
+		return s.write(ctx, Frame{Type: "read", Member: p.Member, Seq: p.Seq})
+	case p.Seq <= s.sent:
 		return nil // already sent
-	case e.Message != nil && e.Seq == s.sent+1:
-		s.sent = e.Seq
-		return s.write(ctx, Frame{Type: "message", Message: View(*e.Message)})
+	case p.Frame != nil && p.Seq == s.sent+1:
+		s.sent = p.Seq
+		return s.writeRaw(ctx, p.Frame)
 	}
 	return s.catchUp(ctx)
 }
@@ -150,6 +152,10 @@ func (s *socket) write(ctx context.Context, f Frame) error {
 	if err != nil {
 		return err
 	}
+	return s.writeRaw(ctx, b)
+}
+
+func (s *socket) writeRaw(ctx context.Context, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	return s.c.Write(wctx, websocket.MessageText, b)

@@ -36,7 +36,9 @@ const (
 	APIKey         Purpose = "imbk_"
 	LinkToken      Purpose = "imbl_"
 	SessionToken   Purpose = "imbs_"
-	WebhookSecret  Purpose = "imbw_"
+	// WebhookSecret is Standard Webhooks' prefix: receivers' libraries
+	// take the secret as whsec_<base64 key> (see WebhookSecretOf).
+	WebhookSecret Purpose = "whsec_"
 )
 
 // KeySize is the server key's length in bytes.
@@ -109,10 +111,29 @@ func LoadOrCreateKeyFile(path string) (k *Keyring, created bool, err error) {
 
 // Derive returns the secret of the given purpose for nonce.
 func (k *Keyring) Derive(p Purpose, nonce []byte) string {
+	if p == WebhookSecret {
+		return string(p) + base64.StdEncoding.EncodeToString(k.derive(p, nonce))
+	}
+	return string(p) + base64.RawURLEncoding.EncodeToString(k.derive(p, nonce))
+}
+
+func (k *Keyring) derive(p Purpose, nonce []byte) []byte {
 	m := hmac.New(sha256.New, k.key)
 	m.Write([]byte(p))
 	m.Write(nonce)
-	return string(p) + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
+}
+
+// WebhookKey is the HMAC key of a webhook signing secret: a whsec_ secret
+// (Standard Webhooks) is base64 of the key; any other string (an operator's
+// own secret) is used as it is.
+func WebhookKey(secret string) []byte {
+	if b64, ok := strings.CutPrefix(secret, string(WebhookSecret)); ok {
+		if key, err := base64.StdEncoding.DecodeString(b64); err == nil {
+			return key
+		}
+	}
+	return []byte(secret)
 }
 
 // Check is a fingerprint of the key, stored in the database so that a server

@@ -289,3 +289,31 @@ func TestHashAndEqual(t *testing.T) {
 		t.Error("Equal with nil is true")
 	}
 }
+
+// TestWebhookSecret: a bot's secret is Standard Webhooks' whsec_<base64 of
+// a 32-byte key>, and WebhookKey gives that key back; any other secret is
+// its own key.
+func TestWebhookSecret(t *testing.T) {
+	k, err := NewKeyring(make([]byte, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := k.Derive(WebhookSecret, []byte("nonce"))
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		t.Fatalf("secret %q lacks the whsec_ prefix", s)
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("secret %q is not base64 of 32 bytes: %v", s, err)
+	}
+	if got := WebhookKey(s); !bytes.Equal(got, raw) {
+		t.Errorf("WebhookKey = %x, want %x", got, raw)
+	}
+	if got := WebhookKey("operator-secret"); string(got) != "operator-secret" {
+		t.Errorf("WebhookKey of a plain secret = %q", got)
+	}
+	if s == k.Derive(WebhookSecret, []byte("other nonce")) {
+		t.Error("two nonces gave one secret")
+	}
+}

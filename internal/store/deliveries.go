@@ -85,7 +85,7 @@ func (s *Store) markFailed(ctx context.Context, table string, id int64, cause st
 	return s.inWrite(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `
 			UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-			WHERE id = ?`, string(status), cause, unix(retryAt), unix(s.now()), id)
+			WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
 		if err != nil {
 			return internal("mark failed", err)
 		}
