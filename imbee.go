@@ -12,7 +12,11 @@ type Corporate struct {
 	TimeZone   string // IANA name; a link's date_limit ends at midnight in this zone
 	Language   string // of the mails and SMS sent for it: "en" or "es"
 	SenderName string // the mails' From name; empty: the corporate's name
-	CreatedAt  time.Time
+	// RateLimit and RateBurst override the server's rate limit for this
+	// corporate when set.
+	RateLimit *float64
+	RateBurst *int
+	CreatedAt time.Time
 }
 
 // Languages are the languages links can be sent in; the first is the default.
@@ -24,6 +28,11 @@ type CorporateSettings struct {
 	TimeZone   *string
 	Language   *string
 	SenderName *string
+	// RateLimit and RateBurst set the corporate's own rate limit; with
+	// ResetRateLimit it goes back to the server's.
+	RateLimit      *float64
+	RateBurst      *int
+	ResetRateLimit bool
 }
 
 // CorporateCredentials are the two secrets an integrator sends on every call:

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCodes walks every row of the code table (docs/api.md).
@@ -167,6 +169,72 @@ func testRateLimit(t *testing.T) {
 	expect(t, s.post(t, "/third_parties/user/new", other.auth, other.token, body), 200, 0)
 	// Rate limiting comes after authentication: a stranger learns nothing.
 	expect(t, s.post(t, "/third_parties/user/new", "imba_x", c.token, body), 401, 2)
+
+	// The bucket is described on every answer.
+	e = s.post(t, "/third_parties/user/new", other.auth, other.token, body)
+	if e.Header.Get("X-RateLimit-Limit") != "3" || e.Header.Get("X-RateLimit-Remaining") != "1" || e.Header.Get("X-RateLimit-Reset") == "" {
+		t.Errorf("X-RateLimit-* = %q %q %q, want limit 3, 1 remaining, a reset", e.Header.Get("X-RateLimit-Limit"), e.Header.Get("X-RateLimit-Remaining"), e.Header.Get("X-RateLimit-Reset"))
+	}
+
+	// A corporate's own limit, set while the server runs, applies at once,
+	// and "default" gives it back the server's.
+	if _, err := s.imbee("corporate", "update", "--id", fmt.Sprint(other.id), "--rate-limit", "1", "--rate-burst", "10"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if e := s.post(t, "/third_parties/user/new", other.auth, other.token, body); e.Code != 0 {
+			t.Fatalf("request %d under the raised burst: %s", i, e.Raw)
+		}
+	}
+	if _, err := s.imbee("corporate", "update", "--id", fmt.Sprint(other.id), "--rate-limit", "default"); err != nil {
+		t.Fatal(err)
+	}
+	// A changed limit starts with a full bucket of its size: 3 again.
+	for range 3 {
+		e = s.post(t, "/third_parties/user/new", other.auth, other.token, body)
+		expect(t, e, 200, 0)
+	}
+	if e.Header.Get("X-RateLimit-Limit") != "3" {
+		t.Errorf("after \"default\": X-RateLimit-Limit %q, want the server's 3", e.Header.Get("X-RateLimit-Limit"))
+	}
+	expect(t, s.post(t, "/third_parties/user/new", other.auth, other.token, body), 429, 8)
+}
+
+// TestProbeLimit: one address trying unknown link tokens is slowed down
+// with 429 pages; real links from other addresses are not affected (all
+// requests here share one address, so the real link is tried first).
+func TestProbeLimit(t *testing.T) {
+	s := startServer(t, "--probe-limit", "0.5", "--probe-burst", "3")
+	c := s.demo()
+	e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com"})
+	expect(t, e, 200, 0)
+	get := func(url string) *http.Response {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := get(e.str("url")); r.StatusCode != 200 {
+		t.Fatalf("real link: %d", r.StatusCode)
+	}
+	for i := range 3 {
+		if r := get(fmt.Sprintf("%s/l/imbl_guess%d", s.URL, i)); r.StatusCode != 404 {
+			t.Fatalf("guess %d: %d, want 404", i, r.StatusCode)
+		}
+	}
+	r := get(s.URL + "/l/imbl_guess4")
+	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("after the burst: %d Retry-After %q, want 429 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	// The API is not affected.
+	expect(t, s.post(t, "/third_parties/user/new", c.auth, c.token, map[string]string{"uniqueIdSha": "x"}), 200, 0)
+	time.Sleep(2100 * time.Millisecond) // one token back at 0.5/s
+	if r := get(e.str("url")); r.StatusCode != 200 {
+		t.Errorf("after waiting: %d, want the page again", r.StatusCode)
+	}
 }
 
 // TestCheckOrder: when several checks fail, the first in the spec's order answers.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -202,7 +203,7 @@ func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any
 			}
 		}
 		info(r).corporateID = c.corporate.ID
-		if wait, ok := s.allow(c.corporate.ID); !ok {
+		if wait, ok := s.allow(w, c.corporate); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
 			return
@@ -288,22 +289,43 @@ func kindName(kind string) string {
 	return "of another type"
 }
 
-// allow applies the corporate's rate limit; when refused it says how many
-// seconds to wait.
-func (s *Server) allow(corporateID int64) (retryAfter int, ok bool) {
-	if s.cfg.RateLimit <= 0 {
+// allow applies the corporate's rate limit (its own, or the server's), sets
+// the X-RateLimit-* headers, and when it refuses says how many seconds to
+// wait. X-RateLimit-Limit is the bucket's size (the burst), -Remaining the
+// requests that may be sent at once now, -Reset the seconds until the bucket
+// is full again.
+func (s *Server) allow(w http.ResponseWriter, c imbee.Corporate) (retryAfter int, ok bool) {
+	limit, burst := s.cfg.RateLimit, s.cfg.RateBurst
+	if c.RateLimit != nil {
+		limit = *c.RateLimit
+	}
+	if c.RateBurst != nil {
+		burst = *c.RateBurst
+	}
+	if limit <= 0 {
 		return 0, true
 	}
-	l, found := s.limits.Load(corporateID)
+	burst = max(burst, 1)
+	l, found := s.limits.Load(c.ID)
 	if !found {
-		l, _ = s.limits.LoadOrStore(corporateID, rate.NewLimiter(rate.Limit(s.cfg.RateLimit), max(s.cfg.RateBurst, 1)))
+		l, _ = s.limits.LoadOrStore(c.ID, rate.NewLimiter(rate.Limit(limit), burst))
 	}
 	lim := l.(*rate.Limiter)
-	if lim.Allow() {
+	if lim.Limit() != rate.Limit(limit) || lim.Burst() != burst {
+		// A limit changed with the CLI while running applies from the next
+		// request, with a full bucket of the new size.
+		lim = rate.NewLimiter(rate.Limit(limit), burst)
+		s.limits.Store(c.ID, lim)
+	}
+	allowed := lim.Allow()
+	tokens := lim.Tokens()
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(burst))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, int(tokens))))
+	h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(burst)-tokens)/limit))))
+	if allowed {
 		return 0, true
 	}
-	wait := lim.Reserve()
-	delay := wait.Delay()
-	wait.Cancel()
-	return max(1, int((delay+time.Second-1)/time.Second)), false
+	wait := (1 - tokens) / limit // seconds until one token is back
+	return max(1, int(math.Ceil(wait))), false
 }

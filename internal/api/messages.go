@@ -299,7 +299,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info(r).corporateID = corp.ID
-	if wait, ok := s.allow(corp.ID); !ok {
+	if wait, ok := s.allow(w, corp); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(wait))
 		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
 		return

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,14 +35,16 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 }
 
 type corporateJSON struct {
-	ID             int64  `json:"id"`
-	Name           string `json:"name"`
-	TimeZone       string `json:"timezone"`
-	Language       string `json:"language"`
-	SenderName     string `json:"sender_name"`
-	Auth           string `json:"auth,omitempty"`
-	CorporateToken string `json:"corporate_token,omitempty"`
-	CreatedAt      string `json:"created_at,omitempty"`
+	ID             int64    `json:"id"`
+	Name           string   `json:"name"`
+	TimeZone       string   `json:"timezone"`
+	Language       string   `json:"language"`
+	SenderName     string   `json:"sender_name"`
+	RateLimit      *float64 `json:"rate_limit,omitempty"`
+	RateBurst      *int     `json:"rate_burst,omitempty"`
+	Auth           string   `json:"auth,omitempty"`
+	CorporateToken string   `json:"corporate_token,omitempty"`
+	CreatedAt      string   `json:"created_at,omitempty"`
 }
 
 func (c *cli) corporateCreate(ctx context.Context, args []string) error {
@@ -86,6 +89,8 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 	tz := fs.String("timezone", "", "new IANA time zone")
 	lang := fs.String("language", "", "new language of its mails and SMS: "+strings.Join(imbee.Languages, " or "))
 	sender := fs.String("sender-name", "", "new From name of its mails")
+	rateLimit := fs.String("rate-limit", "", `its own rate limit, requests per second, instead of the server's --rate-limit; "default" goes back to the server's`)
+	rateBurst := fs.Int("rate-burst", 0, "its own burst above the rate limit")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -94,6 +99,17 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 		return errors.New("--id is required")
 	}
 	var set imbee.CorporateSettings
+	switch *rateLimit {
+	case "":
+	case "default":
+		set.ResetRateLimit = true
+	default:
+		n, err := strconv.ParseFloat(*rateLimit, 64)
+		if err != nil || !(n > 0) {
+			return errors.New(`--rate-limit must be a number of requests per second above 0, or "default"`)
+		}
+		set.RateLimit = &n
+	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "name":
@@ -104,6 +120,8 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 			set.Language = lang
 		case "sender-name":
 			set.SenderName = sender
+		case "rate-burst":
+			set.RateBurst = rateBurst
 		}
 	})
 	s, err := sf.open(ctx, store.Options{})
@@ -118,12 +136,20 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 	if *asJSON {
 		return c.printJSON(toCorporateJSON(corp))
 	}
-	fmt.Fprintf(c.stdout, "corporate %d (%s): timezone %s, language %s, sender name %q\n", corp.ID, corp.Name, corp.TimeZone, corp.Language, corp.SenderName)
+	limit := "the server's"
+	if corp.RateLimit != nil {
+		limit = strconv.FormatFloat(*corp.RateLimit, 'f', -1, 64) + "/s"
+		if corp.RateBurst != nil {
+			limit += fmt.Sprintf(", burst %d", *corp.RateBurst)
+		}
+	}
+	fmt.Fprintf(c.stdout, "corporate %d (%s): timezone %s, language %s, sender name %q, rate limit %s\n", corp.ID, corp.Name, corp.TimeZone, corp.Language, corp.SenderName, limit)
 	return nil
 }
 
 func toCorporateJSON(co imbee.Corporate) corporateJSON {
-	return corporateJSON{ID: co.ID, Name: co.Name, TimeZone: co.TimeZone, Language: co.Language, SenderName: co.SenderName, CreatedAt: co.CreatedAt.Format(time.RFC3339)}
+	return corporateJSON{ID: co.ID, Name: co.Name, TimeZone: co.TimeZone, Language: co.Language, SenderName: co.SenderName,
+		RateLimit: co.RateLimit, RateBurst: co.RateBurst, CreatedAt: co.CreatedAt.Format(time.RFC3339)}
 }
 
 func (c *cli) printCredentials(corp imbee.Corporate, creds imbee.CorporateCredentials, asJSON bool) error {

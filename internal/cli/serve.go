@@ -31,6 +31,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	stmtTimeout := fs.Duration("pg-statement-timeout", 10*time.Second, "PostgreSQL: the longest one statement may run")
 	rateLimit := fs.Float64("rate-limit", 5000, "requests per second allowed to each corporate; 0 turns the limit off")
 	rateBurst := fs.Int("rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
+	probeLimit := fs.Float64("probe-limit", 1, "unknown link tokens one client address may try per second on /l/ (0 turns the limit off)")
+	probeBurst := fs.Int("probe-burst", 20, "unknown link tokens one client address may try at once above --probe-limit")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
@@ -74,7 +76,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	webhooks := delivery.NewWebhookWorker(s, tf.worker, nil, log)
 	hub := realtime.NewHub()
 
-	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick}, log)
+	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst}, log)
 	handler := api.NewHandler(s, pages, api.Config{
 		PublicURL:      base,
 		RateLimit:      *rateLimit,

@@ -53,12 +53,17 @@ type Config struct {
 	Events    *realtime.Hub // new messages, for the chat's socket
 	// MessageSent is called after a message from the chat is committed.
 	MessageSent func()
+	// ProbeLimit and ProbeBurst limit the unknown link tokens one client
+	// address may try, per second and at once (0: no limit).
+	ProbeLimit float64
+	ProbeBurst int
 }
 
 // Handler serves /l/{token}, /w/{conversation} and the chat's assets.
 type Handler struct {
 	store  Store
 	cfg    Config
+	probes *probes
 	secure bool // set the cookie's Secure flag (public URL is https)
 	log    *slog.Logger
 	mux    *http.ServeMux
@@ -72,7 +77,7 @@ func New(s Store, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Events == nil {
 		cfg.Events = realtime.NewHub()
 	}
-	h := &Handler{store: s, cfg: cfg, secure: strings.HasPrefix(cfg.PublicURL, "https://"), log: log, mux: http.NewServeMux()}
+	h := &Handler{store: s, cfg: cfg, probes: newProbes(cfg.ProbeLimit, cfg.ProbeBurst), secure: strings.HasPrefix(cfg.PublicURL, "https://"), log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /l/{token}", h.landing) // GET also answers HEAD
 	h.mux.HandleFunc("POST /l/{token}", h.spend)
 	h.mux.HandleFunc("GET /w/{conversation}", h.chat)
@@ -97,6 +102,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// only to this host.
 	hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws://"+r.Host+" wss://"+r.Host+
 		"; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	if strings.HasPrefix(r.URL.Path, "/l/") {
+		if wait := h.probes.wait(clientAddr(r)); wait > 0 {
+			hd.Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			h.ended(w, http.StatusTooManyRequests, "Too many attempts", "Too many links that do not exist were tried from your network. Wait a little and open your link again.")
+			return
+		}
+	}
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -105,7 +117,7 @@ const cookieName = "imbee_session"
 func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 	p, err := h.store.LinkByToken(r.Context(), r.PathValue("token"))
 	if err != nil {
-		h.fail(w, err)
+		h.failLink(w, r, err)
 		return
 	}
 	if st := p.Link.State(h.cfg.Now()); st != imbee.LinkActive {
@@ -124,7 +136,7 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"))
 	if err != nil {
-		h.fail(w, err)
+		h.failLink(w, r, err)
 		return
 	}
 	if st != imbee.LinkActive {
@@ -312,6 +324,16 @@ func (h *Handler) linkEnded(w http.ResponseWriter, st imbee.LinkState) {
 	default:
 		h.ended(w, http.StatusGone, "This link was withdrawn", "Whoever sent it has cancelled it.")
 	}
+}
+
+// failLink answers a link request that failed; an unknown token counts
+// against the client's probe limit.
+func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
+	var e *imbee.Error
+	if errors.As(err, &e) && e.Code == imbee.CodeNotFound {
+		h.probes.miss(clientAddr(r))
+	}
+	h.fail(w, err)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, err error) {

@@ -47,7 +47,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	// The pair key is looked up in both orders (only the sorted one can
 	// exist): sorting in SQL would depend on the database's collation.
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT c.id, c.name, c.timezone, c.created_at, u.id, u.unique_id, u.idsha,
+		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, u.id, u.unique_id, u.idsha,
 			coalesce(v1.id, v2.id), coalesce(v1.public_id, v2.public_id), m.position, m.idsha, m.is_admin, m.is_bot
 		FROM corporates c
 		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
@@ -60,12 +60,14 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	}
 	defer rows.Close()
 	var created int64
+	var rl sql.NullFloat64
+	var rb sql.NullInt64
 	var userID, convID, position sql.NullInt64
 	var uniqueID, idsha, publicID, member sql.NullString
 	var isAdmin, isBot sql.NullBool
 	seen := false
 	for rows.Next() {
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &created, &userID, &uniqueID, &idsha,
+		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &userID, &uniqueID, &idsha,
 			&convID, &publicID, &position, &member, &isAdmin, &isBot); err != nil {
 			return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
 		}
@@ -85,6 +87,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 		return imbee.Corporate{}, u, conv, false, errBadAuth()
 	}
 	c.CreatedAt = time.Unix(created, 0).UTC()
+	setLimits(&c, rl, rb)
 	if err := checkAPIKey(apikey, userID.Valid); err != nil {
 		return c, u, conv, false, err
 	}

@@ -90,17 +90,25 @@ func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpora
 	if set.Name != nil && strings.TrimSpace(*set.Name) == "" {
 		return imbee.Corporate{}, imbee.ParamError("name", "name can not be empty")
 	}
+	if set.RateLimit != nil && !(*set.RateLimit > 0) || set.RateBurst != nil && *set.RateBurst < 1 {
+		return imbee.Corporate{}, imbee.ParamError("rate_limit", "a rate limit is a number of requests per second above 0, with a burst of at least 1")
+	}
 	var c imbee.Corporate
 	err := s.inWrite(ctx, func(q querier) error {
 		var created int64
+		var rl sql.NullFloat64
+		var rb sql.NullInt64
 		err := q.QueryRowContext(ctx, `
 			UPDATE corporates SET
 				name = coalesce(?, name), timezone = coalesce(?, timezone),
-				language = coalesce(?, language), sender_name = coalesce(?, sender_name)
+				language = coalesce(?, language), sender_name = coalesce(?, sender_name),
+				rate_limit = CASE WHEN ? = 1 THEN NULL ELSE coalesce(?, rate_limit) END,
+				rate_burst = CASE WHEN ? = 1 THEN NULL ELSE coalesce(?, rate_burst) END
 			WHERE id = ?
-			RETURNING id, name, timezone, language, sender_name, created_at`,
-			set.Name, set.TimeZone, set.Language, set.SenderName, id,
-		).Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &created)
+			RETURNING id, name, timezone, language, sender_name, rate_limit, rate_burst, created_at`,
+			set.Name, set.TimeZone, set.Language, set.SenderName,
+			boolInt(set.ResetRateLimit), set.RateLimit, boolInt(set.ResetRateLimit), set.RateBurst, id,
+		).Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &rl, &rb, &created)
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
 		}
@@ -108,6 +116,7 @@ func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpora
 			return internal("update corporate", err)
 		}
 		c.CreatedAt = time.Unix(created, 0).UTC()
+		setLimits(&c, rl, rb)
 		return nil
 	})
 	return c, err
@@ -115,7 +124,7 @@ func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpora
 
 // ListCorporates returns every corporate, oldest first.
 func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
-	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, language, sender_name, created_at FROM corporates ORDER BY id`)
+	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, language, sender_name, rate_limit, rate_burst, created_at FROM corporates ORDER BY id`)
 	if err != nil {
 		return nil, internal("list corporates", err)
 	}
@@ -124,10 +133,13 @@ func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
 	for rows.Next() {
 		var c imbee.Corporate
 		var created int64
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &created); err != nil {
+		var rl sql.NullFloat64
+		var rb sql.NullInt64
+		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &rl, &rb, &created); err != nil {
 			return nil, internal("list corporates", err)
 		}
 		c.CreatedAt = time.Unix(created, 0).UTC()
+		setLimits(&c, rl, rb)
 		out = append(out, c)
 	}
 	return out, rows.Err()
@@ -145,6 +157,18 @@ func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (
 		return imbee.Corporate{}, err
 	}
 	return c, nil
+}
+
+// setLimits fills a corporate's own rate limit from its nullable columns.
+func setLimits(c *imbee.Corporate, rl sql.NullFloat64, rb sql.NullInt64) {
+	c.RateLimit, c.RateBurst = nil, nil
+	if rl.Valid {
+		c.RateLimit = &rl.Float64
+	}
+	if rb.Valid {
+		n := int(rb.Int64)
+		c.RateBurst = &n
+	}
 }
 
 // The verdicts of a credential check, shared by every read that makes one.
@@ -182,14 +206,16 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 		return c, u, errNoAuth()
 	}
 	var created int64
+	var rl sql.NullFloat64
+	var rb sql.NullInt64
 	var userID sql.NullInt64
 	var uniqueID, idsha sql.NullString
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT c.id, c.name, c.timezone, c.created_at, u.id, u.unique_id, u.idsha
+		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, u.id, u.unique_id, u.idsha
 		FROM corporates c
 		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
 		WHERE c.auth_hash = ?`, secret.Hash(apikey), secret.Hash(auth),
-	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &userID, &uniqueID, &idsha)
+	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &userID, &uniqueID, &idsha)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, errBadAuth()
 	}
@@ -197,6 +223,7 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 		return imbee.Corporate{}, u, internal("authenticate", err)
 	}
 	c.CreatedAt = time.Unix(created, 0).UTC()
+	setLimits(&c, rl, rb)
 	if err := checkAPIKey(apikey, userID.Valid); err != nil {
 		return c, u, err
 	}
@@ -208,13 +235,15 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 	var c imbee.Corporate
 	var tokenHash []byte
 	var created int64
+	var rl sql.NullFloat64
+	var rb sql.NullInt64
 	if auth == "" {
 		return c, nil, errNoAuth()
 	}
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT id, name, timezone, created_at, corporate_token_hash
+		SELECT id, name, timezone, created_at, rate_limit, rate_burst, corporate_token_hash
 		FROM corporates WHERE auth_hash = ?`, secret.Hash(auth),
-	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &tokenHash)
+	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &tokenHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil, errBadAuth()
 	}
@@ -222,6 +251,7 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 		return c, nil, internal("authenticate", err)
 	}
 	c.CreatedAt = time.Unix(created, 0).UTC()
+	setLimits(&c, rl, rb)
 	return c, tokenHash, nil
 }
 

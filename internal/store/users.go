@@ -60,11 +60,13 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 		d = *dev
 	}
 	var created int64
+	var rl sql.NullFloat64
+	var rb sql.NullInt64
 	var tokenHash, nonce []byte
 	var userID, lastSeen sql.NullInt64
 	var idsha sql.NullString
 	err = s.reads.QueryRowContext(ctx, `
-		SELECT c.id, c.name, c.timezone, c.created_at, c.corporate_token_hash,
+		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, c.corporate_token_hash,
 			u.id, u.idsha, u.secret_nonce,
 			(SELECT last_seen FROM devices
 			 WHERE user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
@@ -72,7 +74,7 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 		LEFT JOIN users u ON u.corporate_id = c.id AND u.unique_id = ?
 		WHERE c.auth_hash = ?`,
 		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
-	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &tokenHash, &userID, &idsha, &nonce, &lastSeen)
+	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &tokenHash, &userID, &idsha, &nonce, &lastSeen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, false, errBadAuth()
 	}
@@ -83,6 +85,7 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 		return imbee.Corporate{}, u, false, err
 	}
 	c.CreatedAt = time.Unix(created, 0).UTC()
+	setLimits(&c, rl, rb)
 	if !userID.Valid || dev != nil && (!lastSeen.Valid || s.now().Sub(time.Unix(lastSeen.Int64, 0)) >= deviceSeenEvery) {
 		return c, u, false, nil
 	}
