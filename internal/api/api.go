@@ -47,6 +47,8 @@ type Store interface {
 	IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error)
 	BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error)
 	SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, url string) (string, error)
+	RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error)
+	RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID string) (int64, error)
 }
 
 // Config is what the API is told at start.
@@ -93,6 +95,7 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 
 	// The whole API.
 	s.handle("/third_parties/user/new", "POST", s.endpoint(corporateKey, s.userNew, s.userRepeat))
+	s.handle("/third_parties/user/rotate", "POST", s.endpoint(corporateKey, s.userRotate, nil))
 	s.handle("/token/new", "POST", s.endpoint(corporateKey, s.tokenNew, nil))
 	s.handle("/token/status", "POST", s.endpoint(corporateKey, s.tokenStatus, nil))
 	s.handle("/token/revoke", "POST", s.endpoint(corporateKey, s.tokenRevoke, nil))

@@ -10,7 +10,8 @@ import (
 )
 
 type linkRef struct {
-	URL string `json:"url"`
+	URL         string `json:"url"`
+	VirtualUser string `json:"virtual_user"`
 }
 
 // linkView is a link as /token/status and /token/revoke show it.
@@ -64,8 +65,24 @@ func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
 }
 
 // tokenRevoke is POST /token/revoke: the link stops working at once, and the
-// web sessions it opened end. Revoking a revoked link is not an error.
+// web sessions it opened end. Revoking a revoked link is not an error. With
+// {"virtual_user"} instead of {"url"}, every link of that user ends.
 func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
+	var ref linkRef
+	if err := decode(c.body, &ref); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(ref.URL) == "" && ref.VirtualUser != "" {
+		user, err := requiredID("virtual_user", ref.VirtualUser)
+		if err != nil {
+			return nil, err
+		}
+		n, err := s.store.RevokeUserLinks(ctx, c.corporate.ID, user)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"virtual_user": user, "revoked_links": n}, nil
+	}
 	token, err := linkToken(c.body)
 	if err != nil {
 		return nil, err

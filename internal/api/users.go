@@ -39,6 +39,24 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 	return userNewResponse{VirtualUser: u.IDSha, Pass: u.Pass, APIKey: u.APIKey, PreviouslyRegistered: existed}, nil
 }
 
+// userRotate is POST /third_parties/user/rotate {uniqueIdSha}: the user
+// gets a new pass and apikey, and the old ones stop working at once.
+func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
+	var req userNewRequest
+	if err := decode(c.body, &req); err != nil {
+		return nil, err
+	}
+	uniqueID, err := requiredID("uniqueIdSha", req.UniqueIDSha)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.store.RotateUser(ctx, c.corporate.ID, uniqueID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"virtualUser": u.IDSha, "pass": u.Pass, "apikey": u.APIKey}, nil
+}
+
 // userRepeat answers a repeat of /third_parties/user/new whose device was
 // seen recently from the credential check's read (see repeatFunc).
 func (s *Server) userRepeat(ctx context.Context, auth, key string, c *call) (any, error) {

@@ -297,9 +297,11 @@ func (c *cli) botList(ctx context.Context, args []string) error {
 }
 
 func (c *cli) linkRevoke(ctx context.Context, args []string) error {
-	fs := c.flagSet("link revoke", "End a web access link at once, and the chat sessions it opened.")
+	fs := c.flagSet("link revoke", "End a web access link at once, and the chat sessions it opened; or, with --corporate and --user, every link of a user.")
 	sf := c.addStoreFlags(fs)
-	u := fs.String("url", "", "the link's URL, as /token/new returned it (required)")
+	u := fs.String("url", "", "the link's URL, as /token/new returned it")
+	corp := fs.Int64("corporate", 0, "with --user: the corporate's id")
+	user := fs.String("user", "", "with --corporate: the user's id (uniqueIdSha / virtual_user): revoke all of their links")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -307,18 +309,78 @@ func (c *cli) linkRevoke(ctx context.Context, args []string) error {
 	if i := strings.LastIndex(token, "/l/"); i >= 0 {
 		token = token[i+len("/l/"):]
 	}
-	if token == "" {
-		return errors.New("--url is required")
+	if (token == "") == (*user == "") || *user != "" && *corp <= 0 {
+		return errors.New("give --url, or --corporate and --user")
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	if *user != "" {
+		n, err := s.RevokeUserLinks(ctx, *corp, *user)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%d links revoked\n", n)
+		return nil
+	}
 	if _, err := s.RevokeLink(ctx, 0, token); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, "link revoked")
+	return nil
+}
+
+func (c *cli) botRevoke(ctx context.Context, args []string) error {
+	fs := c.flagSet("bot revoke", "Retire a bot: it takes no new links, chats or messages, its links stop working and its webhook is removed. It cannot be undone.")
+	sf := c.addStoreFlags(fs)
+	corp := fs.Int64("corporate", 0, "the corporate's id (required)")
+	bot := fs.String("bot", "", "the bot's bot_idsha (required)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *corp <= 0 || strings.TrimSpace(*bot) == "" {
+		return errors.New("--corporate and --bot are required")
+	}
+	s, err := sf.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	n, err := s.RevokeBot(ctx, *corp, strings.TrimSpace(*bot))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "bot revoked; %d links ended\n", n)
+	return nil
+}
+
+func (c *cli) userRotate(ctx context.Context, args []string) error {
+	fs := c.flagSet("user rotate", "Give a user a new pass and apikey and print them. The old ones stop working at once, on every server.")
+	sf := c.addStoreFlags(fs)
+	corp := fs.Int64("corporate", 0, "the corporate's id (required)")
+	user := fs.String("user", "", "the user's id: uniqueIdSha / virtual_user (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *corp <= 0 || *user == "" {
+		return errors.New("--corporate and --user are required")
+	}
+	s, err := sf.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	u, err := s.RotateUser(ctx, *corp, *user)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return c.printJSON(map[string]string{"virtualUser": u.IDSha, "pass": u.Pass, "apikey": u.APIKey})
+	}
+	fmt.Fprintf(c.stdout, "user %s\n  pass:   %s\n  apikey: %s\nThe old ones no longer work.\n", u.IDSha, u.Pass, u.APIKey)
 	return nil
 }
 

@@ -20,8 +20,10 @@ Usage:
   imbee corporate update      change a corporate's name, time zone, language or sender name
   imbee bot create            create a bot in a corporate
   imbee bot list              list a corporate's bots
-  imbee link revoke           end a web access link
+  imbee link revoke           end a web access link, or all of a user's
   imbee bot webhook           set a bot's webhook and print its signing secret
+  imbee bot revoke            retire a bot and end its links
+  imbee user rotate           give a user a new pass and apikey
   imbee deliveries list       the delivery ledger (mails and SMS), newest first
   imbee deliveries retry      queue dead deliveries again
   imbee webhooks list         the bots' webhook ledger, newest first
@@ -59,6 +61,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.corporateRotate(ctx, rest[1:])
 	case cmd == "corporate" && sub == "update":
 		return c.corporateUpdate(ctx, rest[1:])
+	case cmd == "bot" && sub == "revoke":
+		return c.botRevoke(ctx, rest[1:])
+	case cmd == "user" && sub == "rotate":
+		return c.userRotate(ctx, rest[1:])
 	case cmd == "bot" && sub == "webhook":
 		return c.botWebhook(ctx, rest[1:])
 	case cmd == "webhooks" && sub == "list":

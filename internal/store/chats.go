@@ -106,7 +106,7 @@ func memberByIDSha(ctx context.Context, q querier, corporateID int64, idsha stri
 	err := q.QueryRowContext(ctx, `
 		SELECT 0, '' FROM users WHERE corporate_id = ? AND idsha = ?
 		UNION ALL
-		SELECT 1, name FROM bots WHERE corporate_id = ? AND idsha = ?`,
+		SELECT 1, name FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 		corporateID, idsha, corporateID, idsha).Scan(&m.IsBot, &m.Name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, &imbee.Error{Code: imbee.CodeNotFound, Field: "contacts", Message: "contact " + idsha + " does not exist"}

@@ -23,7 +23,7 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 	err = s.inWrite(ctx, func(q querier) error {
 		now := s.now()
 		var botID int64
-		err := q.QueryRowContext(ctx, `SELECT id FROM bots WHERE corporate_id = ? AND idsha = ?`,
+		err := q.QueryRowContext(ctx, `SELECT id FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 			req.CorporateID, req.BotIDSha).Scan(&botID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
@@ -325,4 +325,28 @@ func linkOf(ctx context.Context, q querier, corporateID int64, token string) (im
 	l.ExpiresAt = time.Unix(expires, 0)
 	l.Revoked = revoked.Valid
 	return l, nil
+}
+
+// RevokeUserLinks ends every link of the corporate's user (and the web
+// sessions they opened), and says how many were still unrevoked. An unknown
+// user is CodeNotFound.
+func (s *Store) RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID string) (int64, error) {
+	var n int64
+	err := s.inWrite(ctx, func(q querier) error {
+		var userID int64
+		err := q.QueryRowContext(ctx, `SELECT id FROM users WHERE corporate_id = ? AND unique_id = ?`, corporateID, uniqueID).Scan(&userID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &imbee.Error{Code: imbee.CodeNotFound, Field: "virtual_user", Message: "no such user"}
+		}
+		if err != nil {
+			return internal("find user", err)
+		}
+		res, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, unix(s.now()), userID)
+		if err != nil {
+			return internal("revoke links", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
 }

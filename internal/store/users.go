@@ -120,3 +120,28 @@ func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, un
 	}
 	return u, nonce, true, nil
 }
+
+// RotateUser gives the corporate's user a new pass and apikey; the old ones
+// stop working at once, on every server (credentials are never cached).
+// An unknown user is CodeNotFound.
+func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error) {
+	nonce := secret.NewNonce()
+	u := imbee.User{CorporateID: corporateID, UniqueID: uniqueID, Pass: s.keys.Derive(secret.Pass, nonce), APIKey: s.keys.Derive(secret.APIKey, nonce)}
+	err := s.inWrite(ctx, func(q querier) error {
+		err := q.QueryRowContext(ctx, `
+			UPDATE users SET secret_nonce = ?, apikey_hash = ?
+			WHERE corporate_id = ? AND unique_id = ?
+			RETURNING id, idsha`, nonce, secret.Hash(u.APIKey), corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &imbee.Error{Code: imbee.CodeNotFound, Field: "uniqueIdSha", Message: "no such user"}
+		}
+		if err != nil {
+			return internal("rotate user", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return imbee.User{}, err
+	}
+	return u, nil
+}

@@ -20,7 +20,7 @@ func (s *Store) SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, 
 		nonce = secret.NewNonce()
 	}
 	err := s.inWrite(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `UPDATE bots SET webhook_url = ?, webhook_nonce = ? WHERE corporate_id = ? AND idsha = ?`,
+		res, err := q.ExecContext(ctx, `UPDATE bots SET webhook_url = ?, webhook_nonce = ? WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 			url, nonce, corporateID, botIDSha)
 		if err != nil {
 			return internal("set webhook", err)
@@ -40,7 +40,7 @@ func (s *Store) SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, 
 func (s *Store) BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error) {
 	b := imbee.Bot{CorporateID: corporateID, IDSha: idsha}
 	var created int64
-	err := s.reads.QueryRowContext(ctx, `SELECT id, name, created_at FROM bots WHERE corporate_id = ? AND idsha = ?`,
+	err := s.reads.QueryRowContext(ctx, `SELECT id, name, created_at FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 		corporateID, idsha).Scan(&b.ID, &b.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
@@ -155,4 +155,33 @@ func (s *Store) WebhookEvents(ctx context.Context, status imbee.DeliveryStatus, 
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// RevokeBot retires a bot of the corporate: it takes no new links,
+// conversations or messages, its links stop working (ending their web
+// sessions) and its webhook is removed. It returns how many links it ended;
+// an unknown or already revoked bot is CodeNotFound.
+func (s *Store) RevokeBot(ctx context.Context, corporateID int64, idsha string) (int64, error) {
+	var n int64
+	err := s.inWrite(ctx, func(q querier) error {
+		now := unix(s.now())
+		var botID int64
+		err := q.QueryRowContext(ctx, `
+			UPDATE bots SET revoked_at = ?, webhook_url = '', webhook_nonce = NULL
+			WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL
+			RETURNING id`, now, corporateID, idsha).Scan(&botID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "no such bot (or it is revoked already)"}
+		}
+		if err != nil {
+			return internal("revoke bot", err)
+		}
+		res, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE bot_id = ? AND revoked_at IS NULL`, now, botID)
+		if err != nil {
+			return internal("revoke bot links", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
 }
