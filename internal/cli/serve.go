@@ -36,6 +36,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
+	readHeaderTimeout := fs.Duration("read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers (slow clients are cut off)")
+	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest a client may take to send a whole request")
+	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "longest an answer may take to be written")
+	idleTimeout := fs.Duration("idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
 	tf := addTransportFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -89,10 +93,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: *readHeaderTimeout,
+		ReadTimeout:       *readTimeout,
+		WriteTimeout:      *writeTimeout,
+		IdleTimeout:       *idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
