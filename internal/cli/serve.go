@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/imbee/imbee/internal/api"
@@ -91,8 +92,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		Events:         hub,
 	}, log)
 
+	conns := newConnTracker()
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           conns.handler(handler),
+		ConnState:         conns.track,
 		ReadHeaderTimeout: *readHeaderTimeout,
 		ReadTimeout:       *readTimeout,
 		WriteTimeout:      *writeTimeout,
@@ -139,10 +142,81 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
+	conns.drain(shutdownCtx, ln)
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// connTracker lets a shutdown end keep-alive connections without cutting
+// off a request on its way. http.Server.Shutdown alone closes idle
+// connections at once and drops a request read on one after it began: a
+// client that had just written its next request gets EOF or a reset, and
+// cannot know whether it was done.
+type connTracker struct {
+	draining atomic.Bool
+	mu       sync.Mutex
+	idle     map[net.Conn]time.Time // the open connections: since when each is idle, zero while in use
+}
+
+// How long drain waits for open connections: until each has been idle for
+// drainQuiet (a client that reuses its connection sends the next request
+// well within that), at most drainMax in all.
+const (
+	drainQuiet = 100 * time.Millisecond
+	drainMax   = 2 * time.Second
+)
+
+func newConnTracker() *connTracker { return &connTracker{idle: map[net.Conn]time.Time{}} }
+
+// track is the server's ConnState hook.
+func (ct *connTracker) track(c net.Conn, st http.ConnState) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	switch st {
+	case http.StateNew, http.StateActive:
+		ct.idle[c] = time.Time{}
+	case http.StateIdle:
+		ct.idle[c] = time.Now()
+	case http.StateClosed, http.StateHijacked:
+		delete(ct.idle, c)
+	}
+}
+
+// handler answers with Connection: close while draining, so that clients
+// take their next request elsewhere.
+func (ct *connTracker) handler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ct.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// drain closes the listener (new connections are refused) and waits until
+// every open connection is closed or quiet; Shutdown then closes the quiet
+// ones and waits for the rest.
+func (ct *connTracker) drain(ctx context.Context, ln net.Listener) {
+	ct.draining.Store(true)
+	ln.Close()
+	deadline := time.Now().Add(drainMax)
+	for !ct.quiet() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// quiet says whether every open connection has been idle for drainQuiet.
+func (ct *connTracker) quiet() bool {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	for _, since := range ct.idle {
+		if since.IsZero() || time.Since(since) < drainQuiet {
+			return false
+		}
+	}
+	return true
 }
 
 // bootstrap creates and announces the demo corporate on a new database.
