@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/imbee/imbee"
@@ -82,6 +81,7 @@ func chatParams(body []byte, corporateID int64, creator string) (imbee.ChatReque
 		return cr, err
 	}
 	cr.Name = req.Name
+	seen := make(map[string]bool) // not slices.Contains: a 1 MiB body lists ~60,000 contacts
 	for _, ref := range req.Contacts {
 		id := strings.TrimSpace(ref.IDSha)
 		if id == "" {
@@ -94,9 +94,10 @@ func chatParams(body []byte, corporateID int64, creator string) (imbee.ChatReque
 			return cr, imbee.ParamError("contacts", "a contact's idsha is not a valid id")
 		case id == creator && cr.Type == imbee.ConversationChat:
 			return cr, imbee.ParamError("contacts", "a chat with oneself is not allowed")
-		case id == creator, slices.Contains(cr.Contacts, id):
+		case id == creator, seen[id]:
 			continue // the creator is always a member; a contact counts once
 		}
+		seen[id] = true
 		cr.Contacts = append(cr.Contacts, id)
 	}
 	switch {

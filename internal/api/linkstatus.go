@@ -101,7 +101,9 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 // linkToken takes the token out of {"url": …}: a URL /token/new returned,
 // or just its last path segment.
 func linkToken(body []byte) (string, error) {
-	var req linkRef
+	var req struct {
+		URL string `json:"url"` // virtual_user is /token/revoke's alone
+	}
 	if err := decode(body, &req); err != nil {
 		return "", err
 	}

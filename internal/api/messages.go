@@ -27,6 +27,15 @@ type messageSendRequest struct {
 	ConversationID string `json:"conversationId"`
 	Text           string `json:"text"`
 	ClientMsgID    string `json:"clientMsgId"`
+}
+
+// botMessageSendRequest is a bot's send. bot_idsha is no parameter of a
+// user's send, where it is ignored like any unknown field. (Not embedding
+// messageSendRequest: a type error's field would then be named after it.)
+type botMessageSendRequest struct {
+	ConversationID string `json:"conversationId"`
+	Text           string `json:"text"`
+	ClientMsgID    string `json:"clientMsgId"`
 	BotIDSha       string `json:"bot_idsha"`
 }
 
@@ -73,7 +82,7 @@ func (s *Server) messageSend(ctx context.Context, c *call) (any, error) {
 // botMessageSend is POST /bot/message/send: a bot answers, with the
 // corporate's credentials.
 func (s *Server) botMessageSend(ctx context.Context, c *call) (any, error) {
-	var req messageSendRequest
+	var req botMessageSendRequest
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
@@ -81,7 +90,7 @@ func (s *Server) botMessageSend(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mr, err := messageRequest(&req)
+	mr, err := messageRequest(&messageSendRequest{ConversationID: req.ConversationID, Text: req.Text, ClientMsgID: req.ClientMsgID})
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,9 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 // userRotate is POST /third_parties/user/rotate {uniqueIdSha}: the user
 // gets a new pass and apikey, and the old ones stop working at once.
 func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
-	var req userNewRequest
+	var req struct {
+		UniqueIDSha string `json:"uniqueIdSha"` // the device fields are user/new's alone
+	}
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}

@@ -274,6 +274,9 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	case len(req.ClientMsgID) > 64:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId is too long"})
 		return
+	case strings.ContainsRune(req.ClientMsgID, 0): // PostgreSQL cannot store NUL in text
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId must not contain NUL characters"})
+		return
 	}
 	m, existed, err := h.store.SendMessage(r.Context(), imbee.MessageRequest{
 		CorporateID: sess.CorporateID, ConversationID: sess.ConversationID, Sender: sess.UserIDSha,
