@@ -20,6 +20,12 @@ const (
 	CodeParam        Code = 6 // a parameter is missing or invalid; Field names it
 	CodeNotFound     Code = 7 // a referenced bot or contact does not exist in this corporate
 	CodeRateLimited  Code = 8 // too many requests; Retry-After says when to come back
+	// CodeIdempotencyMismatch: an Idempotency-Key already used, within its
+	// lifetime, for a different request (another endpoint or another body).
+	CodeIdempotencyMismatch Code = 9
+	// CodeIdempotencyInProgress: the first request with this Idempotency-Key
+	// is still being processed; retry after Retry-After.
+	CodeIdempotencyInProgress Code = 10
 )
 
 // Error is the one error type that crosses package boundaries. Message is

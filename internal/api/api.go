@@ -48,6 +48,9 @@ type Store interface {
 	BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error)
 	SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, url string) (string, error)
 	RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error)
+	ClaimIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey, ttl time.Duration) ([]byte, error)
+	CompleteIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey, response []byte) error
+	ReleaseIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey) error
 	RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID string) (int64, error)
 }
 
@@ -61,6 +64,8 @@ type Config struct {
 	// RecipientLimit caps the links a corporate sends to one address or
 	// number per hour (0: no cap).
 	RecipientLimit int
+	// IdempotencyTTL is how long an Idempotency-Key is kept.
+	IdempotencyTTL time.Duration
 	Now            func() time.Time
 	// LinkIssued is called after a /token/new has committed its deliveries.
 	LinkIssued func()
@@ -86,6 +91,9 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
 	if cfg.Events == nil {
 		cfg.Events = realtime.NewHub()
 	}
@@ -94,18 +102,18 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux()}
 
 	// The whole API.
-	s.handle("/third_parties/user/new", "POST", s.endpoint(corporateKey, s.userNew, s.userRepeat))
-	s.handle("/third_parties/user/rotate", "POST", s.endpoint(corporateKey, s.userRotate, nil))
-	s.handle("/token/new", "POST", s.endpoint(corporateKey, s.tokenNew, nil))
+	s.handle("/third_parties/user/new", "POST", s.creating(corporateKey, s.userNew, s.userRepeat))
+	s.handle("/third_parties/user/rotate", "POST", s.creating(corporateKey, s.userRotate, nil))
+	s.handle("/token/new", "POST", s.creating(corporateKey, s.tokenNew, nil))
 	s.handle("/token/status", "POST", s.endpoint(corporateKey, s.tokenStatus, nil))
-	s.handle("/token/revoke", "POST", s.endpoint(corporateKey, s.tokenRevoke, nil))
-	s.handle("/chat/create", "POST", s.endpoint(userKey, s.chatCreate, s.chatRepeat))
-	s.handle("/chat/message/send", "POST", s.endpoint(userKey, s.messageSend, nil))
+	s.handle("/token/revoke", "POST", s.creating(corporateKey, s.tokenRevoke, nil))
+	s.handle("/chat/create", "POST", s.creating(userKey, s.chatCreate, s.chatRepeat))
+	s.handle("/chat/message/send", "POST", s.creating(userKey, s.messageSend, nil))
 	s.handle("/chat/message/list", "POST", s.endpoint(userKey, s.messageList, nil))
 	s.handle("/chat/list", "POST", s.endpoint(userKey, s.chatList, nil))
 	s.handle("/chat/read", "POST", s.endpoint(userKey, s.chatRead, nil))
-	s.handle("/bot/message/send", "POST", s.endpoint(corporateKey, s.botMessageSend, nil))
-	s.handle("/bot/webhook", "POST", s.endpoint(corporateKey, s.botWebhook, nil))
+	s.handle("/bot/message/send", "POST", s.creating(corporateKey, s.botMessageSend, nil))
+	s.handle("/bot/webhook", "POST", s.creating(corporateKey, s.botWebhook, nil))
 	s.mux.HandleFunc("/chat/socket", s.socket)
 
 	s.mux.Handle("/l/", named("/l/{token}", pages))
@@ -175,6 +183,16 @@ type repeatFunc func(ctx context.Context, auth, key string, c *call) (any, error
 // can be answered from one read; the order in which failures are answered
 // stays the spec's.
 func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any, error), repeat repeatFunc) http.Handler {
+	return s.serveCall(key, h, repeat, false)
+}
+
+// creating is endpoint for a call that creates or changes something: it
+// also honours Idempotency-Key (see idempotent).
+func (s *Server) creating(key keyKind, h func(ctx context.Context, c *call) (any, error), repeat repeatFunc) http.Handler {
+	return s.serveCall(key, h, repeat, true)
+}
+
+func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (any, error), repeat repeatFunc, keyed bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := r.Context()
@@ -188,7 +206,10 @@ func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any
 		}
 		var resp any
 		var err error
-		if repeat != nil && jsonBody && bodyErr == nil {
+		_, hasKey := r.Header[idempotencyHeader]
+		useKey := keyed && hasKey
+		// With a key, the stored answer (or the key's conflict) comes first.
+		if repeat != nil && jsonBody && bodyErr == nil && !useKey {
 			if resp, err = repeat(ctx, auth, woos, c); err != nil {
 				writeError(w, r, start, err)
 				return
@@ -217,6 +238,10 @@ func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any
 		}
 		if bodyErr != nil {
 			writeError(w, r, start, bodyErr)
+			return
+		}
+		if useKey {
+			s.idempotent(w, r, start, key, c, h)
 			return
 		}
 		if resp == nil {

@@ -13,11 +13,21 @@ import (
 // writeEnvelope writes the document's response format, keys in its order:
 // time, code, message, body. body must marshal to a JSON object.
 func writeEnvelope(w http.ResponseWriter, status int, start time.Time, code imbee.Code, message string, body any) {
+	out, err := envelope(start, code, message, body)
+	if err != nil {
+		status = http.StatusInternalServerError
+		out, _ = envelope(start, imbee.CodeGeneric, "internal error", nil)
+	}
+	writeJSON(w, status, out)
+}
+
+// envelope encodes a response; the error is body's marshalling failure.
+func envelope(start time.Time, code imbee.Code, message string, body any) ([]byte, error) {
 	b := []byte("{}")
 	if body != nil {
 		var err error
 		if b, err = json.Marshal(body); err != nil {
-			status, code, message, b = http.StatusInternalServerError, imbee.CodeGeneric, "internal error", []byte("{}")
+			return nil, err
 		}
 	}
 	msg, _ := json.Marshal(message)
@@ -31,6 +41,11 @@ func writeEnvelope(w http.ResponseWriter, status int, start time.Time, code imbe
 	out = append(out, `,"body":`...)
 	out = append(out, b...)
 	out = append(out, "}\n"...)
+	return out, nil
+}
+
+// writeJSON writes an encoded envelope.
+func writeJSON(w http.ResponseWriter, status int, out []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -58,6 +73,10 @@ func errorStatus(e *imbee.Error) int {
 		return http.StatusNotFound
 	case imbee.CodeRateLimited:
 		return http.StatusTooManyRequests
+	case imbee.CodeIdempotencyMismatch:
+		return http.StatusUnprocessableEntity
+	case imbee.CodeIdempotencyInProgress:
+		return http.StatusConflict
 	}
 	if e.Message == "" {
 		return http.StatusInternalServerError

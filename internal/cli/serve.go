@@ -41,6 +41,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest a client may take to send a whole request")
 	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "longest an answer may take to be written")
 	idleTimeout := fs.Duration("idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	idempotencyTTL := fs.Duration("idempotency-ttl", 24*time.Hour, "how long an Idempotency-Key and its stored response are kept")
 	tf := addTransportFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -87,6 +88,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		RateLimit:      *rateLimit,
 		RateBurst:      *rateBurst,
 		RecipientLimit: tf.recipientLimit,
+		IdempotencyTTL: *idempotencyTTL,
 		LinkIssued:     worker.Kick,
 		MessageSent:    webhooks.Kick,
 		Events:         hub,
@@ -111,6 +113,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// Other servers' messages and read marks (PostgreSQL), for this
 	// server's sockets.
 	wg.Go(func() { s.ListenEvents(workerCtx, hub.Publish) })
+	wg.Go(func() { purgeExpired(workerCtx, s, log) })
 	defer func() {
 		stopWorker()
 		wg.Wait()
@@ -147,6 +150,25 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// purgeExpired deletes expired Idempotency-Keys now and then; until it
+// does, an expired key is already treated as new.
+func purgeExpired(ctx context.Context, s *store.Store, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.PurgeIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
+			log.Error("purge idempotency keys", "err", err)
+		} else if n > 0 {
+			log.Info("purged idempotency keys", "count", n)
+		}
+	}
 }
 
 // connTracker lets a shutdown end keep-alive connections without cutting

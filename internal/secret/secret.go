@@ -11,6 +11,8 @@
 package secret
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -181,4 +183,53 @@ func NewID() string {
 	b := make([]byte, 20)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Internal purposes: keys for data the server keeps, never shown to anyone.
+const (
+	// StoredResponse seals the responses kept for Idempotency-Key replays.
+	StoredResponse Purpose = "imbee stored response v1"
+	// ClientAddress keys the hash of a client's address in link audit trails.
+	ClientAddress Purpose = "imbee client address v1"
+)
+
+// Seal encrypts plaintext with AES-256-GCM under the key of purpose p,
+// bound to ad (which Open must be given again). The result is nonce ||
+// ciphertext: a copy of the database alone cannot read it.
+func (k *Keyring) Seal(p Purpose, plaintext, ad []byte) []byte {
+	aead := k.aead(p)
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	rand.Read(out)
+	return aead.Seal(out, out, plaintext, ad)
+}
+
+// Open decrypts what Seal returned for the same purpose and ad.
+func (k *Keyring) Open(p Purpose, sealed, ad []byte) ([]byte, error) {
+	aead := k.aead(p)
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("secret: sealed data too short")
+	}
+	n := aead.NonceSize()
+	return aead.Open(nil, sealed[:n], sealed[n:], ad)
+}
+
+func (k *Keyring) aead(p Purpose) cipher.AEAD {
+	block, err := aes.NewCipher(k.derive(p, nil))
+	if err != nil {
+		panic(err) // derive always gives 32 bytes
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	return aead
+}
+
+// Tag is a keyed hash of data for purpose p, 16 hex characters: equal for
+// equal data under one server key, and without the key no way to test a
+// guess (an IPv4 address has only 2^32 values to try).
+func (k *Keyring) Tag(p Purpose, data []byte) string {
+	m := hmac.New(sha256.New, k.derive(p, nil))
+	m.Write(data)
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }

@@ -317,3 +317,42 @@ func TestWebhookSecret(t *testing.T) {
 		t.Error("two nonces gave one secret")
 	}
 }
+
+func TestSealOpen(t *testing.T) {
+	k1, _ := NewKeyring(bytes.Repeat([]byte{1}, KeySize))
+	k2, _ := NewKeyring(bytes.Repeat([]byte{2}, KeySize))
+	msg := []byte(`{"pass":"imbp_secret"}`)
+	sealed := k1.Seal(StoredResponse, msg, []byte("ad"))
+	if bytes.Contains(sealed, []byte("imbp_secret")) {
+		t.Fatal("sealed data holds the plaintext")
+	}
+	if again := k1.Seal(StoredResponse, msg, []byte("ad")); bytes.Equal(again, sealed) {
+		t.Fatal("two seals of one message are equal: the nonce is not random")
+	}
+	got, err := k1.Open(StoredResponse, sealed, []byte("ad"))
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("Open = %q, %v", got, err)
+	}
+	for name, open := range map[string]func() ([]byte, error){
+		"other key":     func() ([]byte, error) { return k2.Open(StoredResponse, sealed, []byte("ad")) },
+		"other ad":      func() ([]byte, error) { return k1.Open(StoredResponse, sealed, []byte("da")) },
+		"other purpose": func() ([]byte, error) { return k1.Open(ClientAddress, sealed, []byte("ad")) },
+		"truncated":     func() ([]byte, error) { return k1.Open(StoredResponse, sealed[:5], []byte("ad")) },
+	} {
+		if _, err := open(); err == nil {
+			t.Errorf("%s: opened", name)
+		}
+	}
+}
+
+func TestTag(t *testing.T) {
+	k1, _ := NewKeyring(bytes.Repeat([]byte{1}, KeySize))
+	k2, _ := NewKeyring(bytes.Repeat([]byte{2}, KeySize))
+	a := k1.Tag(ClientAddress, []byte("192.0.2.1"))
+	if len(a) != 16 || a != k1.Tag(ClientAddress, []byte("192.0.2.1")) {
+		t.Fatalf("tag %q is not a stable 16-hex value", a)
+	}
+	if a == k1.Tag(ClientAddress, []byte("192.0.2.2")) || a == k2.Tag(ClientAddress, []byte("192.0.2.1")) {
+		t.Fatal("different address or key, same tag")
+	}
+}
