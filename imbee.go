@@ -125,6 +125,19 @@ const (
 	LinkRevoked
 )
 
+// String is the state's name in the API: active, used_up, expired, revoked.
+func (s LinkState) String() string {
+	switch s {
+	case LinkUsedUp:
+		return "used_up"
+	case LinkExpired:
+		return "expired"
+	case LinkRevoked:
+		return "revoked"
+	}
+	return "active"
+}
+
 // State reports the link's state at now.
 func (l *Link) State(now time.Time) LinkState {
 	switch {
@@ -286,4 +299,18 @@ type WebhookEvent struct {
 	// Filled when the event is claimed for sending.
 	URL    string
 	Secret string
+}
+
+// LinkAttempt is one opening of a link's page (GET/HEAD) or submission of
+// it (POST), for the link's audit trail.
+type LinkAttempt struct {
+	LinkID int64
+	At     time.Time
+	Method string // GET, HEAD or POST
+	Result string // viewed, spent, used_up, expired or revoked
+	// Address is the client's address, given when recording; the store
+	// keeps only Client, a keyed hash of it.
+	Address string
+	Client  string
+	Agent   string // browser, mobile, scanner, bot or unknown
 }

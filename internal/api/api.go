@@ -36,6 +36,7 @@ type Store interface {
 	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
 	LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error)
+	LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error)
 	RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error)
 	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
 	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)

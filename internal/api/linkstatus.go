@@ -26,6 +26,16 @@ type linkView struct {
 	DateLimit  string         `json:"date_limit"`
 	Revoked    bool           `json:"revoked"`
 	Deliveries []deliveryView `json:"deliveries"`
+	Attempts   []attemptView  `json:"attempts"`
+}
+
+// attemptView is one entry of a link's audit trail.
+type attemptView struct {
+	Time   string `json:"time"`
+	Method string `json:"method"`
+	Result string `json:"result"` // viewed, spent, used_up, expired or revoked
+	Client string `json:"client"` // keyed hash of the client's address
+	Agent  string `json:"agent"`  // browser, mobile, scanner, bot or unknown
 }
 
 // deliveryView is one row of a link's delivery ledger.
@@ -47,10 +57,6 @@ type linkRevokeResponse struct {
 	PreviouslyRevoked bool `json:"previously_revoked"`
 }
 
-var stateNames = map[imbee.LinkState]string{
-	imbee.LinkActive: "active", imbee.LinkUsedUp: "used_up", imbee.LinkExpired: "expired", imbee.LinkRevoked: "revoked",
-}
-
 // tokenStatus is POST /token/status: a link's state and its deliveries.
 func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
 	token, err := linkToken(c.body)
@@ -61,7 +67,11 @@ func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.linkView(l, ds), nil
+	as, err := s.store.LinkAttempts(ctx, l.ID)
+	if err != nil {
+		return nil, err
+	}
+	return s.linkView(l, ds, as), nil
 }
 
 // tokenRevoke is POST /token/revoke: the link stops working at once, and the
@@ -95,7 +105,11 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return linkRevokeResponse{linkView: s.linkView(l, ds), PreviouslyRevoked: l.Existing}, nil
+	as, err := s.store.LinkAttempts(ctx, l.ID)
+	if err != nil {
+		return nil, err
+	}
+	return linkRevokeResponse{linkView: s.linkView(l, ds, as), PreviouslyRevoked: l.Existing}, nil
 }
 
 // linkToken takes the token out of {"url": …}: a URL /token/new returned,
@@ -122,18 +136,22 @@ func linkToken(body []byte) (string, error) {
 	return token, nil
 }
 
-func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery) linkView {
+func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery, as []imbee.LinkAttempt) linkView {
 	v := linkView{
 		URL:        s.cfg.PublicURL + "/l/" + l.Token,
 		UserIDSha:  l.UserIDSha,
 		BotIDSha:   l.BotIDSha,
-		State:      stateNames[l.State(s.cfg.Now())],
+		State:      l.State(s.cfg.Now()).String(),
 		MaxRetries: l.MaxUses,
 		Uses:       l.Uses,
 		UsesLeft:   max(0, l.MaxUses-l.Uses),
 		DateLimit:  l.DateLimit,
 		Revoked:    l.Revoked,
 		Deliveries: []deliveryView{},
+		Attempts:   []attemptView{},
+	}
+	for _, a := range as {
+		v.Attempts = append(v.Attempts, attemptView{Time: a.At.UTC().Format(time.RFC3339), Method: a.Method, Result: a.Result, Client: a.Client, Agent: a.Agent})
 	}
 	for _, d := range ds {
 		dv := deliveryView{

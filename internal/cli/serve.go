@@ -114,6 +114,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// server's sockets.
 	wg.Go(func() { s.ListenEvents(workerCtx, hub.Publish) })
 	wg.Go(func() { purgeExpired(workerCtx, s, log) })
+	wg.Go(func() { pages.Run(workerCtx) })
 	defer func() {
 		stopWorker()
 		wg.Wait()

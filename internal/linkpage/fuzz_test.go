@@ -158,7 +158,7 @@ func newPagesFuzz(f *testing.F) *pagesFuzz {
 		return l.Token
 	}
 	spend := func(token string) imbee.Session {
-		sess, st, err := s.SpendLink(ctx, token)
+		sess, st, err := s.SpendLink(ctx, token, imbee.LinkAttempt{Method: "POST", Address: "192.0.2.1", Agent: "browser"})
 		if err != nil || st != imbee.LinkActive {
 			f.Fatalf("spend: %v %v", st, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -39,7 +40,8 @@ var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
 // Store is what the pages need from storage.
 type Store interface {
 	LinkByToken(ctx context.Context, token string) (store.LinkPage, error)
-	SpendLink(ctx context.Context, token string) (imbee.Session, imbee.LinkState, error)
+	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
+	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
 	SessionByToken(ctx context.Context, token string) (imbee.Session, error)
 	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
@@ -67,6 +69,9 @@ type Handler struct {
 	secure bool // set the cookie's Secure flag (public URL is https)
 	log    *slog.Logger
 	mux    *http.ServeMux
+	// views queues landing-page views for Run to record.
+	views   chan imbee.LinkAttempt
+	dropped atomic.Int64
 }
 
 // New returns the pages' handler.
@@ -77,7 +82,7 @@ func New(s Store, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Events == nil {
 		cfg.Events = realtime.NewHub()
 	}
-	h := &Handler{store: s, cfg: cfg, probes: newProbes(cfg.ProbeLimit, cfg.ProbeBurst), secure: strings.HasPrefix(cfg.PublicURL, "https://"), log: log, mux: http.NewServeMux()}
+	h := &Handler{store: s, cfg: cfg, probes: newProbes(cfg.ProbeLimit, cfg.ProbeBurst), secure: strings.HasPrefix(cfg.PublicURL, "https://"), log: log, mux: http.NewServeMux(), views: make(chan imbee.LinkAttempt, viewQueue)}
 	h.mux.HandleFunc("GET /l/{token}", h.landing) // GET also answers HEAD
 	h.mux.HandleFunc("POST /l/{token}", h.spend)
 	h.mux.HandleFunc("GET /w/{conversation}", h.chat)
@@ -120,10 +125,15 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 		h.failLink(w, r, err)
 		return
 	}
-	if st := p.Link.State(h.cfg.Now()); st != imbee.LinkActive {
+	a := attempt(r)
+	a.LinkID, a.At, a.Result = p.Link.ID, h.cfg.Now(), "viewed"
+	if st := p.Link.State(a.At); st != imbee.LinkActive {
+		a.Result = st.String()
+		h.recordView(a)
 		h.linkEnded(w, st)
 		return
 	}
+	h.recordView(a)
 	h.render(w, http.StatusOK, "landing", map[string]any{
 		"Title":         "Chat with " + p.BotName,
 		"BotName":       p.BotName,
@@ -134,7 +144,7 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
-	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"))
+	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"), attempt(r))
 	if err != nil {
 		h.failLink(w, r, err)
 		return

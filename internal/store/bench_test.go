@@ -125,7 +125,7 @@ func BenchmarkLinkPages(b *testing.B) {
 	b.Run("SpendLink", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, st, err := s.SpendLink(ctx, l.Token); err != nil || st != imbee.LinkActive {
+			if _, st, err := s.SpendLink(ctx, l.Token, testAttempt); err != nil || st != imbee.LinkActive {
 				// Uses run out after 1000: issue a fresh link then.
 				l, err = s.IssueLink(ctx, imbee.LinkRequest{CorporateID: c.ID, UniqueID: "u", BotIDSha: bot.IDSha, MaxUses: 1000,
 					DateLimit: "2099-01-01", ExpiresAt: time.Now().AddDate(1, 0, 0)})

@@ -183,9 +183,12 @@ func (s *Store) LinkByToken(ctx context.Context, token string) (LinkPage, error)
 // The use is taken by one conditional UPDATE, so N concurrent calls on a
 // link with M uses left succeed min(N, M) times. When the link cannot be
 // spent, state says why (and err is nil); an unknown token is CodeNotFound.
-func (s *Store) SpendLink(ctx context.Context, token string) (sess imbee.Session, state imbee.LinkState, err error) {
+// The attempt (its method, address and agent) joins the link's audit trail
+// in the same transaction, with its result.
+func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (sess imbee.Session, state imbee.LinkState, err error) {
 	err = s.inWrite(ctx, func(q querier) error {
 		now := s.now()
+		a.At = now
 		var linkID, userID, botID, expires int64
 		err := q.QueryRowContext(ctx, `
 			UPDATE links SET uses = uses + 1
@@ -204,10 +207,15 @@ func (s *Store) SpendLink(ctx context.Context, token string) (sess imbee.Session
 				return internal("read link", err)
 			}
 			state = l.State(now)
-			return nil
+			a.LinkID, a.Result = l.ID, state.String()
+			return s.recordAttempts(ctx, q, a)
 		}
 		if err != nil {
 			return internal("spend link", err)
+		}
+		a.LinkID, a.Result = linkID, "spent"
+		if err := s.recordAttempts(ctx, q, a); err != nil {
+			return err
 		}
 		user := imbee.Member{IsAdmin: true}
 		bot := imbee.Member{IsBot: true}

@@ -880,11 +880,11 @@ func testLinks(t *testing.T) {
 		exp := e.clock.Now().Add(48 * time.Hour)
 		first := mustIssue(t, e.s, linkRequest(e.c, "ana", e.bot, 2, exp))
 		for i := range 2 {
-			if _, st, err := e.s.SpendLink(ctx, first.Token); err != nil || st != imbee.LinkActive {
+			if _, st, err := e.s.SpendLink(ctx, first.Token, testAttempt); err != nil || st != imbee.LinkActive {
 				t.Fatalf("spend %d: state %v, err %v", i, st, err)
 			}
 		}
-		if _, st, err := e.s.SpendLink(ctx, first.Token); err != nil || st != imbee.LinkUsedUp {
+		if _, st, err := e.s.SpendLink(ctx, first.Token, testAttempt); err != nil || st != imbee.LinkUsedUp {
 			t.Fatalf("spend beyond MaxUses: state %v, err %v; want LinkUsedUp", st, err)
 		}
 		p, err := e.s.LinkByToken(ctx, first.Token)
@@ -895,7 +895,7 @@ func testLinks(t *testing.T) {
 		if second.Existing || second.Token == first.Token || second.MaxUses != 4 {
 			t.Errorf("new link after use: %+v; want a new token with MaxUses 4", second)
 		}
-		if _, st, err := e.s.SpendLink(ctx, second.Token); err != nil || st != imbee.LinkActive {
+		if _, st, err := e.s.SpendLink(ctx, second.Token, testAttempt); err != nil || st != imbee.LinkActive {
 			t.Errorf("spend new link: state %v, err %v", st, err)
 		}
 	})
@@ -903,16 +903,16 @@ func testLinks(t *testing.T) {
 	t.Run("ExpiredAfterDateLimit", func(t *testing.T) {
 		e := setup(t)
 		l := mustIssue(t, e.s, linkRequest(e.c, "ana", e.bot, 3, e.clock.Now().Add(time.Hour)))
-		sess, st, err := e.s.SpendLink(ctx, l.Token)
+		sess, st, err := e.s.SpendLink(ctx, l.Token, testAttempt)
 		if err != nil || st != imbee.LinkActive {
 			t.Fatalf("spend before expiry: %v, %v", st, err)
 		}
 		e.clock.Advance(time.Hour) // exactly ExpiresAt: the first instant it no longer works
-		if _, st, err := e.s.SpendLink(ctx, l.Token); err != nil || st != imbee.LinkExpired {
+		if _, st, err := e.s.SpendLink(ctx, l.Token, testAttempt); err != nil || st != imbee.LinkExpired {
 			t.Errorf("spend at ExpiresAt: state %v, err %v; want LinkExpired", st, err)
 		}
 		e.clock.Advance(time.Minute)
-		if _, st, err := e.s.SpendLink(ctx, l.Token); err != nil || st != imbee.LinkExpired {
+		if _, st, err := e.s.SpendLink(ctx, l.Token, testAttempt); err != nil || st != imbee.LinkExpired {
 			t.Errorf("spend after ExpiresAt: state %v, err %v; want LinkExpired", st, err)
 		}
 		p, err := e.s.LinkByToken(ctx, l.Token)
@@ -937,7 +937,7 @@ func testLinks(t *testing.T) {
 	t.Run("RevokeEndsLinkAndSessions", func(t *testing.T) {
 		e := setup(t)
 		l := mustIssue(t, e.s, linkRequest(e.c, "ana", e.bot, 3, e.clock.Now().Add(time.Hour)))
-		sess, st, err := e.s.SpendLink(ctx, l.Token)
+		sess, st, err := e.s.SpendLink(ctx, l.Token, testAttempt)
 		if err != nil || st != imbee.LinkActive {
 			t.Fatalf("spend: %v, %v", st, err)
 		}
@@ -950,7 +950,7 @@ func testLinks(t *testing.T) {
 		if got, err := e.s.RevokeLink(ctx, 0, l.Token); err != nil || !got.Existing {
 			t.Errorf("second revoke: %+v, %v; want it reported as revoked before", got, err)
 		}
-		if _, st, err := e.s.SpendLink(ctx, l.Token); err != nil || st != imbee.LinkRevoked {
+		if _, st, err := e.s.SpendLink(ctx, l.Token, testAttempt); err != nil || st != imbee.LinkRevoked {
 			t.Errorf("spend after revoke: state %v, err %v; want LinkRevoked", st, err)
 		}
 		_, err = e.s.SessionByToken(ctx, sess.Token)
@@ -964,7 +964,7 @@ func testLinks(t *testing.T) {
 
 	t.Run("UnknownToken", func(t *testing.T) {
 		e := setup(t)
-		_, _, err := e.s.SpendLink(ctx, "imbl_nope")
+		_, _, err := e.s.SpendLink(ctx, "imbl_nope", testAttempt)
 		wantCode(t, err, imbee.CodeNotFound, "spend unknown token")
 		_, err = e.s.LinkByToken(ctx, "imbl_nope")
 		wantCode(t, err, imbee.CodeNotFound, "LinkByToken unknown token")
@@ -998,7 +998,7 @@ func testLinks(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				sessions[i], states[i], errs[i] = e.s.SpendLink(ctx, l.Token)
+				sessions[i], states[i], errs[i] = e.s.SpendLink(ctx, l.Token, testAttempt)
 			})
 		}
 		close(start)
@@ -1305,3 +1305,6 @@ func testBootstrap(t *testing.T) {
 		}
 	})
 }
+
+// testAttempt is the audit-trail entry tests spend links with.
+var testAttempt = imbee.LinkAttempt{Method: "POST", Address: "192.0.2.1", Agent: "browser"}

@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/secret"
+)
+
+// attemptsKept is how many attempts a link's audit trail keeps: a link
+// fetched over and over (a scanner, an attacker) cannot grow it further.
+const attemptsKept = 100
+
+// RecordLinkAttempts adds attempts to their links' audit trails in one
+// write (the pages batch their GETs).
+func (s *Store) RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error {
+	return s.inWrite(ctx, func(q querier) error {
+		return s.recordAttempts(ctx, q, as...)
+	})
+}
+
+// recordAttempts inserts attempts and trims each link's trail.
+func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkAttempt) error {
+	links := map[int64]bool{}
+	for _, a := range as {
+		if _, err := q.ExecContext(ctx, `
+			INSERT INTO link_attempts (link_id, at, method, result, client_hash, agent)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			a.LinkID, unix(a.At), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent); err != nil {
+			return internal("record link attempt", err)
+		}
+		links[a.LinkID] = true
+	}
+	for id := range links {
+		if _, err := q.ExecContext(ctx, `
+			DELETE FROM link_attempts
+			WHERE link_id = ? AND id < (
+				SELECT id FROM link_attempts WHERE link_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+			id, id, attemptsKept-1); err != nil {
+			return internal("trim link attempts", err)
+		}
+	}
+	return nil
+}
+
+// LinkAttempts returns a link's audit trail, newest first.
+func (s *Store) LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error) {
+	rows, err := s.reads.QueryContext(ctx, `
+		SELECT at, method, result, client_hash, agent FROM link_attempts
+		WHERE link_id = ? ORDER BY id DESC`, linkID)
+	if err != nil {
+		return nil, internal("read link attempts", err)
+	}
+	defer rows.Close()
+	as := []imbee.LinkAttempt{}
+	for rows.Next() {
+		a := imbee.LinkAttempt{LinkID: linkID}
+		var at int64
+		if err := rows.Scan(&at, &a.Method, &a.Result, &a.Client, &a.Agent); err != nil {
+			return nil, internal("read link attempts", err)
+		}
+		a.At = time.Unix(at, 0).UTC()
+		as = append(as, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("read link attempts", err)
+	}
+	return as, nil
+}
