@@ -29,9 +29,10 @@ func (c *cli) flagSet(name, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "Usage: imbee %s [flags]\n\n%s\n\nFlags (each also read from IMBEE_<NAME>, e.g. --db is IMBEE_DB):\n", name, summary)
+		fmt.Fprintf(c.stderr, "Usage: imbee %s [flags]\n\n%s\n\nFlags (each also read from IMBEE_<NAME>, e.g. --db is IMBEE_DB, then from the --config file):\n", name, summary)
 		fs.PrintDefaults()
 	}
+	fs.String("config", "", "TOML file of settings named as the flags (e.g. rate-limit = 100); flags and IMBEE_* variables win over it")
 	return fs
 }
 
@@ -43,7 +44,7 @@ func (c *cli) addStoreFlags(fs *flag.FlagSet) *storeFlags {
 }
 
 // parse parses args, then fills each flag not given on the command line
-// from its IMBEE_* environment variable.
+// from its IMBEE_* environment variable, then from the config file.
 func (c *cli) parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,9 +65,16 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) error {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("%s: %w", name, serr)
 			}
+			given[f.Name] = true
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	if path := fs.Lookup("config").Value.String(); path != "" {
+		return c.applyConfig(fs, path, given)
+	}
+	return nil
 }
 
 // keyring loads (or creates) the server key.
