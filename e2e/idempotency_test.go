@@ -53,6 +53,16 @@ func testIdempotencyKey(t *testing.T) {
 		}
 	})
 
+	t.Run("keys are per tenant", func(t *testing.T) {
+		other := s.newCorporate(t, "Idem Other")
+		body := map[string]string{"uniqueIdSha": "idem-ana"}
+		e := s.keyed(t, "/third_parties/user/new", other.auth, other.token, "k-user-1", body)
+		expect(t, e, 200, 0)
+		if e.Header.Get("Idempotent-Replayed") != "" || e.Body["previously_registered"] != false {
+			t.Fatalf("another corporate's key answered: %s", e.Raw)
+		}
+	})
+
 	t.Run("other body or endpoint is code 9", func(t *testing.T) {
 		expect(t, s.keyed(t, "/third_parties/user/new", c.auth, c.token, "k-user-1", map[string]string{"uniqueIdSha": "idem-bob"}), 422, 9)
 		expect(t, s.keyed(t, "/token/new", c.auth, c.token, "k-user-1",
