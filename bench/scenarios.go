@@ -117,6 +117,30 @@ var scenarios = []scenario{
 			return e.post("/third_parties/user/new", e.c.Token, fmt.Sprintf(`{"uniqueIdSha":"n%d-%d-%d",%s}`, run, w, i, device))
 		}
 	}},
+	// user_new with a fresh Idempotency-Key on each request: what storing
+	// the answer costs over user_new (a claim and a completion per create).
+	{"user_new_keyed", "create", []int{200}, func(e *env) request {
+		run := e.run.Add(1)
+		return func(w, i int) (*http.Request, error) {
+			req, err := e.post("/third_parties/user/new", e.c.Token, fmt.Sprintf(`{"uniqueIdSha":"k%d-%d-%d",%s}`, run, w, i, device))
+			if err == nil {
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("uk-%d-%d-%d", run, w, i))
+			}
+			return req, err
+		}
+	}},
+	// A client retrying with its key: after each pool user's first request,
+	// every one is a replay of the stored answer.
+	{"user_new_replay", "repeat", []int{200}, func(e *env) request {
+		return func(w, i int) (*http.Request, error) {
+			n := pick(w, i)
+			req, err := e.post("/third_parties/user/new", e.c.Token, fmt.Sprintf(`{"uniqueIdSha":"pool-%d",%s}`, n, device))
+			if err == nil {
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("replay-%d", n))
+			}
+			return req, err
+		}
+	}},
 	{"user_new_repeat", "repeat", []int{200}, func(e *env) request {
 		return func(w, i int) (*http.Request, error) {
 			return e.post("/third_parties/user/new", e.c.Token, fmt.Sprintf(`{"uniqueIdSha":"pool-%d",%s}`, pick(w, i), device))
