@@ -29,6 +29,10 @@ type linkView struct {
 	Attempts   []attemptView  `json:"attempts"`
 }
 
+// attemptTime is RFC 3339 with milliseconds: attempts come in quick
+// succession (a scanner's GET, then the person's POST).
+const attemptTime = "2006-01-02T15:04:05.000Z07:00"
+
 // attemptView is one entry of a link's audit trail.
 type attemptView struct {
 	Time   string `json:"time"`
@@ -151,7 +155,7 @@ func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery, as []imbee.LinkAtte
 		Attempts:   []attemptView{},
 	}
 	for _, a := range as {
-		v.Attempts = append(v.Attempts, attemptView{Time: a.At.UTC().Format(time.RFC3339), Method: a.Method, Result: a.Result, Client: a.Client, Agent: a.Agent})
+		v.Attempts = append(v.Attempts, attemptView{Time: a.At.UTC().Format(attemptTime), Method: a.Method, Result: a.Result, Client: a.Client, Agent: a.Agent})
 	}
 	for _, d := range ds {
 		dv := deliveryView{

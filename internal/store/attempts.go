@@ -25,9 +25,9 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 	links := map[int64]bool{}
 	for _, a := range as {
 		if _, err := q.ExecContext(ctx, `
-			INSERT INTO link_attempts (link_id, at, method, result, client_hash, agent)
+			INSERT INTO link_attempts (link_id, at_ms, method, result, client_hash, agent)
 			VALUES (?, ?, ?, ?, ?, ?)`,
-			a.LinkID, unix(a.At), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent); err != nil {
+			a.LinkID, a.At.UnixMilli(), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent); err != nil {
 			return internal("record link attempt", err)
 		}
 		links[a.LinkID] = true
@@ -35,8 +35,8 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 	for id := range links {
 		if _, err := q.ExecContext(ctx, `
 			DELETE FROM link_attempts
-			WHERE link_id = ? AND id < (
-				SELECT id FROM link_attempts WHERE link_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+			WHERE link_id = ? AND at_ms < (
+				SELECT at_ms FROM link_attempts WHERE link_id = ? ORDER BY at_ms DESC LIMIT 1 OFFSET ?)`,
 			id, id, attemptsKept-1); err != nil {
 			return internal("trim link attempts", err)
 		}
@@ -44,11 +44,12 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 	return nil
 }
 
-// LinkAttempts returns a link's audit trail, newest first.
+// LinkAttempts returns a link's audit trail, newest first: by the time of
+// each request, not of its write (views are written in batches).
 func (s *Store) LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT at, method, result, client_hash, agent FROM link_attempts
-		WHERE link_id = ? ORDER BY id DESC`, linkID)
+		SELECT at_ms, method, result, client_hash, agent FROM link_attempts
+		WHERE link_id = ? ORDER BY at_ms DESC, id DESC`, linkID)
 	if err != nil {
 		return nil, internal("read link attempts", err)
 	}
@@ -60,7 +61,7 @@ func (s *Store) LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAtt
 		if err := rows.Scan(&at, &a.Method, &a.Result, &a.Client, &a.Agent); err != nil {
 			return nil, internal("read link attempts", err)
 		}
-		a.At = time.Unix(at, 0).UTC()
+		a.At = time.UnixMilli(at).UTC()
 		as = append(as, a)
 	}
 	if err := rows.Err(); err != nil {

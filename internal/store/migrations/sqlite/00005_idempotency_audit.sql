@@ -21,13 +21,13 @@ CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
 CREATE TABLE link_attempts (
     id          INTEGER PRIMARY KEY,
     link_id     INTEGER NOT NULL REFERENCES links (id),
-    at          INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL, -- Unix milliseconds: views are written in batches, after later spends
     method      TEXT    NOT NULL,
     result      TEXT    NOT NULL,
     client_hash TEXT    NOT NULL,
     agent       TEXT    NOT NULL
 );
-CREATE INDEX link_attempts_link ON link_attempts (link_id, id);
+CREATE INDEX link_attempts_link ON link_attempts (link_id, at_ms);
 
 -- +goose Down
 DROP TABLE link_attempts;
