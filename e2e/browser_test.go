@@ -22,6 +22,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/imbee/imbee/client"
 )
 
 // TestBrowserChat drives the web chat in a real (headless) Chromium: a link
@@ -451,13 +453,15 @@ func newEchoBot(t *testing.T, s *server, c corporate) *echoBot {
 		b.replies.Wait()
 		b.Close()
 	})
-	e := s.post(t, "/bot/webhook", c.auth, c.token, map[string]string{"bot_idsha": c.bot, "url": b.URL + "/hook"})
-	expect(t, e, 200, 0)
+	hook, err := s.client(t, c).SetBotWebhook(t.Context(), client.SetBotWebhookRequest{BotIDSha: c.bot, URL: b.URL + "/hook"})
+	if err != nil {
+		t.Fatalf("/bot/webhook: %v", err)
+	}
 	b.mu.Lock()
-	b.secret = e.str("secret")
+	b.secret = hook.Secret
 	b.mu.Unlock()
 	if b.secret == "" {
-		t.Fatalf("/bot/webhook gave no secret: %s", e.Raw)
+		t.Fatalf("/bot/webhook gave no secret: %+v", hook)
 	}
 	return b
 }

@@ -72,7 +72,7 @@ func TestCLI(t *testing.T) {
 		}
 	})
 	t.Run("Help", func(t *testing.T) {
-		for _, cmd := range [][]string{{"serve"}, {"migrate"}, {"corporate", "create"}, {"corporate", "list"}, {"corporate", "rotate"}, {"corporate", "update"}, {"bot", "create"}, {"bot", "list"}, {"bot", "webhook"}, {"bot", "revoke"}, {"user", "rotate"}, {"link", "revoke"}, {"deliveries", "list"}, {"deliveries", "retry"}, {"webhooks", "list"}, {"webhooks", "retry"}} {
+		for _, cmd := range [][]string{{"serve"}, {"migrate"}, {"corporate", "create"}, {"corporate", "list"}, {"corporate", "rotate"}, {"corporate", "update"}, {"bot", "create"}, {"bot", "list"}, {"bot", "webhook"}, {"bot", "revoke"}, {"user", "rotate"}, {"users", "import"}, {"link", "revoke"}, {"deliveries", "list"}, {"deliveries", "retry"}, {"webhooks", "list"}, {"webhooks", "retry"}} {
 			_, errOut, err := runCLI(t, nil, append(cmd, "--help")...)
 			if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut, "Usage: imbee "+strings.Join(cmd, " ")) || !strings.Contains(errOut, "-db") {
 				t.Errorf("%v --help: %v %s", cmd, err, errOut)

@@ -210,7 +210,7 @@ func TestProbeLimit(t *testing.T) {
 	expect(t, e, 200, 0)
 	get := func(url string) *http.Response {
 		t.Helper()
-		resp, err := http.Get(url)
+		resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -105,7 +105,7 @@ func testMailDelivery(t *testing.T) {
 	if got := linkInText.FindString(m.Text); got != url {
 		t.Fatalf("link in the mail = %q, want %q", got, url)
 	}
-	resp, err := http.Get(linkInText.FindString(m.Text))
+	resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Get(linkInText.FindString(m.Text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func testLinkStatusAndRevoke(t *testing.T) {
 	expect(t, s.post(t, "/token/status", c.auth, c.token, map[string]string{"url": s.URL + "/l/imbl_nope"}), 404, 7)
 
 	// Spending shows in the status.
-	if resp, err := http.Post(url, "application/x-www-form-urlencoded", nil); err != nil {
+	if resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Post(url, "application/x-www-form-urlencoded", nil); err != nil {
 		t.Fatal(err)
 	} else {
 		resp.Body.Close()
@@ -408,7 +408,7 @@ func testLinkStatusAndRevoke(t *testing.T) {
 	if r.Body["state"] != "revoked" || r.Body["revoked"] != true || r.Body["previously_revoked"] != false {
 		t.Errorf("revoke = %s", r.Raw)
 	}
-	resp, err := http.Get(url)
+	resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/cli"
 	"github.com/imbee/imbee/internal/pgtest"
 )
@@ -236,7 +237,7 @@ func (s *server) call(t testing.TB, method, path string, headers map[string]stri
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,9 +290,11 @@ type user struct {
 
 func (s *server) newUser(t testing.TB, c corporate, uniqueID string) user {
 	t.Helper()
-	e := s.post(t, "/third_parties/user/new", c.auth, c.token, map[string]string{"uniqueIdSha": uniqueID})
-	expect(t, e, 200, 0)
-	return user{idsha: e.str("virtualUser"), pass: e.str("pass"), apikey: e.str("apikey")}
+	u, err := s.client(t, c).NewUser(t.Context(), client.NewUserRequest{UniqueIDSha: uniqueID})
+	if err != nil {
+		t.Fatalf("new user %q: %v", uniqueID, err)
+	}
+	return user{idsha: u.VirtualUser, pass: u.Pass, apikey: u.APIKey}
 }
 
 // browser is a person's browser: it keeps cookies and does not follow
@@ -301,7 +304,7 @@ func browser(t testing.TB) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{Jar: jar, Transport: validated(t, http.DefaultTransport), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // page fetches a human page and returns its status and HTML.

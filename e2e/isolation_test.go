@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imbee/imbee/client"
 )
 
 // TestIsolationMatrix sends, to every endpoint, a request that would succeed
@@ -45,17 +47,20 @@ func newIsoTenant(t testing.TB, s *server, name string) isoTenant {
 	tn := isoTenant{corporate: s.newCorporate(t, name)}
 	c := tn.corporate
 	tn.u1, tn.u2, tn.u3 = s.newUser(t, c, "u1"), s.newUser(t, c, "u2"), s.newUser(t, c, "u3")
-	e := s.post(t, "/chat/create", c.auth, tn.u1.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": tn.u2.idsha}}})
-	expect(t, e, 200, 0)
-	tn.conv = e.str("conversationId")
-	e = s.post(t, "/chat/create", c.auth, tn.u1.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"bot_idsha": c.bot}}})
-	expect(t, e, 200, 0)
-	tn.botConv = e.str("conversationId")
-	expect(t, s.post(t, "/chat/message/send", c.auth, tn.u1.apikey, map[string]any{"conversationId": tn.conv, "text": "hello from " + name, "clientMsgId": "setup-1"}), 200, 0)
-	expect(t, s.post(t, "/bot/message/send", c.auth, c.token, map[string]any{"bot_idsha": c.bot, "conversationId": tn.botConv, "text": "bot says hi", "clientMsgId": "setup-bot-1"}), 200, 0)
-	e = s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "u1", "bot_idsha": c.bot, "mail": "u1@example.com"})
-	expect(t, e, 200, 0)
-	tn.link = e.str("url")
+	tn.conv = s.createChat(t, c, tn.u1, client.Contact{IDSha: tn.u2.idsha})
+	tn.botConv = s.createChat(t, c, tn.u1, client.Contact{BotIDSha: c.bot})
+	api, ctx := s.client(t, c), t.Context()
+	if _, err := api.AsUser(tn.u1.apikey).SendMessage(ctx, client.SendMessageRequest{ConversationID: tn.conv, Text: "hello from " + name, ClientMsgID: "setup-1"}); err != nil {
+		t.Fatalf("isoTenant %s: send: %v", name, err)
+	}
+	if _, err := api.BotSendMessage(ctx, client.BotSendMessageRequest{BotIDSha: c.bot, ConversationID: tn.botConv, Text: "bot says hi", ClientMsgID: "setup-bot-1"}); err != nil {
+		t.Fatalf("isoTenant %s: bot send: %v", name, err)
+	}
+	link, err := api.NewToken(ctx, client.NewTokenRequest{VirtualUser: "u1", BotIDSha: c.bot, Mail: "u1@example.com"})
+	if err != nil {
+		t.Fatalf("isoTenant %s: link: %v", name, err)
+	}
+	tn.link = link.URL
 	if tn.conv == "" || tn.botConv == "" || tn.link == "" {
 		t.Fatalf("isoTenant %s: missing conversation or link", name)
 	}
@@ -145,7 +150,7 @@ func (s *server) sendProbe(t testing.TB, p isoProbe, auth, key string) isoOutcom
 		url := strings.Replace(s.URL, "http://", "ws://", 1) + p.path
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c, r, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+		c, r, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h, HTTPClient: &http.Client{Transport: validated(t, http.DefaultTransport)}})
 		if err == nil {
 			c.CloseNow()
 			return isoOutcome{status: http.StatusSwitchingProtocols, raw: "(socket accepted)"}
@@ -161,7 +166,7 @@ func (s *server) sendProbe(t testing.TB, p isoProbe, auth, key string) isoOutcom
 		}
 		req.Header = h
 		req.Header.Set("Content-Type", "application/json")
-		if resp, err = http.DefaultClient.Do(req); err != nil {
+		if resp, err = (&http.Client{Transport: validated(t, http.DefaultTransport)}).Do(req); err != nil {
 			t.Fatalf("%s: %v", p.name, err)
 		}
 	}

@@ -78,7 +78,7 @@ func testCredentialLifecycle(t *testing.T) {
 
 func status(t *testing.T, url string) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
 )
@@ -19,9 +20,11 @@ func testLink(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	issue := func(t *testing.T, who string, uses int) string {
-		e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": who, "bot_idsha": c.bot, "mail": who + "@example.com", "max_retries": uses})
-		expect(t, e, 200, 0)
-		return e.str("url")
+		l, err := s.client(t, c).NewToken(t.Context(), client.NewTokenRequest{VirtualUser: who, BotIDSha: c.bot, Mail: who + "@example.com", MaxRetries: uses})
+		if err != nil {
+			t.Fatalf("issue a link for %s: %v", who, err)
+		}
+		return l.URL
 	}
 
 	t.Run("LandingSpendsNothing", func(t *testing.T) {

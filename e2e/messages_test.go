@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imbee/imbee/client"
 )
 
 // chatFixture is a corporate with two users and the chat between them.
@@ -23,9 +25,7 @@ func newChat(t testing.TB, s *server) chatFixture {
 	t.Helper()
 	c := s.demo()
 	f := chatFixture{c: c, ana: s.newUser(t, c, "ana"), bea: s.newUser(t, c, "bea")}
-	e := s.post(t, "/chat/create", c.auth, f.ana.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": f.bea.idsha}}})
-	expect(t, e, 200, 0)
-	f.conv = e.str("conversationId")
+	f.conv = s.createChat(t, c, f.ana, client.Contact{IDSha: f.bea.idsha})
 	return f
 }
 
@@ -50,7 +50,7 @@ func dialSocket(t testing.TB, s *server, auth, apikey, conv string, after int64)
 	url := strings.Replace(s.URL, "http://", "ws://", 1) + fmt.Sprintf("/chat/socket?conversationId=%s&afterSeq=%d", conv, after)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {auth}, "X-WOOS-KEY": {apikey}}})
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {auth}, "X-WOOS-KEY": {apikey}}, HTTPClient: &http.Client{Transport: validated(t, http.DefaultTransport)}})
 	if err != nil {
 		t.Fatalf("dial socket: %v", err)
 	}

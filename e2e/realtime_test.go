@@ -249,7 +249,7 @@ func dialRefused(t *testing.T, s *server, headers http.Header, conv, afterSeq st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: headers})
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: headers, HTTPClient: &http.Client{Transport: validated(t, http.DefaultTransport)}})
 	if err == nil {
 		c.CloseNow()
 		t.Fatalf("the socket was accepted, want HTTP %d code %d", status, code)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/secret"
 )
@@ -215,26 +216,28 @@ type botChat struct {
 func newBotChat(t testing.TB, s *server) botChat {
 	t.Helper()
 	b := botChat{c: s.demo(), recv: newHookReceiver(t)}
-	e := s.post(t, "/bot/webhook", b.c.auth, b.c.token, map[string]string{"bot_idsha": b.c.bot, "url": b.recv.URL + "/hook"})
-	expect(t, e, 200, 0)
-	b.secret = e.str("secret")
-	if b.secret == "" || e.str("bot_idsha") != b.c.bot || e.str("url") != b.recv.URL+"/hook" {
-		t.Fatalf("/bot/webhook = %s", e.Raw)
+	hook, err := s.client(t, b.c).SetBotWebhook(t.Context(), client.SetBotWebhookRequest{BotIDSha: b.c.bot, URL: b.recv.URL + "/hook"})
+	if err != nil {
+		t.Fatalf("/bot/webhook: %v", err)
+	}
+	b.secret = hook.Secret
+	if b.secret == "" || hook.BotIDSha != b.c.bot || hook.URL != b.recv.URL+"/hook" {
+		t.Fatalf("/bot/webhook = %+v", hook)
 	}
 	b.recv.setSecret(b.secret)
 	b.u = s.newUser(t, b.c, "ana")
-	e = s.post(t, "/chat/create", b.c.auth, b.u.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": b.c.bot}}})
-	expect(t, e, 200, 0)
-	b.conv = e.str("conversationId")
+	b.conv = s.createChat(t, b.c, b.u, client.Contact{IDSha: b.c.bot})
 	return b
 }
 
 // say sends the user's message and returns its webhook-id.
 func (b botChat) say(t testing.TB, s *server, text string) string {
 	t.Helper()
-	e := s.post(t, "/chat/message/send", b.c.auth, b.u.apikey, map[string]any{"conversationId": b.conv, "text": text, "clientMsgId": text})
-	expect(t, e, 200, 0)
-	return fmt.Sprintf("msg_%s_%d", b.conv, int64(e.Body["message"].(map[string]any)["seq"].(float64)))
+	r, err := s.client(t, b.c).AsUser(b.u.apikey).SendMessage(t.Context(), client.SendMessageRequest{ConversationID: b.conv, Text: text, ClientMsgID: text})
+	if err != nil {
+		t.Fatalf("send %q: %v", text, err)
+	}
+	return fmt.Sprintf("msg_%s_%d", b.conv, r.Message.Seq)
 }
 
 // webhookRows is `imbee webhooks list --json`, optionally of one status.

@@ -34,6 +34,7 @@ type Store interface {
 	AuthenticateUser(ctx context.Context, auth, apikey string) (imbee.Corporate, imbee.User, error)
 	KnownUser(ctx context.Context, auth, corporateToken, uniqueID string, dev *imbee.Device) (imbee.Corporate, imbee.User, bool, error)
 	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
+	RegisterUsers(ctx context.Context, corporateID int64, specs []imbee.UserSpec) ([]imbee.Registration, error)
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
 	LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error)
 	LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error)
@@ -75,7 +76,17 @@ type Config struct {
 	MessageSent func()
 	// Events tells sockets of new messages and read marks.
 	Events *realtime.Hub
-	Log    *slog.Logger
+	// Observe, when set, is told of every request once answered, as the
+	// access log records it: route, HTTP status, the envelope's code
+	// (envelope false: the answer was a page, an asset, a socket…) and
+	// how long it took.
+	Observe func(route string, status int, code imbee.Code, envelope bool, took time.Duration)
+	// Ready says whether the server can serve (GET /readyz); its error is
+	// an *imbee.Error whose message says why not.
+	Ready func(ctx context.Context) error
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
+	Log     *slog.Logger
 }
 
 // Server is the API's HTTP handler.
@@ -104,6 +115,7 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 
 	// The whole API.
 	s.handle("/third_parties/user/new", "POST", s.creating(corporateKey, s.userNew, s.userRepeat))
+	s.handle("/third_parties/user/bulk", "POST", s.creating(corporateKey, s.userBulk, nil))
 	s.handle("/third_parties/user/rotate", "POST", s.creating(corporateKey, s.userRotate, nil))
 	s.handle("/token/new", "POST", s.creating(corporateKey, s.tokenNew, nil))
 	s.handle("/token/status", "POST", s.endpoint(corporateKey, s.tokenStatus, nil))
@@ -116,6 +128,8 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	s.handle("/bot/message/send", "POST", s.creating(corporateKey, s.botMessageSend, nil))
 	s.handle("/bot/webhook", "POST", s.creating(corporateKey, s.botWebhook, nil))
 	s.mux.HandleFunc("/chat/socket", s.socket)
+	// The contract of all of the above, docs/openapi.json.
+	s.mux.Handle("/openapi.json", named("/openapi.json", http.HandlerFunc(serveOpenAPI)))
 
 	s.mux.Handle("/l/", named("/l/{token}", pages))
 	s.mux.Handle("/w/", named("/w/{conversation}", pages))
@@ -124,18 +138,19 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	s.mux.Handle("/favicon.ico", named("/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})))
+	s.mountOps()
 	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info(r).code = imbee.CodeGeneric
+		info(r).code, info(r).envelope = imbee.CodeGeneric, true
 		writeEnvelope(w, http.StatusNotFound, time.Now(), imbee.CodeGeneric, "no such endpoint: see the API reference", nil)
 	}))
-	return accessLog(log, s.mux)
+	return accessLog(log, cfg.Observe, s.mux)
 }
 
 // handle routes path to h for one method; other methods get 405 in the
 // envelope, with Allow.
 func (s *Server) handle(path, method string, h http.Handler) {
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info(r).route = path
+		info(r).route, info(r).envelope = path, true
 		if r.Method != method {
 			info(r).code = imbee.CodeGeneric
 			w.Header().Set("Allow", method)

@@ -109,6 +109,6 @@ func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err err
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
-	info(r).code = e.Code
+	info(r).code, info(r).envelope = e.Code, true
 	writeEnvelope(w, errorStatus(e), start, e.Code, msg, body)
 }

@@ -16,6 +16,7 @@ type reqInfo struct {
 	route       string
 	corporateID int64
 	code        imbee.Code
+	envelope    bool // the answer is the envelope, code its code
 	err         *imbee.Error
 }
 
@@ -51,8 +52,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLog writes one line per request: request id, route (the pattern,
 // never the path: link paths carry tokens), status, code, duration and
-// corporate. 4xx log at Warn, 5xx at Error with the cause.
-func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+// corporate. 4xx log at Warn, 5xx at Error with the cause. observe, when
+// set, is told the same.
+func accessLog(log *slog.Logger, observe func(route string, status int, code imbee.Code, envelope bool, took time.Duration), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -65,6 +67,10 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		ri := &reqInfo{route: "unknown"}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, ri)))
+		took := time.Since(start)
+		if observe != nil {
+			observe(ri.route, sw.status, ri.code, ri.envelope, took)
+		}
 
 		level := slog.LevelInfo
 		switch {
@@ -79,7 +85,7 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 			slog.String("route", ri.route),
 			slog.Int("status", sw.status),
 			slog.Int("code", int(ri.code)),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 		}
 		if ri.corporateID != 0 {
 			attrs = append(attrs, slog.Int64("corporate_id", ri.corporateID))

@@ -296,10 +296,11 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 // WebSocket, authenticated like the API (Authorization and the apikey).
 func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	info(r).route = "/chat/socket"
+	info(r).route, info(r).envelope = "/chat/socket", true
 	if r.Method != http.MethodGet {
+		info(r).code = imbee.CodeGeneric
 		w.Header().Set("Allow", "GET")
-		writeError(w, r, start, &imbee.Error{Code: imbee.CodeGeneric, Message: "method not allowed: use GET"})
+		writeEnvelope(w, http.StatusMethodNotAllowed, start, imbee.CodeGeneric, "method not allowed: use GET", nil)
 		return
 	}
 	corp, user, err := s.store.AuthenticateUser(r.Context(), bearer(r.Header.Get("Authorization")), strings.TrimSpace(r.Header.Get("X-WOOS-KEY")))

@@ -24,10 +24,12 @@ Usage:
   imbee bot webhook           set a bot's webhook and print its signing secret
   imbee bot revoke            retire a bot and end its links
   imbee user rotate           give a user a new pass and apikey
+  imbee users import          create users from a CSV or JSONL file and write their credentials
   imbee deliveries list       the delivery ledger (mails and SMS), newest first
   imbee deliveries retry      queue dead deliveries again
   imbee webhooks list         the bots' webhook ledger, newest first
   imbee webhooks retry        queue dead webhook events again (replay)
+  imbee version               print the version, the revision built from, and the Go version
 
 Every flag can also be set with an IMBEE_* environment variable: --public-url
 is IMBEE_PUBLIC_URL. "imbee COMMAND --help" lists a command's flags.
@@ -65,6 +67,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.botRevoke(ctx, rest[1:])
 	case cmd == "user" && sub == "rotate":
 		return c.userRotate(ctx, rest[1:])
+	case cmd == "users" && sub == "import":
+		return c.usersImport(ctx, rest[1:])
 	case cmd == "bot" && sub == "webhook":
 		return c.botWebhook(ctx, rest[1:])
 	case cmd == "webhooks" && sub == "list":
@@ -81,6 +85,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.botList(ctx, rest[1:])
 	case cmd == "link" && sub == "revoke":
 		return c.linkRevoke(ctx, rest[1:])
+	case cmd == "version", cmd == "--version":
+		return c.version(rest)
 	case cmd == "help", cmd == "-h", cmd == "--help", cmd == "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/imbee/imbee/internal/api"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/linkpage"
+	"github.com/imbee/imbee/internal/metrics"
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
 )
@@ -37,6 +38,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
+	metricsAddr := fs.String("metrics-addr", "", "if set, serve the Prometheus metrics (/metrics) on this address only, e.g. 127.0.0.1:9090; unset: on --addr")
 	readHeaderTimeout := fs.Duration("read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers (slow clients are cut off)")
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest a client may take to send a whole request")
 	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "longest an answer may take to be written")
@@ -83,6 +85,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	hub := realtime.NewHub()
 
 	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst}, log)
+	b := readBuild()
+	m := metrics.New(metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.Go}, s, s.Pools(), log)
+	var mainMetrics http.Handler // on --addr, unless it has its own
+	if *metricsAddr == "" {
+		mainMetrics = m.Handler()
+	}
 	handler := api.NewHandler(s, pages, api.Config{
 		PublicURL:      base,
 		RateLimit:      *rateLimit,
@@ -92,6 +100,9 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		LinkIssued:     worker.Kick,
 		MessageSent:    webhooks.Kick,
 		Events:         hub,
+		Observe:        m.ObserveRequest,
+		Ready:          s.Ready,
+		Metrics:        mainMetrics,
 	}, log)
 
 	conns := newConnTracker()
@@ -120,6 +131,21 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		wg.Wait()
 	}()
 
+	if *metricsAddr != "" {
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Instrument("/metrics", m.Handler()))
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: *readHeaderTimeout, WriteTimeout: *writeTimeout,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		defer msrv.Close()
+		go msrv.Serve(mln)
+		log.Info("metrics listening", "addr", mln.Addr().String())
+		fmt.Fprintf(c.stdout, "imbee metrics on http://%s/metrics\n", mln.Addr())
+	}
+
 	if *debugAddr != "" {
 		dbg, err := net.Listen("tcp", *debugAddr)
 		if err != nil {
@@ -147,7 +173,9 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	conns.drain(shutdownCtx, ln)
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// drain closed the listener already; Shutdown closing it again (when
+	// Serve has not yet returned) is not a failure.
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil

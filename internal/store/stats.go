@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/imbee/imbee"
+)
+
+// QueueKey names one count of deliveries: a channel and a status.
+type QueueKey struct {
+	Channel imbee.Channel
+	Status  imbee.DeliveryStatus
+}
+
+// QueueStats is what waits in the delivery and webhook queues (queued,
+// sending or failed) and what died there, for metrics.
+type QueueStats struct {
+	// Deliveries counts those link deliveries by channel and status;
+	// pairs without rows are absent.
+	Deliveries map[QueueKey]int64
+	// Webhooks counts those webhook events by status.
+	Webhooks map[imbee.DeliveryStatus]int64
+	// OldestDelivery and OldestWebhook are the age, in whole seconds, of
+	// the oldest row still waiting to be sent; 0 when none waits.
+	OldestDelivery, OldestWebhook int64
+}
+
+// SentStats counts what the queues have sent, for metrics.
+type SentStats struct {
+	Deliveries map[imbee.Channel]int64
+	Webhooks   int64
+}
+
+// Queues reads the queues' unsent rows, through the (status,
+// next_attempt_at) indexes: its cost follows the backlog, not the history.
+// It, like Sent, reads through the pool directly rather than the statement
+// cache, so that ctx's deadline interrupts a slow statement.
+func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
+	st := QueueStats{Deliveries: map[QueueKey]int64{}, Webhooks: map[imbee.DeliveryStatus]int64{}}
+	now := unix(s.now())
+	// age raises *oldest to the age of a row created at created if it waits.
+	age := func(status imbee.DeliveryStatus, created int64, oldest *int64) {
+		if status != imbee.DeliveryDead && now-created > *oldest {
+			*oldest = now - created
+		}
+	}
+	err := s.scan(ctx, `
+		SELECT channel, status, COUNT(*), MIN(created_at) FROM deliveries
+		WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY channel, status`,
+		func(rows *sql.Rows) error {
+			var k QueueKey
+			var n, created int64
+			if err := rows.Scan(&k.Channel, &k.Status, &n, &created); err != nil {
+				return err
+			}
+			st.Deliveries[k] = n
+			age(k.Status, created, &st.OldestDelivery)
+			return nil
+		})
+	if err != nil {
+		return st, fmt.Errorf("delivery queue: %w", err)
+	}
+	err = s.scan(ctx, `
+		SELECT status, COUNT(*), MIN(created_at) FROM webhook_events
+		WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY status`,
+		func(rows *sql.Rows) error {
+			var status imbee.DeliveryStatus
+			var n, created int64
+			if err := rows.Scan(&status, &n, &created); err != nil {
+				return err
+			}
+			st.Webhooks[status] = n
+			age(status, created, &st.OldestWebhook)
+			return nil
+		})
+	if err != nil {
+		return st, fmt.Errorf("webhook queue: %w", err)
+	}
+	return st, nil
+}
+
+// Sent counts the sent rows of both queues: nearly all of them, so its
+// cost follows the history. The webhook count reads the (status, …) index
+// alone; the deliveries' split by channel reads each sent row, unless an
+// index on deliveries (status, channel) lets it read that index alone.
+func (s *Store) Sent(ctx context.Context) (SentStats, error) {
+	st := SentStats{Deliveries: map[imbee.Channel]int64{}}
+	err := s.scan(ctx, `SELECT channel, COUNT(*) FROM deliveries WHERE status = 'sent' GROUP BY channel`,
+		func(rows *sql.Rows) error {
+			var ch imbee.Channel
+			var n int64
+			if err := rows.Scan(&ch, &n); err != nil {
+				return err
+			}
+			st.Deliveries[ch] = n
+			return nil
+		})
+	if err != nil {
+		return st, fmt.Errorf("sent deliveries: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_events WHERE status = 'sent'`).Scan(&st.Webhooks); err != nil {
+		return st, fmt.Errorf("sent webhook events: %w", err)
+	}
+	return st, nil
+}
+
+// scan runs query (without arguments) on the pool and calls row for each
+// row.
+func (s *Store) scan(ctx context.Context, query string, row func(*sql.Rows) error) error {
+	rows, err := s.db.QueryContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Pools returns the store's connection pools by name, for their metrics:
+// SQLite's writer ("write") and readers ("read"), or PostgreSQL's pool
+// ("postgres").
+func (s *Store) Pools() map[string]*sql.DB {
+	if s.sqlite != nil {
+		return map[string]*sql.DB{"write": s.sqlite.write, "read": s.sqlite.read}
+	}
+	return map[string]*sql.DB{"postgres": s.db}
+}
+
+// Ready says whether the store can serve: the database answers, and its
+// schema is at the newest migration this binary embeds (not behind, as
+// after restoring an old backup; not ahead, as after a newer imbee
+// migrated it). Its error is an *imbee.Error whose message is safe to
+// show and says what to do.
+func (s *Store) Ready(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return &imbee.Error{Code: imbee.CodeGeneric, Message: "database unreachable", Err: err}
+	}
+	var current sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version_id) FROM goose_db_version`).Scan(&current); err != nil {
+		return &imbee.Error{Code: imbee.CodeGeneric, Message: "database schema version unreadable", Err: err}
+	}
+	target, err := latestMigration(s.postgres)
+	if err != nil {
+		return imbee.Internal("embedded migrations", err)
+	}
+	switch {
+	case current.Int64 < target:
+		return imbee.Errorf(imbee.CodeGeneric, "database schema at version %d, this server needs %d: run imbee migrate", current.Int64, target)
+	case current.Int64 > target:
+		return imbee.Errorf(imbee.CodeGeneric, "database schema at version %d, newer than this server knows (%d): upgrade imbee", current.Int64, target)
+	}
+	return nil
+}
+
+// latestMigration is the version of the newest migration embedded for the
+// dialect.
+func latestMigration(postgres bool) (int64, error) {
+	dir := "migrations/sqlite"
+	if postgres {
+		dir = "migrations/postgres"
+	}
+	files, err := fs.Glob(migrations, dir+"/*.sql")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, f := range files {
+		v, err := goose.NumericComponent(path.Base(f))
+		if err != nil {
+			return 0, err
+		}
+		latest = max(latest, v)
+	}
+	if latest == 0 {
+		return 0, errors.New("no migrations in " + dir)
+	}
+	return latest, nil
+}
