@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -41,17 +40,7 @@ func bulkAnswer(t testing.TB, e envelope) bulkBody {
 // countUsers counts a corporate's users in the database.
 func countUsers(t testing.TB, d dbSpec, corporateID int64) int {
 	t.Helper()
-	var db *sql.DB
-	var err error
-	if d.postgres() {
-		db, err = sql.Open("pgx", d.db)
-	} else {
-		db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(d.db, "sqlite:")+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := d.openDB(t, true)
 	var n int
 	q := `SELECT count(*) FROM users WHERE corporate_id = ?`
 	if d.postgres() {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -627,17 +626,7 @@ func sum(a []int) int {
 // server has it); on both, the invariants that imbee's transactions keep.
 func checkDatabase(t *testing.T, d dbSpec) {
 	t.Helper()
-	var db *sql.DB
-	var err error
-	if d.postgres() {
-		db, err = sql.Open("pgx", d.db)
-	} else {
-		db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(d.db, "sqlite:")+"?mode=ro")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := d.openDB(t, true)
 	rows := func(query string) []string {
 		t.Helper()
 		r, err := db.Query(query)

@@ -76,6 +76,25 @@ func (d dbSpec) postgres() bool { return strings.HasPrefix(d.db, "postgres") }
 
 func (d dbSpec) flags() []string { return []string{"--db", d.db, "--key-file", d.keyFile} }
 
+// openDB opens the database directly, for what no command does; readOnly
+// keeps a test from changing what it inspects. It is closed with the test.
+func (d dbSpec) openDB(t testing.TB, readOnly bool) *sql.DB {
+	t.Helper()
+	driver, dsn := "pgx", d.db
+	if !d.postgres() {
+		driver, dsn = "sqlite", "file:"+strings.TrimPrefix(d.db, "sqlite:")+"?_pragma=busy_timeout(10000)"
+		if readOnly {
+			dsn += "&_pragma=query_only(1)"
+		}
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // newDB makes a new, empty database of the backend t runs under.
 func newDB(t testing.TB) dbSpec {
 	t.Helper()

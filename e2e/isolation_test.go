@@ -444,20 +444,11 @@ func corpName(c corporate) string { return fmt.Sprintf("corporate %d", c.id) }
 // position), read through database/sql: table → its rows as text, sorted.
 func (s *server) dumpDB(t testing.TB) map[string][]string {
 	t.Helper()
-	var db *sql.DB
-	var err error
-	var tablesQuery string
+	db := s.openDB(t, true)
+	tablesQuery := `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1`
 	if s.postgres() {
-		db, err = sql.Open("pgx", s.db)
 		tablesQuery = `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`
-	} else {
-		db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(s.db, "sqlite:")+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
-		tablesQuery = `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1`
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	// One transaction: a consistent view of every table.
 	opts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	if !s.postgres() {

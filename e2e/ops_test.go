@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -169,7 +168,7 @@ func testOps(t *testing.T) {
 
 	// A schema behind the server (an old backup restored under it): not
 	// ready, and the message says what to do.
-	db := s.openDB(t)
+	db := s.openDB(t, false)
 	var latest, previous int64
 	if err := db.QueryRow(`SELECT MAX(version_id) FROM goose_db_version`).Scan(&latest); err != nil {
 		t.Fatal(err)
@@ -186,21 +185,6 @@ func testOps(t *testing.T) {
 		t.Errorf("/readyz message %q, want %q", r.Message, want)
 	}
 	expect(t, s.call(t, "GET", "/healthz", nil, ""), 200, 0) // alive all the same
-}
-
-// openDB opens the server's database directly, for what no command does.
-func (s *server) openDB(t testing.TB) *sql.DB {
-	t.Helper()
-	driver, dsn := "pgx", s.db
-	if !s.postgres() {
-		driver, dsn = "sqlite", "file:"+strings.TrimPrefix(s.db, "sqlite:")+"?_pragma=busy_timeout(10000)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // TestMetricsAddr: with --metrics-addr, /metrics is served there only, and

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -327,17 +326,7 @@ func testGracefulShutdown(t *testing.T) {
 // recipient's status (the load sends one delivery to each address).
 func deliveryStatuses(t *testing.T, d dbSpec) map[string]string {
 	t.Helper()
-	var db *sql.DB
-	var err error
-	if d.postgres() {
-		db, err = sql.Open("pgx", d.db)
-	} else {
-		db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(d.db, "sqlite:")+"?mode=ro")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := d.openDB(t, true)
 	rows, err := db.Query(`SELECT recipient, status FROM deliveries`)
 	if err != nil {
 		t.Fatal(err)

@@ -103,12 +103,8 @@ func userBulkItem(i int, item json.RawMessage) (imbee.UserSpec, error) {
 	if item = bytes.TrimSpace(item); len(item) == 0 || item[0] != '{' {
 		return imbee.UserSpec{}, imbee.ParamError(at, "%s must be an object", at)
 	}
-	var req userNewRequest
-	err := decode(item, &req)
-	var spec imbee.UserSpec
-	if err == nil {
-		spec, err = NewUserSpec(req.UniqueIDSha, imbee.Device{Platform: req.Platform, DeviceName: req.DeviceName, HardwareID: req.HardwareID, OSVersion: req.OSVersion})
-	}
+	uniqueID, dev, err := userNewParams(item)
+	spec := imbee.UserSpec{UniqueID: uniqueID, Device: dev}
 	var e *imbee.Error
 	if errors.As(err, &e) {
 		e.Field = at + "." + e.Field

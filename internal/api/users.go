@@ -84,22 +84,8 @@ func userNewParams(body []byte) (uniqueID string, dev *imbee.Device, err error) 
 	if err := decode(body, &req); err != nil {
 		return "", nil, err
 	}
-	if uniqueID, err = requiredID("uniqueIdSha", req.UniqueIDSha); err != nil {
-		return "", nil, err
-	}
-	fields := []struct{ name, value string }{
-		{"platform", req.Platform}, {"deviceName", req.DeviceName},
-		{"hardwareId", req.HardwareID}, {"osVersion", req.OSVersion},
-	}
-	for _, f := range fields {
-		if err := checkText(f.name, f.value); err != nil {
-			return "", nil, err
-		}
-		if f.value != "" {
-			dev = &imbee.Device{Platform: req.Platform, DeviceName: req.DeviceName, HardwareID: req.HardwareID, OSVersion: req.OSVersion}
-		}
-	}
-	return uniqueID, dev, nil
+	spec, err := NewUserSpec(req.UniqueIDSha, imbee.Device{Platform: req.Platform, DeviceName: req.DeviceName, HardwareID: req.HardwareID, OSVersion: req.OSVersion})
+	return spec.UniqueID, spec.Device, err
 }
 
 // requiredID checks an integrator-given id: present, not blank, bounded.
