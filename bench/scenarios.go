@@ -46,10 +46,14 @@ func (e *env) post(path, key string, body string) (*http.Request, error) {
 }
 
 // call sends one request during setup and decodes the envelope's body.
-func (e *env) call(path, key, body string) (map[string]any, error) {
+// headers are added to the request (key, value, …).
+func (e *env) call(path, key, body string, headers ...string) (map[string]any, error) {
 	req, err := e.post(path, key, body)
 	if err != nil {
 		return nil, err
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -80,6 +84,10 @@ func (e *env) setup(ctx context.Context) error {
 			return err
 		}
 		e.pool[i] = poolUser{idsha: b["virtualUser"].(string), apikey: b["apikey"].(string)}
+		// user_new_replay's key for this user: its answer is stored now.
+		if _, err := e.call("/third_parties/user/new", e.c.Token, fmt.Sprintf(`{"uniqueIdSha":"pool-%d",%s}`, i, device), "Idempotency-Key", fmt.Sprintf("replay-%d", i)); err != nil {
+			return err
+		}
 		b, err = e.call("/token/new", e.c.Token, fmt.Sprintf(`{"virtual_user":"pool-%d","bot_idsha":%q,"mail":"pool%d@example.com","max_retries":1000}`, i, e.c.Bot, i))
 		if err != nil {
 			return err
@@ -129,8 +137,8 @@ var scenarios = []scenario{
 			return req, err
 		}
 	}},
-	// A client retrying with its key: after each pool user's first request,
-	// every one is a replay of the stored answer.
+	// A client retrying with its key: every request is a replay of the
+	// answer stored in setup.
 	{"user_new_replay", "repeat", []int{200}, func(e *env) request {
 		return func(w, i int) (*http.Request, error) {
 			n := pick(w, i)
