@@ -61,7 +61,7 @@ func (c *csClient) do(req *http.Request) (*http.Response, error) {
 
 func newCSClient(t testing.TB) *csClient {
 	tr := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
-	c := &csClient{hc: &http.Client{Transport: tr, Timeout: 15 * time.Second,
+	c := &csClient{hc: &http.Client{Transport: validated(t, tr), Timeout: 15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return c
