@@ -68,13 +68,15 @@ var (
 	epUserNew = fuzzEndpoint{"/third_parties/user/new", false,
 		[]string{"uniqueIdSha", "platform", "deviceName", "hardwareId", "osVersion"},
 		[][]string{{"virtualUser", "pass", "apikey", "previously_registered"}}}
+	epUserBulk = fuzzEndpoint{"/third_parties/user/bulk", false, []string{"users"},
+		[][]string{{"results", "created", "existing", "failed"}}}
 	epUserRotate = fuzzEndpoint{"/third_parties/user/rotate", false, []string{"uniqueIdSha"},
 		[][]string{{"virtualUser", "pass", "apikey"}}}
 	epTokenNew = fuzzEndpoint{"/token/new", false,
 		[]string{"virtual_user", "virutal_user", "bot_idsha", "mail", "celullar", "cellular", "max_retries", "date_limit"},
 		[][]string{{"url", "user_idsha", "date_limit", "max_retries", "previously_created"}}}
 	epTokenStatus = fuzzEndpoint{"/token/status", false, []string{"url"},
-		[][]string{{"url", "user_idsha", "bot_idsha", "state", "max_retries", "uses", "uses_left", "date_limit", "revoked", "deliveries"}}}
+		[][]string{{"url", "user_idsha", "bot_idsha", "state", "max_retries", "uses", "uses_left", "date_limit", "revoked", "deliveries", "attempts"}}}
 	epTokenRevoke = fuzzEndpoint{"/token/revoke", false, []string{"url", "virtual_user"},
 		[][]string{{"url", "user_idsha", "bot_idsha", "state", "max_retries", "uses", "uses_left", "date_limit", "revoked", "deliveries", "previously_revoked"},
 			{"virtual_user", "revoked_links"}}}
@@ -782,7 +784,7 @@ type fuzzSeed struct {
 }
 
 // fuzzEndpoints are all the endpoints.
-var fuzzEndpoints = []fuzzEndpoint{epUserNew, epUserRotate, epTokenNew, epTokenStatus, epTokenRevoke, epChatCreate,
+var fuzzEndpoints = []fuzzEndpoint{epUserNew, epUserBulk, epUserRotate, epTokenNew, epTokenStatus, epTokenRevoke, epChatCreate,
 	epMessageSend, epMessageList, epChatList, epChatRead, epBotSend, epBotWebhook}
 
 // seedsFor returns the seeds of an endpoint: its bodies with valid
@@ -854,8 +856,18 @@ func longText(c string, n int) string { return strings.Repeat(c, n) }
 // /third_parties/user/rotate.
 func FuzzUserNew(f *testing.F) {
 	w := newFuzzWorld(f)
-	eps := []fuzzEndpoint{epUserNew, epUserRotate}
+	eps := []fuzzEndpoint{epUserNew, epUserRotate, epUserBulk}
 	valid := `{"uniqueIdSha":"8d969eef6ecad3c29a3a","platform":"ios","deviceName":"iPhone 15","hardwareId":"hw-1","osVersion":"18.1"}`
+	for _, s := range seedsFor(epUserBulk, `{"users":[{"uniqueIdSha":"b1"},{"uniqueIdSha":"b2","platform":"ios"}]}`, []string{
+		`{"users":[]}`, `{"users":null}`, `{}`, `{"users":{"uniqueIdSha":"b1"}}`, `{"users":"b1"}`, `{"users":[5,"x",null,[]]}`,
+		`{"users":[{"uniqueIdSha":"b1"},{"uniqueIdSha":"b1"},{"uniqueIdSha":""},{"uniqueIdSha":5}]}`,
+		`{"users":[{"uniqueIdSha":"$USER"},{"uniqueIdSha":"$OTHERUSER"},{"uniqueIdSha":"a\u0000b"}]}`,
+		`{"users":[$MANY<{"uniqueIdSha":"m$I"}>]}`, `{"users":[$MANY<{"uniqueIdSha":"m"}>]}`,
+		`{"users":[{"uniqueIdSha":"b1","platform":{"x":1}},{"uniqueIdSha":"` + longText("é", 256) + `"}]}`,
+		`{"users":[{"uniqueIdSha":"b1"}],"users":null}`, `{"USERS":[{"UNIQUEIDSHA":"b3"}]}`,
+	}) {
+		f.Add(s.mode, byte(2), s.ctype, s.auth, s.key, []byte(s.body))
+	}
 	for _, s := range seedsFor(epUserRotate, `{"uniqueIdSha":"user-0"}`, []string{
 		valid, `{"uniqueIdSha":"mate-0"}`, `{"uniqueIdSha":"user-1"}`, `{"uniqueIdSha":"nobody"}`, `{"uniqueIdSha":""}`,
 		`{"uniqueIdSha":5}`, `{"uniqueIdSha":"user-0","uniqueIdSha":null}`, `{"uniqueIdSha":"user-0\u0000"}`,
