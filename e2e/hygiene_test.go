@@ -188,9 +188,21 @@ func testSecretHygiene(t *testing.T) {
 	if again.str("apikey") != ana.apikey {
 		t.Fatal("a repeat returned another apikey")
 	}
+	// Answers kept for Idempotency-Key replays hold credentials too, and
+	// bulk creation hands out many at once.
+	e := s.keyed(t, "/third_parties/user/new", c.auth, c.token, "hygiene-user", map[string]string{"uniqueIdSha": "cleo"})
+	expect(t, e, 200, 0)
+	add("cleo's pass (keyed)", e.str("pass"))
+	add("cleo's apikey (keyed)", e.str("apikey"))
+	e = s.post(t, "/third_parties/user/bulk", c.auth, c.token, map[string]any{"users": []map[string]string{{"uniqueIdSha": "dan"}, {"uniqueIdSha": "eve"}}})
+	expect(t, e, 200, 0)
+	for i, r := range e.Body["results"].([]any) {
+		add(fmt.Sprintf("bulk user %d's pass", i), r.(map[string]any)["pass"].(string))
+		add(fmt.Sprintf("bulk user %d's apikey", i), r.(map[string]any)["apikey"].(string))
+	}
 
 	// A chat, messages, reads, a socket.
-	e := s.post(t, "/chat/create", c.auth, ana.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": bea.idsha}}})
+	e = s.post(t, "/chat/create", c.auth, ana.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": bea.idsha}}})
 	expect(t, e, 200, 0)
 	conv := e.str("conversationId")
 	sock := dialSocket(t, s, "Bearer "+c.auth, bea.apikey, conv, 0)
@@ -220,7 +232,7 @@ func testSecretHygiene(t *testing.T) {
 	expect(t, s.post(t, "/bot/message/send", c.auth, c.token, map[string]any{"bot_idsha": c.bot, "conversationId": botConv, "text": "hello ana", "clientMsgId": hookID}), 200, 0)
 
 	// A link by mail and SMS; the one that is spent is taken from the mail.
-	e = s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com", "celullar": "+34 612 34 56 78"})
+	e = s.keyed(t, "/token/new", c.auth, c.token, "hygiene-link", map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com", "celullar": "+34 612 34 56 78"})
 	expect(t, e, 200, 0)
 	link := e.str("url")
 	mailed := linkInText.FindString(box.waitFor(t, 1, 10*time.Second)[0].parse(t).Text)
