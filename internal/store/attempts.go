@@ -2,15 +2,22 @@ package store
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
 )
 
-// attemptsKept is how many attempts a link's audit trail keeps: a link
-// fetched over and over (a scanner, an attacker) cannot grow it further.
-const attemptsKept = 100
+// attemptsKept is how many attempts a link's audit trail shows and about
+// how many it keeps: a link fetched over and over (a scanner, an attacker)
+// cannot grow it further. Trimming a link's trail costs a read of its last
+// attemptsKept entries, so it is done on about one write in trimEvery for
+// the link: the trail holds at most a few more than attemptsKept.
+const (
+	attemptsKept = 100
+	trimEvery    = 8
+)
 
 // RecordLinkAttempts adds attempts to their links' audit trails in one
 // write (the pages batch their GETs).
@@ -20,19 +27,28 @@ func (s *Store) RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) 
 	})
 }
 
-// recordAttempts inserts attempts and trims each link's trail.
+// recordAttempts inserts attempts, many rows per statement (a batch of
+// page views is one write), and trims the links' trails.
 func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkAttempt) error {
 	links := map[int64]bool{}
-	for _, a := range as {
-		if _, err := q.ExecContext(ctx, `
-			INSERT INTO link_attempts (link_id, at_ms, method, result, client_hash, agent)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-			a.LinkID, a.At.UnixMilli(), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent); err != nil {
-			return internal("record link attempt", err)
+	err := inChunks(len(as), func(lo, hi int) error {
+		args := make([]any, 0, 6*(hi-lo))
+		for _, a := range as[lo:hi] {
+			args = append(args, a.LinkID, a.At.UnixMilli(), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent)
+			links[a.LinkID] = true
 		}
-		links[a.LinkID] = true
+		_, err := q.ExecContext(ctx, `
+			INSERT INTO link_attempts (link_id, at_ms, method, result, client_hash, agent)
+			VALUES `+placeholders(hi-lo, 6), args...)
+		return err
+	})
+	if err != nil {
+		return internal("record link attempts", err)
 	}
 	for id := range links {
+		if rand.IntN(trimEvery) != 0 {
+			continue
+		}
 		if _, err := q.ExecContext(ctx, `
 			DELETE FROM link_attempts
 			WHERE link_id = ? AND at_ms < (
@@ -44,12 +60,13 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 	return nil
 }
 
-// LinkAttempts returns a link's audit trail, newest first: by the time of
-// each request, not of its write (views are written in batches).
+// LinkAttempts returns a link's audit trail, the last attemptsKept, newest
+// first: by the time of each request, not of its write (views are written
+// in batches).
 func (s *Store) LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error) {
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT at_ms, method, result, client_hash, agent FROM link_attempts
-		WHERE link_id = ? ORDER BY at_ms DESC, id DESC`, linkID)
+		WHERE link_id = ? ORDER BY at_ms DESC, id DESC LIMIT ?`, linkID, attemptsKept)
 	if err != nil {
 		return nil, internal("read link attempts", err)
 	}
