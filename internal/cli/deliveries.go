@@ -69,28 +69,9 @@ func (c *cli) deliveriesList(ctx context.Context, args []string) error {
 }
 
 func (c *cli) deliveriesRetry(ctx context.Context, args []string) error {
-	fs := c.flagSet("deliveries retry", "Queue dead deliveries again, with a fresh set of attempts: the ones named by --id, or every dead one with --all.\nA running server sends them within a second.")
-	sf := c.addStoreFlags(fs)
-	ids := fs.String("id", "", "comma-separated delivery ids")
-	all := fs.Bool("all", false, "every dead delivery")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	list, err := idList(*ids, *all)
-	if err != nil {
-		return err
-	}
-	s, err := sf.open(ctx, store.Options{})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	n, err := s.RetryDeliveries(ctx, list)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%d deliveries queued again\n", n)
-	return nil
+	return c.retryDead(ctx, args, "deliveries retry",
+		"Queue dead deliveries again, with a fresh set of attempts: the ones named by --id, or every dead one with --all.\nA running server sends them within a second.",
+		"delivery ids", "deliveries", (*store.Store).RetryDeliveries)
 }
 
 // oneLine shortens s to one line of at most n characters.

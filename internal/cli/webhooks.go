@@ -98,10 +98,18 @@ func (c *cli) webhooksList(ctx context.Context, args []string) error {
 }
 
 func (c *cli) webhooksRetry(ctx context.Context, args []string) error {
-	fs := c.flagSet("webhooks retry", "Queue dead webhook events again (replay), with a fresh set of attempts: the ones named by --id, or every dead one with --all.\nThey keep their event id, so a receiver that saw one already can dedupe it.")
+	return c.retryDead(ctx, args, "webhooks retry",
+		"Queue dead webhook events again (replay), with a fresh set of attempts: the ones named by --id, or every dead one with --all.\nThey keep their event id, so a receiver that saw one already can dedupe it.",
+		"event row ids", "events", (*store.Store).RetryWebhookEvents)
+}
+
+// retryDead is the retry command of a queue: --id or --all, then retry.
+func (c *cli) retryDead(ctx context.Context, args []string, name, summary, idsHelp, noun string,
+	retry func(*store.Store, context.Context, []int64) (int64, error)) error {
+	fs := c.flagSet(name, summary)
 	sf := c.addStoreFlags(fs)
-	ids := fs.String("id", "", "comma-separated event row ids")
-	all := fs.Bool("all", false, "every dead event")
+	ids := fs.String("id", "", "comma-separated "+idsHelp)
+	all := fs.Bool("all", false, "every dead one")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -114,11 +122,11 @@ func (c *cli) webhooksRetry(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	n, err := s.RetryWebhookEvents(ctx, list)
+	n, err := retry(s, ctx, list)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "%d events queued again\n", n)
+	fmt.Fprintf(c.stdout, "%d %s queued again\n", n, noun)
 	return nil
 }
 

@@ -167,22 +167,30 @@ func runQueue(ctx context.Context, cfg Config, kick <-chan struct{}, batch func(
 // runBatch claims and sends one batch of at most cfg.Workers deliveries,
 // concurrently, and says how many.
 func (w *Worker) runBatch(ctx context.Context) int {
+	return sendBatch(ctx, w.cfg, w.log, "claim deliveries", w.queue.ClaimDeliveries, w.send)
+}
+
+// sendBatch claims at most cfg.Workers rows of a queue and sends them
+// concurrently, each to the end (a shutdown waits for sends in flight), and
+// says how many.
+func sendBatch[T any](ctx context.Context, cfg Config, log *slog.Logger, what string,
+	claim func(context.Context, int, time.Duration) ([]T, error), send func(context.Context, T)) int {
 	if ctx.Err() != nil {
 		return 0
 	}
 	// The lease outlasts the send's timeout: a claim only expires when its
 	// server is gone.
-	ds, err := w.queue.ClaimDeliveries(ctx, w.cfg.Workers, 2*w.cfg.Timeout)
+	rows, err := claim(ctx, cfg.Workers, 2*cfg.Timeout)
 	if err != nil {
-		w.log.Error("claim deliveries", "err", err)
+		log.Error(what, "err", err)
 		return 0
 	}
 	var wg sync.WaitGroup
-	for _, d := range ds {
-		wg.Go(func() { w.send(context.WithoutCancel(ctx), d) })
+	for _, r := range rows {
+		wg.Go(func() { send(context.WithoutCancel(ctx), r) })
 	}
 	wg.Wait()
-	return len(ds)
+	return len(rows)
 }
 
 func (w *Worker) send(ctx context.Context, d imbee.Delivery) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -50,20 +49,7 @@ func (w *WebhookWorker) Kick() { kickNow(w.kick) }
 func (w *WebhookWorker) Run(ctx context.Context) { runQueue(ctx, w.cfg, w.kick, w.runBatch) }
 
 func (w *WebhookWorker) runBatch(ctx context.Context) int {
-	if ctx.Err() != nil {
-		return 0
-	}
-	es, err := w.queue.ClaimWebhookEvents(ctx, w.cfg.Workers, 2*w.cfg.Timeout)
-	if err != nil {
-		w.log.Error("claim webhook events", "err", err)
-		return 0
-	}
-	var wg sync.WaitGroup
-	for _, e := range es {
-		wg.Go(func() { w.send(context.WithoutCancel(ctx), e) })
-	}
-	wg.Wait()
-	return len(es)
+	return sendBatch(ctx, w.cfg, w.log, "claim webhook events", w.queue.ClaimWebhookEvents, w.send)
 }
 
 func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
