@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,6 +93,21 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("migrate: %v %s", err, out)
 		}
 	})
+	t.Run("KeyFileOthersCanReadIsRefused", func(t *testing.T) {
+		dir := t.TempDir()
+		key := filepath.Join(dir, "server.key")
+		if _, _, err := runCLI(t, nil, "corporate", "list", "--db", "sqlite:"+filepath.Join(dir, "k.db"), "--key-file", key); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(key, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := runCLI(t, nil, "serve", "--addr", "127.0.0.1:0", "--db", "sqlite:"+filepath.Join(dir, "k.db"), "--key-file", key)
+		if err == nil || !strings.Contains(err.Error(), "chmod 600 "+key) {
+			t.Fatalf("serve with a key file others can read: want a refusal naming the chmod, got %v", err)
+		}
+	})
+
 	t.Run("WrongKeyIsRefused", func(t *testing.T) {
 		other := filepath.Join(t.TempDir(), "other.key")
 		_, _, err := runCLI(t, nil, "corporate", "list", "--db", db, "--key-file", other)
@@ -120,6 +136,18 @@ func testBootstrap(t *testing.T) {
 		t.Fatalf("second start bootstrapped again: %s", s2.stdout.String())
 	}
 	expect(t, s2.post(t, "/third_parties/user/new", s.auth, s.token, docUserNew), 200, 0)
+
+	// On an address others can reach, no demo corporate: its credentials
+	// would sit in the log of a public server. stdout says what to do.
+	for _, addr := range []string{"0.0.0.0:0", "[::]:0"} {
+		pub := startServer(t, "--addr", addr)
+		if pub.auth != "" || pub.token != "" || !strings.Contains(pub.stdout.String(), "imbee corporate create --name") {
+			t.Errorf("--addr %s: want no demo corporate and how to create one, got: %s", addr, pub.stdout.String())
+		}
+		if out, err := pub.imbee("corporate", "list", "--json"); err != nil || strings.TrimSpace(out) != "[]" {
+			t.Errorf("--addr %s: corporates on the public address: %v %s", addr, err, out)
+		}
+	}
 
 	// --bootstrap=false leaves an empty database empty.
 	s3 := startServer(t, "--bootstrap=false")

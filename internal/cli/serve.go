@@ -71,7 +71,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 
 	if *bootstrap {
-		if err := c.bootstrap(ctx, s, base); err != nil {
+		if err := c.bootstrap(ctx, s, base, isLoopback(ln.Addr())); err != nil {
 			return err
 		}
 	}
@@ -271,8 +271,25 @@ func (ct *connTracker) quiet() bool {
 }
 
 // bootstrap creates and announces the demo corporate on a new database.
-// The credentials go to stdout, once, never to the log.
-func (c *cli) bootstrap(ctx context.Context, s *store.Store, base string) error {
+// The credentials go to stdout, once, never to the log. Only a server that
+// listens on a loopback address gets one: a working corporate whose
+// credentials sit in a log (stdout often is one) on a server anyone can
+// reach is an open door, so there it says how to create one instead.
+func (c *cli) bootstrap(ctx context.Context, s *store.Store, base string, loopback bool) error {
+	if !loopback {
+		empty, err := s.Empty(ctx)
+		if err != nil || !empty {
+			return err
+		}
+		fmt.Fprintf(c.stdout, `
+imbee: this database has no corporate yet. The demo corporate is only created on a
+loopback --addr; create yours with:
+
+  imbee corporate create --name "Acme" --json
+
+`)
+		return nil
+	}
 	d, ok, err := s.Bootstrap(ctx, "Demo Corporate", "Demo Bot")
 	if err != nil || !ok {
 		return err
@@ -288,6 +305,13 @@ These are shown only now. Try the API:
 
 `, d.Credentials.Auth, d.Credentials.CorporateToken, d.Bot.IDSha, base, d.Credentials.Auth, d.Credentials.CorporateToken)
 	return nil
+}
+
+// isLoopback says whether a listener's address is a loopback one
+// (127.0.0.1, ::1); an unspecified one (0.0.0.0, ::) listens everywhere.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {

@@ -69,12 +69,21 @@ func ParseKey(s string) (*Keyring, error) {
 }
 
 // LoadOrCreateKeyFile reads the key at path, creating it (mode 0600) with a
-// new random key when absent. Two processes racing to create it end up with
+// new random key when absent; an existing file that group or others may
+// read is refused. Two processes racing to create it end up with
 // the same key: the key is written whole to a temporary file, then linked
 // into place, which fails for the loser, who reads the winner's file.
 func LoadOrCreateKeyFile(path string) (k *Keyring, created bool, err error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
+		// With the key and a copy of the database every secret can be
+		// derived again: a key that other accounts on the machine can read
+		// is refused, not merely warned about.
+		if fi, err := os.Stat(path); err != nil {
+			return nil, false, err
+		} else if fi.Mode().Perm()&0o077 != 0 {
+			return nil, false, fmt.Errorf("%s can be read by other users (mode %04o): run chmod 600 %s", path, fi.Mode().Perm(), path)
+		}
 		k, err = ParseKey(string(b))
 		if err != nil {
 			return nil, false, fmt.Errorf("%s: %w", path, err)

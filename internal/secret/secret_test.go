@@ -192,6 +192,28 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		}
 	})
 
+	t.Run("RefusesFileOthersCanRead", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "server.key")
+		if _, _, err := LoadOrCreateKeyFile(path); err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range []os.FileMode{0o640, 0o604, 0o644} {
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := LoadOrCreateKeyFile(path)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "chmod 600 "+path) {
+				t.Errorf("mode %04o: want a refusal naming the file and the chmod, got %v", mode, err)
+			}
+		}
+		if err := os.Chmod(path, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := LoadOrCreateKeyFile(path); err != nil {
+			t.Errorf("mode 0400 (owner only) refused: %v", err)
+		}
+	})
+
 	t.Run("ConcurrentCreatorsShareOneKey", func(t *testing.T) {
 		// Several rounds on fresh paths: the window between the exclusive
 		// create and the write is short, so one round may miss it.

@@ -348,3 +348,12 @@ func (s *Store) Bootstrap(ctx context.Context, corporateName, botName string) (d
 	})
 	return d, ok, err
 }
+
+// Empty says whether the database has no corporate.
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	var found bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM corporates)`).Scan(&found); err != nil {
+		return false, internal("count corporates", err)
+	}
+	return !found, nil
+}
