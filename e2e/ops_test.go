@@ -223,6 +223,53 @@ func TestMetricsAddr(t *testing.T) {
 	}
 }
 
+// TestAttackMetricsFromOutside: /metrics on the main address answers only
+// the allowed networks (loopback by default), never a request a proxy
+// forwarded (a proxy on this host makes every visitor look local), and
+// refuses exactly as an unknown path does.
+func TestAttackMetricsFromOutside(t *testing.T) {
+	get := func(t *testing.T, url string, header map[string]string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Client{Transport: validated(t, http.DefaultTransport)}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	unknown := func(t *testing.T, status int, body string) {
+		t.Helper()
+		if status != 404 || !envelopeShape.MatchString(body) || !strings.Contains(body, `"code":1,`) || strings.Contains(body, "imbee_") {
+			t.Errorf("want the unknown path's 404 envelope, got HTTP %d %.200s", status, body)
+		}
+	}
+	s := startServer(t)
+	if status, body := get(t, s.URL+"/metrics", nil); status != 200 || !strings.Contains(body, "imbee_") {
+		t.Fatalf("loopback scrape: HTTP %d %.200s", status, body)
+	}
+	for _, h := range []map[string]string{
+		{"X-Forwarded-For": "203.0.113.7"},
+		{"Forwarded": "for=203.0.113.7"},
+		{"X-Real-IP": "203.0.113.7"},
+		{"X-Forwarded-For": "127.0.0.1"}, // a forged local origin is still forwarded
+	} {
+		status, body := get(t, s.URL+"/metrics", h)
+		unknown(t, status, body)
+	}
+	// A network list without loopback shuts this client out.
+	other := startServer(t, "--metrics-allow", "10.0.0.0/8, 192.0.2.1")
+	status, body := get(t, other.URL+"/metrics", nil)
+	unknown(t, status, body)
+	if _, _, err := runCLI(t, nil, "serve", "--metrics-allow", "not-a-network", "--db", "sqlite:"+t.TempDir()+"/x.db"); err == nil {
+		t.Error("a malformed --metrics-allow was accepted")
+	}
+}
+
 // TestVersion: imbee version says the version, revision, Go version and
 // platform, as text and as one JSON object; --version is the same.
 func TestVersion(t *testing.T) {

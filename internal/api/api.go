@@ -14,6 +14,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,8 +85,9 @@ type Config struct {
 	// Ready says whether the server can serve (GET /readyz); its error is
 	// an *imbee.Error whose message says why not.
 	Ready func(ctx context.Context) error
-	// Metrics, when set, is served at /metrics.
-	Metrics http.Handler
+	// Metrics, when set, is served at /metrics to clients in MetricsAllow.
+	Metrics      http.Handler
+	MetricsAllow []netip.Prefix
 	Log     *slog.Logger
 }
 
@@ -139,26 +141,34 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 		w.WriteHeader(http.StatusNoContent)
 	})))
 	s.mountOps()
-	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info(r).code, info(r).envelope = imbee.CodeGeneric, true
-		writeEnvelope(w, http.StatusNotFound, time.Now(), imbee.CodeGeneric, "no such endpoint: see the API reference", nil)
-	}))
+	s.mux.Handle("/", http.HandlerFunc(s.notFound))
 	return accessLog(log, cfg.Observe, s.mux)
+}
+
+// notFound is the answer to an unknown path.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	info(r).code, info(r).envelope = imbee.CodeGeneric, true
+	writeEnvelope(w, http.StatusNotFound, time.Now(), imbee.CodeGeneric, "no such endpoint: see the API reference", nil)
 }
 
 // handle routes path to h for one method; other methods get 405 in the
 // envelope, with Allow.
 func (s *Server) handle(path, method string, h http.Handler) {
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info(r).route, info(r).envelope = path, true
-		if r.Method != method {
-			info(r).code = imbee.CodeGeneric
-			w.Header().Set("Allow", method)
-			writeEnvelope(w, http.StatusMethodNotAllowed, time.Now(), imbee.CodeGeneric, "method not allowed: use "+method, nil)
-			return
-		}
-		h.ServeHTTP(w, r)
+		s.serveMethod(path, method, w, r, h.ServeHTTP)
 	}))
+}
+
+// serveMethod serves one request of a route of one method.
+func (s *Server) serveMethod(path, method string, w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	info(r).route, info(r).envelope = path, true
+	if r.Method != method {
+		info(r).code = imbee.CodeGeneric
+		w.Header().Set("Allow", method)
+		writeEnvelope(w, http.StatusMethodNotAllowed, time.Now(), imbee.CodeGeneric, "method not allowed: use "+method, nil)
+		return
+	}
+	h(w, r)
 }
 
 func named(route string, h http.Handler) http.Handler {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -21,11 +22,41 @@ func (s *Server) mountOps() {
 	}))
 	s.handle("/readyz", "GET", http.HandlerFunc(s.readyz))
 	if m := s.cfg.Metrics; m != nil {
-		s.handle("/metrics", "GET", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			info(r).envelope = false // the Prometheus text format
-			m.ServeHTTP(w, r)
+		s.mux.Handle("/metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !s.metricsAllowed(r) {
+				s.notFound(w, r)
+				return
+			}
+			s.serveMethod("/metrics", "GET", w, r, func(w http.ResponseWriter, r *http.Request) {
+				info(r).envelope = false // the Prometheus text format
+				m.ServeHTTP(w, r)
+			})
 		}))
 	}
+}
+
+// metricsAllowed says whether r may read /metrics on the main address: its
+// peer is in the allowed networks (loopback by default), and it was not
+// forwarded by a proxy, since a proxy on this host would make every
+// visitor look local. Others get the unknown path's answer, so that the
+// endpoint's existence is not told either.
+func (s *Server) metricsAllowed(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if _, ok := r.Header[h]; ok {
+			return false
+		}
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range s.cfg.MetricsAllow {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // readyz answers 200 when the server can serve requests, 503 with the

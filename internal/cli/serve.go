@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
 	metricsAddr := fs.String("metrics-addr", "", "if set, serve the Prometheus metrics (/metrics) on this address only, e.g. 127.0.0.1:9090; unset: on --addr")
+	metricsAllow := fs.String("metrics-allow", "127.0.0.0/8,::1", "networks (comma-separated CIDRs or addresses) allowed to read /metrics on --addr; others, and requests forwarded by a proxy, get 404")
 	readHeaderTimeout := fs.Duration("read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers (slow clients are cut off)")
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest a client may take to send a whole request")
 	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "longest an answer may take to be written")
@@ -47,6 +49,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	tf := addTransportFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
+	}
+	allowMetrics, err := parsePrefixes(*metricsAllow)
+	if err != nil {
+		return fmt.Errorf("--metrics-allow: %w", err)
 	}
 	tuneGC(c.getenv)
 	log, err := newLogger(c.stderr, *logFormat, *logLevel)
@@ -103,6 +109,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		Observe:        m.ObserveRequest,
 		Ready:          s.Ready,
 		Metrics:        mainMetrics,
+		MetricsAllow:   allowMetrics,
 	}, log)
 
 	conns := newConnTracker()
@@ -305,6 +312,32 @@ These are shown only now. Try the API:
 
 `, d.Credentials.Auth, d.Credentials.CorporateToken, d.Bot.IDSha, base, d.Credentials.Auth, d.Credentials.CorporateToken)
 	return nil
+}
+
+// parsePrefixes reads a comma-separated list of networks (CIDRs, or single
+// addresses).
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // isLoopback says whether a listener's address is a loopback one
