@@ -88,7 +88,7 @@ type Config struct {
 	// Metrics, when set, is served at /metrics to clients in MetricsAllow.
 	Metrics      http.Handler
 	MetricsAllow []netip.Prefix
-	Log     *slog.Logger
+	Log          *slog.Logger
 }
 
 // Server is the API's HTTP handler.
