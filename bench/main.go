@@ -14,6 +14,9 @@
 // sockets: a paced sender over many 1:1 chats, then a group's fan-out.
 //
 //	go run ./bench -only messaging -modes full -postgres '' -scale 0
+//
+// With -against REV it compares this tree's imbee with REV's instead, scenario
+// by scenario (compare.go).
 package main
 
 import (
@@ -69,6 +72,9 @@ func main() {
 	postgres := flag.String("postgres", "auto", `PostgreSQL to measure too: "auto" starts a throwaway durable server from the installed binaries, a URL names a server (a database is created on it), "" skips it`)
 	profile := flag.String("profile", "", "if set, save a CPU profile of imbee for each scenario at 32 connections into this directory")
 	fromJSON := flag.String("from-json", "", "only rewrite the Markdown report from this JSON report")
+	against := flag.String("against", "", "compare with the imbee of this git revision instead (see compare.go): the scenarios only, both servers in one run")
+	againstArgs := flag.String("against-args", "", "with -against: extra serve flags for this tree's server only")
+	againstOut := flag.String("against-out", "bench/compare.md", "with -against: the Markdown report")
 	var mc msgConfig
 	flag.IntVar(&mc.Chats, "msg-chats", 500, "messaging: 1:1 chats, each with both members' sockets connected")
 	flag.IntVar(&mc.Messages, "msg-count", 2000, "messaging: messages sent into those chats")
@@ -96,6 +102,12 @@ func main() {
 	var err error
 	if cfg.only, err = regexp.Compile(*only); err != nil {
 		log.Fatal(err)
+	}
+	if *against != "" {
+		if err := compare(context.Background(), cfg, *against, *againstArgs, *againstOut); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	rep, err := runAll(context.Background(), cfg)
 	if err != nil {
