@@ -79,20 +79,22 @@ func (r *Resolver) Addr(req *http.Request) netip.Addr {
 	return client
 }
 
-// Key is the request's client as limits count it: an IPv4 address, or an
-// IPv6 client's /64 (one subscriber usually holds a whole /64, so keying
-// on the full address would give them 2^64 buckets).
-func (r *Resolver) Key(req *http.Request) string {
+// Key is the request's client as limits count it: an IPv4 address (a /32),
+// or an IPv6 client's /64 (one subscriber usually holds a whole /64, so
+// keying on the full address would give them 2^64 buckets). It is a value,
+// comparable and allocation-free, to key maps with.
+func (r *Resolver) Key(req *http.Request) netip.Prefix {
 	return KeyOf(r.Addr(req))
 }
 
 // KeyOf is Key for an address already found.
-func KeyOf(a netip.Addr) string {
+func KeyOf(a netip.Addr) netip.Prefix {
+	bits := 32
 	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
+		bits = 64
 	}
-	return a.String()
+	p, _ := a.Prefix(bits)
+	return p
 }
 
 // UntrustedForward says whether the request carries a forwarding header

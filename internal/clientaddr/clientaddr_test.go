@@ -61,7 +61,7 @@ func TestKeyIPv6Slash64(t *testing.T) {
 	key := func(peer string) string {
 		req := httptest.NewRequest("GET", "/", nil)
 		req.RemoteAddr = peer
-		return r.Key(req)
+		return r.Key(req).String()
 	}
 	a, b, c := key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:2:ffff:ffff:ffff:ffff]:1"), key("[2001:db8:1:3::1]:1")
 	if a != b || a != "2001:db8:1:2::/64" {
@@ -70,7 +70,7 @@ func TestKeyIPv6Slash64(t *testing.T) {
 	if a == c {
 		t.Error("another /64 shares the bucket")
 	}
-	if k1, k2 := key("192.0.2.1:1"), key("192.0.2.2:1"); k1 == k2 || k1 != "192.0.2.1" {
+	if k1, k2 := key("192.0.2.1:1"), key("192.0.2.2:1"); k1 == k2 || k1 != "192.0.2.1/32" {
 		t.Errorf("IPv4 keys %q %q", k1, k2)
 	}
 }

@@ -48,6 +48,15 @@ func New[K comparable](perSecond float64, burst, maxKeys int) *Keyed[K] {
 	return newAt[K](perSecond, burst, maxKeys, time.Now)
 }
 
+// NewPerKey returns a Keyed whose rate and burst are given with each call
+// to AllowWith (its Allow and Wait allow everything), for at most maxKeys
+// keys (0: DefaultMaxKeys).
+func NewPerKey[K comparable](maxKeys int) *Keyed[K] {
+	k := newAt[K](1, 1, maxKeys, time.Now)
+	k.limit, k.burst = 0, 0
+	return k
+}
+
 func newAt[K comparable](perSecond float64, burst, maxKeys int, now func() time.Time) *Keyed[K] {
 	if perSecond <= 0 {
 		return nil
@@ -79,6 +88,9 @@ func (k *Keyed[K]) Burst() int {
 // Allow takes one token from key's bucket. When there is none it takes
 // nothing and says how long until there is one.
 func (k *Keyed[K]) Allow(key K) (wait time.Duration, ok bool) {
+	if k == nil || k.limit <= 0 {
+		return 0, true
+	}
 	wait, ok, _ = k.AllowWith(key, k.Limit(), k.Burst())
 	return wait, ok
 }
@@ -112,7 +124,7 @@ func (k *Keyed[K]) AllowWith(key K, perSecond float64, burst int) (wait time.Dur
 // Wait says how long key must wait until its bucket has a token, without
 // taking one (0: it has one now, or has no bucket).
 func (k *Keyed[K]) Wait(key K) time.Duration {
-	if k == nil {
+	if k == nil || k.limit <= 0 {
 		return 0
 	}
 	now := k.now().Sub(k.base)
