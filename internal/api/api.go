@@ -209,10 +209,11 @@ type call struct {
 // already stored, or nil when the request needs the full path.
 type repeatFunc func(ctx context.Context, auth, key string, c *call) (any, error)
 
-// maxRepeatBody is the largest body a repeat is tried on. The repeat
-// decodes its body before the credentials are known: bounded so, that costs
-// a stranger no more than the lookup does. Retries are small (a user's id
-// and device, a chat's one contact); larger bodies take the full path.
+// maxRepeatBody is the largest body a repeat is tried on. The repeat reads
+// and decodes its body before the credentials are known: bounded so, that
+// costs a stranger no more than the lookup does. Retries are small (a
+// user's id and device, a chat's one contact); larger bodies take the full
+// path.
 const maxRepeatBody = 4 << 10
 
 // endpoint runs the checks shared by every API call, in the spec's order,
@@ -220,8 +221,9 @@ const maxRepeatBody = 4 << 10
 // a small body is decoded before the credentials are checked, so that a
 // repeat can be answered from one read; the order in which failures are
 // answered stays the spec's. Whatever the body, a request with wrong
-// credentials costs reading it once and one lookup: it is checked to be
-// JSON only once the credentials are good.
+// credentials costs at most reading maxRepeatBody bytes of it and one
+// lookup: the rest is read, and checked to be JSON, only once the
+// credentials are good.
 func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any, error), repeat repeatFunc) http.Handler {
 	return s.serveCall(key, h, repeat, false)
 }
@@ -244,20 +246,23 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 		auth := bearer(r.Header.Get("Authorization"))
 		woos := strings.TrimSpace(r.Header.Get("X-WOOS-KEY"))
 		jsonBody := isJSON(r.Header.Get("Content-Type"))
+		body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		var bodyErr error
-		if jsonBody {
-			c.body, bodyErr = readBody(w, r)
-		}
+		read := false // c.body is the whole body
 		var resp any
 		var err error
 		_, hasKey := r.Header[idempotencyHeader]
 		useKey := keyed && hasKey
 		// With a key, the stored answer (or the key's conflict) comes first.
-		if repeat != nil && jsonBody && bodyErr == nil && !useKey && len(c.body) <= maxRepeatBody {
-			if resp, err = repeat(ctx, auth, woos, c); err != nil {
-				s.authFailed(client, err)
-				writeError(w, r, start, err)
-				return
+		if repeat != nil && jsonBody && !useKey {
+			c.body, bodyErr = readHead(body)
+			read = bodyErr == nil && len(c.body) <= maxRepeatBody
+			if read {
+				if resp, err = repeat(ctx, auth, woos, c); err != nil {
+					s.authFailed(client, err)
+					writeError(w, r, start, err)
+					return
+				}
 			}
 		}
 		if !c.checked {
@@ -288,6 +293,9 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 		if !jsonBody {
 			writeError(w, r, start, imbee.Errorf(imbee.CodeContentType, "Content-Type must be application/json"))
 			return
+		}
+		if bodyErr == nil && !read {
+			c.body, bodyErr = readRest(body, c.body, r.ContentLength)
 		}
 		// A body a repeat has answered from was decoded whole into an
 		// object: valid already.
@@ -326,17 +334,36 @@ func isJSON(contentType string) bool {
 	return err == nil && mt == "application/json"
 }
 
-// readBody reads a body of at most MaxBodyBytes, as it is.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, &imbee.Error{Code: imbee.CodeBody, Message: "body is larger than 1 MiB", Err: err}
-		}
-		return nil, &imbee.Error{Code: imbee.CodeBody, Message: "could not read the body", Err: err}
+// readHead reads a body's first maxRepeatBody+1 bytes, as they are: all of
+// it when it is no longer than maxRepeatBody.
+func readHead(body io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(body, maxRepeatBody+1))
+	return b, bodyError(err)
+}
+
+// readRest reads the rest of a body (at most MaxBodyBytes in all) whose
+// first bytes, head, were read already. The caller is authenticated, so the
+// length it declares may size the buffer.
+func readRest(body io.Reader, head []byte, declared int64) ([]byte, error) {
+	size := int64(len(head)) + bytes.MinRead
+	if declared > 0 {
+		size = max(size, min(declared, MaxBodyBytes)+bytes.MinRead)
 	}
-	return b, nil
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf.Write(head)
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), bodyError(err)
+}
+
+func bodyError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &imbee.Error{Code: imbee.CodeBody, Message: "body is larger than 1 MiB", Err: err}
+	}
+	return &imbee.Error{Code: imbee.CodeBody, Message: "could not read the body", Err: err}
 }
 
 // checkObject says whether a body is a JSON object.
