@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/clientaddr"
+	"github.com/imbee/imbee/internal/ratelimit"
 )
 
 // BenchmarkUnauthenticated is a request with a wrong Authorization: its
@@ -41,19 +45,22 @@ func BenchmarkUnauthenticated(b *testing.B) {
 }
 
 // BenchmarkVisitorLimits is the hot path (a repeat, a user-level call) with
-// this package's per-address and per-user checks off and on, in one run:
+// this package's per-address and per-user checks off and on (the
+// corporate's rate limit on in both, as it is by default), in one run:
 // their cost is the difference.
 func BenchmarkVisitorLimits(b *testing.B) {
 	clients, _ := clientaddr.New([]string{"10.0.0.0/8"})
-	for _, mode := range []struct {
-		name string
-		cfg  Config
-	}{
-		{"off", Config{}},
-		{"on", Config{RateLimit: 1e9, RateBurst: 1e9, UserRateShare: 0.1, AuthFailLimit: 1, AuthFailBurst: 30, Clients: clients}},
-	} {
-		hb := newHandlerBenchWith(b, mode.cfg)
-		body := `{"uniqueIdSha":"u1","platform":"ios","deviceName":"d","hardwareId":"h","osVersion":"18"}`
+	corporate := Config{RateLimit: 1e9, RateBurst: 1e9}
+	on := corporate
+	on.UserRateShare, on.AuthFailLimit, on.AuthFailBurst, on.Clients = 0.1, 1, 30, clients
+	body := `{"uniqueIdSha":"u1","platform":"ios","deviceName":"d","hardwareId":"h","osVersion":"18"}`
+	type target struct {
+		hb     *handlerBench
+		apikey string
+	}
+	targets := map[string]target{}
+	for name, cfg := range map[string]Config{"off": corporate, "on": on} {
+		hb := newHandlerBenchWith(b, cfg)
 		w := httptest.NewRecorder()
 		req := httptest.NewRequest("POST", "/third_parties/user/new", strings.NewReader(body))
 		req.Header.Set("Authorization", hb.auth)
@@ -64,17 +71,48 @@ func BenchmarkVisitorLimits(b *testing.B) {
 		if err := json.Unmarshal(w.Body.Bytes(), &reg); err != nil || reg.Body.APIKey == "" {
 			b.Fatalf("register: %v %s", err, w.Body)
 		}
-		b.Run("user-new-repeat/"+mode.name, func(b *testing.B) {
+		targets[name] = target{hb, reg.Body.APIKey}
+	}
+	for _, mode := range []string{"off", "on"} {
+		tg := targets[mode]
+		b.Run("user-new-repeat/"+mode, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				hb.do(b, "/third_parties/user/new", hb.token, body)
+				tg.hb.do(b, "/third_parties/user/new", tg.hb.token, body)
 			}
 		})
-		b.Run("chat-list/"+mode.name, func(b *testing.B) {
+	}
+	for _, mode := range []string{"off", "on"} {
+		tg := targets[mode]
+		b.Run("chat-list/"+mode, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				hb.do(b, "/chat/list", reg.Body.APIKey, `{}`)
+				tg.hb.do(b, "/chat/list", tg.apikey, `{}`)
 			}
 		})
+	}
+}
+
+// BenchmarkVisitorChecks is what the checks add to every call, alone: the
+// failed-authentication limit's look at the client's bucket, the user's
+// share, and the client address for the access log.
+func BenchmarkVisitorChecks(b *testing.B) {
+	clients, _ := clientaddr.New([]string{"10.0.0.0/8"})
+	s := &Server{cfg: Config{RateLimit: 1e9, RateBurst: 1e9, UserRateShare: 0.1, Clients: clients},
+		userLimits: ratelimit.NewPerKey[[2]int64](0), authFails: ratelimit.New[netip.Prefix](1, 30, 0)}
+	req := httptest.NewRequest("POST", "/chat/list", nil)
+	req.RemoteAddr = "10.1.2.3:5000"
+	req.Header.Set("X-Forwarded-For", "198.51.100.7")
+	w := httptest.NewRecorder()
+	c := &call{corporate: imbee.Corporate{ID: 1}, user: imbee.User{ID: 2}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := s.authAllowed(w, req, time.Time{}); !ok {
+			b.Fatal("refused")
+		}
+		if _, ok := s.allowUser(w, c); !ok {
+			b.Fatal("refused")
+		}
+		_ = clients.Addr(req).String()
 	}
 }
