@@ -21,8 +21,8 @@ const DefaultMaxKeys = 1 << 14
 // least recently used one. A forgotten bucket counts as full, so under a
 // flood of more distinct keys than that a key may get a fresh burst; the
 // memory stays bounded, which is what matters more under such a flood. The
-// buckets are plain numbers under one lock (no *rate.Limiter each): about
-// 100 bytes a key.
+// buckets are plain numbers under one lock, not a *rate.Limiter (with its
+// own mutex) each.
 type Keyed[K comparable] struct {
 	limit   float64
 	burst   float64
