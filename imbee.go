@@ -3,7 +3,10 @@
 // It does no I/O.
 package imbee
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Corporate is a tenant: the integrator's company. Everything else belongs to one.
 type Corporate struct {
@@ -84,6 +87,17 @@ const (
 type Recipient struct {
 	Channel Channel
 	Address string // e-mail address, or E.164 phone number
+}
+
+// LimitKey is the recipient as the per-recipient send limit counts it: an
+// e-mail address lowercased whole (every spelling reaches one mailbox in
+// practice, so each must not get its own allowance), a phone number as it
+// is, already E.164.
+func (r Recipient) LimitKey() string {
+	if r.Channel == ChannelMail {
+		return strings.ToLower(r.Address)
+	}
+	return r.Address
 }
 
 // LinkRequest is a validated /token/new.

@@ -44,7 +44,7 @@ func imbeeBinary(t *testing.T) string {
 func startProcess(t *testing.T, d dbSpec, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, dbSpec: d, stdout: &syncBuffer{}, logs: &syncBuffer{}}
-	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0", "--probe-limit", "0"}, d.flags()...), args...)
+	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0", "--probe-limit", "0", "--auth-fail-limit", "0", "--web-send-limit", "0"}, d.flags()...), args...)
 	cmd := exec.Command(imbeeBinary(t), argv...)
 	cmd.Stdout, cmd.Stderr = s.stdout, s.logs
 	if err := cmd.Start(); err != nil {

@@ -261,9 +261,16 @@ func TestAttackMetricsFromOutside(t *testing.T) {
 		status, body := get(t, s.URL+"/metrics", h)
 		unknown(t, status, body)
 	}
+	// Behind a trusted proxy, the forwarded client is the one checked.
+	proxied := startServer(t, "--trusted-proxies", "127.0.0.1")
+	status, body := get(t, proxied.URL+"/metrics", map[string]string{"X-Forwarded-For": "203.0.113.7"})
+	unknown(t, status, body)
+	if status, body := get(t, proxied.URL+"/metrics", map[string]string{"X-Forwarded-For": "127.0.0.5"}); status != 200 || !strings.Contains(body, "imbee_") {
+		t.Errorf("a loopback client through a trusted proxy: HTTP %d %.200s", status, body)
+	}
 	// A network list without loopback shuts this client out.
 	other := startServer(t, "--metrics-allow", "10.0.0.0/8, 192.0.2.1")
-	status, body := get(t, other.URL+"/metrics", nil)
+	status, body = get(t, other.URL+"/metrics", nil)
 	unknown(t, status, body)
 	if _, _, err := runCLI(t, nil, "serve", "--metrics-allow", "not-a-network", "--db", "sqlite:"+t.TempDir()+"/x.db"); err == nil {
 		t.Error("a malformed --metrics-allow was accepted")

@@ -23,6 +23,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/clientaddr"
+	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/realtime"
 )
 
@@ -64,6 +66,15 @@ type Config struct {
 	// limit), RateBurst how many it may send at once above that.
 	RateLimit float64
 	RateBurst int
+	// UserRateShare is the share of its corporate's rate limit (and burst)
+	// one user's apikey may use on the user-level calls (0: no own limit).
+	UserRateShare float64
+	// AuthFailLimit and AuthFailBurst limit the failed authentications one
+	// client address may make, per second and at once (0: no limit).
+	AuthFailLimit float64
+	AuthFailBurst int
+	// Clients finds a request's client address (nil: its peer).
+	Clients *clientaddr.Resolver
 	// RecipientLimit caps the links a corporate sends to one address or
 	// number per hour (0: no cap).
 	RecipientLimit int
@@ -93,10 +104,12 @@ type Config struct {
 
 // Server is the API's HTTP handler.
 type Server struct {
-	store  Store
-	cfg    Config
-	mux    *http.ServeMux
-	limits sync.Map // corporate id → *rate.Limiter
+	store      Store
+	cfg        Config
+	mux        *http.ServeMux
+	limits     sync.Map                       // corporate id → *rate.Limiter
+	userLimits *ratelimit.Keyed[[2]int64]     // (corporate id, user id)
+	authFails  *ratelimit.Keyed[netip.Prefix] // client address
 }
 
 // NewHandler returns the whole HTTP surface: the API, and pages (the human
@@ -113,7 +126,9 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	}
 	cfg.Log = log
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux(),
+		userLimits: ratelimit.NewPerKey[[2]int64](0),
+		authFails:  ratelimit.New[netip.Prefix](cfg.AuthFailLimit, cfg.AuthFailBurst, 0)}
 
 	// The whole API.
 	s.handle("/third_parties/user/new", "POST", s.creating(corporateKey, s.userNew, s.userRepeat))
@@ -142,7 +157,7 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	})))
 	s.mountOps()
 	s.mux.Handle("/", http.HandlerFunc(s.notFound))
-	return accessLog(log, cfg.Observe, s.mux)
+	return accessLog(log, cfg.Clients, cfg.Observe, s.mux)
 }
 
 // notFound is the answer to an unknown path.
@@ -196,18 +211,28 @@ type call struct {
 
 // A repeatFunc answers an integrator's retry, the most common request,
 // from the same database read that checks the credentials: one statement
-// instead of two. It is given a body that is a JSON object and returns nil,
-// nil when its parameters are not valid (the full path says why). Once it
-// has checked the credentials it sets c.checked (and c's corporate and
-// user); it returns the response when the answer is already stored, or nil
-// when the request needs the full path.
+// instead of two. It is given a small body that may not be JSON at all,
+// and returns nil, nil when its parameters are not valid (the full path
+// says why). Once it has checked the credentials it sets c.checked (and
+// c's corporate and user); it returns the response when the answer is
+// already stored, or nil when the request needs the full path.
 type repeatFunc func(ctx context.Context, auth, key string, c *call) (any, error)
+
+// maxRepeatBody is the largest body a repeat is tried on. The repeat reads
+// and decodes its body before the credentials are known: bounded so, that
+// costs a stranger no more than the lookup does. Retries are small (a
+// user's id and device, a chat's one contact); larger bodies take the full
+// path.
+const maxRepeatBody = 4 << 10
 
 // endpoint runs the checks shared by every API call, in the spec's order,
 // then h, and writes h's result or error in the envelope. With repeat set,
-// the body is read before the credentials are checked, so that a repeat
-// can be answered from one read; the order in which failures are answered
-// stays the spec's.
+// a small body is decoded before the credentials are checked, so that a
+// repeat can be answered from one read; the order in which failures are
+// answered stays the spec's. Whatever the body, a request with wrong
+// credentials costs at most reading maxRepeatBody bytes of it and one
+// lookup: the rest is read, and checked to be JSON, only once the
+// credentials are good.
 func (s *Server) endpoint(key keyKind, h func(ctx context.Context, c *call) (any, error), repeat repeatFunc) http.Handler {
 	return s.serveCall(key, h, repeat, false)
 }
@@ -223,22 +248,30 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 		start := time.Now()
 		ctx := r.Context()
 		c := &call{}
+		client, ok := s.authAllowed(w, r, start)
+		if !ok {
+			return
+		}
 		auth := bearer(r.Header.Get("Authorization"))
 		woos := strings.TrimSpace(r.Header.Get("X-WOOS-KEY"))
 		jsonBody := isJSON(r.Header.Get("Content-Type"))
+		body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		var bodyErr error
-		if jsonBody {
-			c.body, bodyErr = readObject(w, r)
-		}
+		read := false // c.body is the whole body
 		var resp any
 		var err error
 		_, hasKey := r.Header[idempotencyHeader]
 		useKey := keyed && hasKey
 		// With a key, the stored answer (or the key's conflict) comes first.
-		if repeat != nil && jsonBody && bodyErr == nil && !useKey {
-			if resp, err = repeat(ctx, auth, woos, c); err != nil {
-				writeError(w, r, start, err)
-				return
+		if repeat != nil && jsonBody && !useKey {
+			c.body, bodyErr = readHead(body)
+			read = bodyErr == nil && len(c.body) <= maxRepeatBody
+			if read {
+				if resp, err = repeat(ctx, auth, woos, c); err != nil {
+					s.authFailed(client, err)
+					writeError(w, r, start, err)
+					return
+				}
 			}
 		}
 		if !c.checked {
@@ -248,11 +281,19 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 				c.corporate, c.user, err = s.store.AuthenticateUser(ctx, auth, woos)
 			}
 			if err != nil {
+				s.authFailed(client, err)
 				writeError(w, r, start, err)
 				return
 			}
 		}
 		info(r).corporateID = c.corporate.ID
+		// A user's own share first: what it refuses does not count
+		// against the corporate's limit, so one apikey cannot spend it.
+		if wait, ok := s.allowUser(w, c); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(wait))
+			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests with this apikey: retry after %d s", wait))
+			return
+		}
 		if wait, ok := s.allow(w, c.corporate); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(wait))
 			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
@@ -261,6 +302,14 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 		if !jsonBody {
 			writeError(w, r, start, imbee.Errorf(imbee.CodeContentType, "Content-Type must be application/json"))
 			return
+		}
+		if bodyErr == nil && !read {
+			c.body, bodyErr = readRest(body, c.body, r.ContentLength)
+		}
+		// A body a repeat has answered from was decoded whole into an
+		// object: valid already.
+		if bodyErr == nil && resp == nil {
+			bodyErr = checkObject(c.body)
 		}
 		if bodyErr != nil {
 			writeError(w, r, start, bodyErr)
@@ -294,21 +343,74 @@ func isJSON(contentType string) bool {
 	return err == nil && mt == "application/json"
 }
 
-// readObject reads a body of at most MaxBodyBytes that must be a JSON object.
-func readObject(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, &imbee.Error{Code: imbee.CodeBody, Message: "body is larger than 1 MiB", Err: err}
-		}
-		return nil, &imbee.Error{Code: imbee.CodeBody, Message: "could not read the body", Err: err}
+// readHead reads a body's first maxRepeatBody+1 bytes, as they are: all of
+// it when it is no longer than maxRepeatBody.
+func readHead(body io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(body, maxRepeatBody+1))
+	return b, bodyError(err)
+}
+
+// readRest reads the rest of a body (at most MaxBodyBytes in all) whose
+// first bytes, head, were read already. The caller is authenticated, so the
+// length it declares may size the buffer.
+func readRest(body io.Reader, head []byte, declared int64) ([]byte, error) {
+	size := int64(len(head)) + bytes.MinRead
+	if declared > 0 {
+		size = max(size, min(declared, MaxBodyBytes)+bytes.MinRead)
 	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf.Write(head)
+	_, err := buf.ReadFrom(body)
+	return buf.Bytes(), bodyError(err)
+}
+
+func bodyError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &imbee.Error{Code: imbee.CodeBody, Message: "body is larger than 1 MiB", Err: err}
+	}
+	return &imbee.Error{Code: imbee.CodeBody, Message: "could not read the body", Err: err}
+}
+
+// checkObject says whether a body is a JSON object.
+func checkObject(b []byte) error {
 	trimmed := bytes.TrimLeft(b, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
-		return nil, imbee.Errorf(imbee.CodeBody, "body must be a JSON object")
+		return imbee.Errorf(imbee.CodeBody, "body must be a JSON object")
 	}
-	return b, nil
+	return nil
+}
+
+// authAllowed turns away, before anything costly, a client address that
+// has failed authentication too often (answered code 8). client is the
+// address's key, for authFailed.
+func (s *Server) authAllowed(w http.ResponseWriter, r *http.Request, start time.Time) (client netip.Prefix, ok bool) {
+	if s.authFails == nil {
+		return client, true
+	}
+	client = s.cfg.Clients.Key(r)
+	if wait := s.authFails.Wait(client); wait > 0 {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many failed authentications from this address: retry after %d s", secs))
+		return client, false
+	}
+	return client, true
+}
+
+// authFailed counts a failed authentication (code 2 or 3) against the
+// client address's limit.
+func (s *Server) authFailed(client netip.Prefix, err error) {
+	if s.authFails == nil {
+		return
+	}
+	var e *imbee.Error
+	if errors.As(err, &e) && (e.Code == imbee.CodeAuth || e.Code == imbee.CodeCorporateKey) {
+		s.authFails.Allow(client)
+	}
 }
 
 // decode unmarshals a JSON object into v; a value of the wrong type is a
@@ -349,17 +451,10 @@ func kindName(kind string) string {
 // requests that may be sent at once now, -Reset the seconds until the bucket
 // is full again.
 func (s *Server) allow(w http.ResponseWriter, c imbee.Corporate) (retryAfter int, ok bool) {
-	limit, burst := s.cfg.RateLimit, s.cfg.RateBurst
-	if c.RateLimit != nil {
-		limit = *c.RateLimit
-	}
-	if c.RateBurst != nil {
-		burst = *c.RateBurst
-	}
+	limit, burst := s.corporateLimit(c)
 	if limit <= 0 {
 		return 0, true
 	}
-	burst = max(burst, 1)
 	l, found := s.limits.Load(c.ID)
 	if !found {
 		l, _ = s.limits.LoadOrStore(c.ID, rate.NewLimiter(rate.Limit(limit), burst))
@@ -382,4 +477,40 @@ func (s *Server) allow(w http.ResponseWriter, c imbee.Corporate) (retryAfter int
 	}
 	wait := (1 - tokens) / limit // seconds until one token is back
 	return max(1, int(math.Ceil(wait))), false
+}
+
+// corporateLimit is the corporate's rate limit (its own, or the server's)
+// and burst; a limit <= 0 is none.
+func (s *Server) corporateLimit(c imbee.Corporate) (limit float64, burst int) {
+	limit, burst = s.cfg.RateLimit, s.cfg.RateBurst
+	if c.RateLimit != nil {
+		limit = *c.RateLimit
+	}
+	if c.RateBurst != nil {
+		burst = *c.RateBurst
+	}
+	return limit, max(burst, 1)
+}
+
+// allowUser applies a user-level call's share of its corporate's rate
+// limit to its apikey's user; when it refuses, the X-RateLimit-* headers
+// describe the user's bucket and it says how many seconds to wait.
+func (s *Server) allowUser(w http.ResponseWriter, c *call) (retryAfter int, ok bool) {
+	if c.user.ID == 0 || s.cfg.UserRateShare <= 0 {
+		return 0, true
+	}
+	limit, burst := s.corporateLimit(c.corporate)
+	if limit <= 0 {
+		return 0, true
+	}
+	limit, burst = limit*s.cfg.UserRateShare, max(1, int(math.Ceil(float64(burst)*s.cfg.UserRateShare)))
+	wait, ok, tokens := s.userLimits.AllowWith([2]int64{c.corporate.ID, c.user.ID}, limit, burst)
+	if ok {
+		return 0, true
+	}
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(burst))
+	h.Set("X-RateLimit-Remaining", "0")
+	h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(burst)-tokens)/limit))))
+	return max(1, int(math.Ceil(wait.Seconds()))), false
 }

@@ -34,6 +34,11 @@ type handlerBench struct {
 }
 
 func newHandlerBench(b *testing.B) *handlerBench {
+	return newHandlerBenchWith(b, Config{})
+}
+
+// newHandlerBenchWith is newHandlerBench with cfg's limits.
+func newHandlerBenchWith(b *testing.B, cfg Config) *handlerBench {
 	b.Helper()
 	key := make([]byte, secret.KeySize)
 	keys, _ := secret.NewKeyring(key)
@@ -51,7 +56,8 @@ func newHandlerBench(b *testing.B) *handlerBench {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := NewHandler(s, http.NotFoundHandler(), Config{PublicURL: "http://x"}, log)
+	cfg.PublicURL = "http://x"
+	h := NewHandler(s, http.NotFoundHandler(), cfg, log)
 	return &handlerBench{h: h, auth: creds.Auth, token: creds.CorporateToken, bot: bot.IDSha}
 }
 

@@ -3,10 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/clientaddr"
 )
 
 // readyTimeout bounds a readiness check: an orchestrator's probe gives up
@@ -36,29 +36,13 @@ func (s *Server) mountOps() {
 }
 
 // metricsAllowed says whether r may read /metrics on the main address: its
-// peer is in the allowed networks (loopback by default), and it was not
-// forwarded by a proxy, since a proxy on this host would make every
-// visitor look local. Others get the unknown path's answer, so that the
-// endpoint's existence is not told either.
+// client is in the allowed networks (loopback by default), and no proxy
+// that is not trusted forwarded it, since a proxy on this host would make
+// every visitor look local. Others get the unknown path's answer, so that
+// the endpoint's existence is not told either.
 func (s *Server) metricsAllowed(r *http.Request) bool {
-	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
-		if _, ok := r.Header[h]; ok {
-			return false
-		}
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	addr := ap.Addr().Unmap()
-	for _, p := range s.cfg.MetricsAllow {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return !s.cfg.Clients.UntrustedForward(r) && clientaddr.In(s.cfg.Clients.Addr(r), s.cfg.MetricsAllow)
 }
-
 // readyz answers 200 when the server can serve requests, 503 with the
 // reason otherwise (the cause goes to the log).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

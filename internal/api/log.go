@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/clientaddr"
 )
 
 // reqInfo is filled in while a request is handled, for its access-log line.
@@ -50,11 +51,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog writes one line per request: request id, route (the pattern,
-// never the path: link paths carry tokens), status, code, duration and
-// corporate. 4xx log at Warn, 5xx at Error with the cause. observe, when
-// set, is told the same.
-func accessLog(log *slog.Logger, observe func(route string, status int, code imbee.Code, envelope bool, took time.Duration), next http.Handler) http.Handler {
+// accessLog writes one line per request: request id, client address,
+// route (the pattern, never the path: link paths carry tokens), status,
+// code, duration and corporate. 4xx log at Warn, 5xx at Error with the
+// cause. observe, when set, is told the same.
+func accessLog(log *slog.Logger, clients *clientaddr.Resolver, observe func(route string, status int, code imbee.Code, envelope bool, took time.Duration), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -81,6 +82,7 @@ func accessLog(log *slog.Logger, observe func(route string, status int, code imb
 		}
 		attrs := []slog.Attr{
 			slog.String("request_id", id),
+			slog.String("client", clients.Addr(r).String()),
 			slog.String("method", r.Method),
 			slog.String("route", ri.route),
 			slog.Int("status", sw.status),

@@ -303,8 +303,13 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		writeEnvelope(w, http.StatusMethodNotAllowed, start, imbee.CodeGeneric, "method not allowed: use GET", nil)
 		return
 	}
+	client, ok := s.authAllowed(w, r, start)
+	if !ok {
+		return
+	}
 	corp, user, err := s.store.AuthenticateUser(r.Context(), bearer(r.Header.Get("Authorization")), strings.TrimSpace(r.Header.Get("X-WOOS-KEY")))
 	if err != nil {
+		s.authFailed(client, err)
 		writeError(w, r, start, err)
 		return
 	}

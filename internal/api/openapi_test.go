@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -162,7 +163,8 @@ func TestOpenAPIPathsAreRouted(t *testing.T) {
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	})
-	h := NewHandler(nowhere{}, pages, Config{PublicURL: "http://x", Metrics: metrics}, log)
+	// httptest's requests come from 192.0.2.1.
+	h := NewHandler(nowhere{}, pages, Config{PublicURL: "http://x", Metrics: metrics, MetricsAllow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, log)
 	param := regexp.MustCompile(`\{[^}]+\}`)
 	for p, item := range doc.Paths {
 		target := param.ReplaceAllString(p, "x")

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee/internal/api"
+	"github.com/imbee/imbee/internal/clientaddr"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/linkpage"
 	"github.com/imbee/imbee/internal/metrics"
@@ -36,6 +36,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	rateBurst := fs.Int("rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
 	probeLimit := fs.Float64("probe-limit", 1, "unknown link tokens one client address may try per second on /l/ (0 turns the limit off)")
 	probeBurst := fs.Int("probe-burst", 20, "unknown link tokens one client address may try at once above --probe-limit")
+	userRateShare := fs.Float64("user-rate-share", 0.1, "share of its corporate's rate limit and burst one user's apikey may use on user-level calls; 0 turns the per-user limit off")
+	authFailLimit := fs.Float64("auth-fail-limit", 1, "failed authentications one client address may make per second (0 turns the limit off)")
+	authFailBurst := fs.Int("auth-fail-burst", 30, "failed authentications one client address may make at once above --auth-fail-limit")
+	webSendLimit := fs.Float64("web-send-limit", 1, "messages one web chat session may send per second (0 turns the limit off)")
+	webSendBurst := fs.Int("web-send-burst", 20, "messages one web chat session may send at once above --web-send-limit")
+	trustedProxies := fs.String("trusted-proxies", "", "comma-separated networks (CIDRs or addresses) of reverse proxies whose X-Forwarded-For names the client; default none")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
@@ -50,9 +56,13 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	allowMetrics, err := parsePrefixes(*metricsAllow)
+	allowMetrics, err := clientaddr.ParseNetworks(strings.Split(*metricsAllow, ","))
 	if err != nil {
 		return fmt.Errorf("--metrics-allow: %w", err)
+	}
+	clients, err := clientaddr.New(strings.Split(*trustedProxies, ","))
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	tuneGC(c.getenv)
 	log, err := newLogger(c.stderr, *logFormat, *logLevel)
@@ -90,7 +100,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	webhooks := delivery.NewWebhookWorker(s, tf.worker, nil, log)
 	hub := realtime.NewHub()
 
-	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst}, log)
+	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst,
+		SendLimit: *webSendLimit, SendBurst: *webSendBurst, Clients: clients}, log)
 	b := readBuild()
 	m := metrics.New(metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.Go}, s, s.Pools(), log)
 	var mainMetrics http.Handler // on --addr, unless it has its own
@@ -101,6 +112,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		PublicURL:      base,
 		RateLimit:      *rateLimit,
 		RateBurst:      *rateBurst,
+		UserRateShare:  *userRateShare,
+		AuthFailLimit:  *authFailLimit,
+		AuthFailBurst:  *authFailBurst,
+		Clients:        clients,
 		RecipientLimit: tf.recipientLimit,
 		IdempotencyTTL: *idempotencyTTL,
 		LinkIssued:     worker.Kick,
@@ -312,32 +327,6 @@ These are shown only now. Try the API:
 
 `, d.Credentials.Auth, d.Credentials.CorporateToken, d.Bot.IDSha, base, d.Credentials.Auth, d.Credentials.CorporateToken)
 	return nil
-}
-
-// parsePrefixes reads a comma-separated list of networks (CIDRs, or single
-// addresses).
-func parsePrefixes(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 // isLoopback says whether a listener's address is a loopback one

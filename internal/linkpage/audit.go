@@ -44,8 +44,8 @@ func agentClass(ua string) string {
 }
 
 // attempt describes r for a link's audit trail.
-func attempt(r *http.Request) imbee.LinkAttempt {
-	return imbee.LinkAttempt{Method: r.Method, Address: clientAddr(r), Agent: agentClass(r.UserAgent())}
+func (h *Handler) attempt(r *http.Request) imbee.LinkAttempt {
+	return imbee.LinkAttempt{Method: r.Method, Address: h.cfg.Clients.Addr(r).String(), Agent: agentClass(r.UserAgent())}
 }
 
 // Views of the landing page are recorded in batches, off the request: a

@@ -14,8 +14,11 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +28,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/clientaddr"
+	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
 )
@@ -50,7 +55,9 @@ type Store interface {
 
 // Config is what the pages are told at start.
 type Config struct {
-	PublicURL string // decides whether cookies are marked Secure
+	// PublicURL decides whether cookies are marked Secure, and is the one
+	// origin a link may be spent from.
+	PublicURL string
 	Now       func() time.Time
 	Events    *realtime.Hub // new messages, for the chat's socket
 	// MessageSent is called after a message from the chat is committed.
@@ -59,14 +66,22 @@ type Config struct {
 	// address may try, per second and at once (0: no limit).
 	ProbeLimit float64
 	ProbeBurst int
+	// SendLimit and SendBurst limit the messages one web session may send,
+	// per second and at once (0: no limit).
+	SendLimit float64
+	SendBurst int
+	// Clients finds a request's client address (nil: its peer).
+	Clients *clientaddr.Resolver
 }
 
 // Handler serves /l/{token}, /w/{conversation} and the chat's assets.
 type Handler struct {
 	store  Store
 	cfg    Config
-	probes *probes
-	secure bool // set the cookie's Secure flag (public URL is https)
+	probes *ratelimit.Keyed[netip.Prefix] // unknown tokens tried, per client address
+	sends  *ratelimit.Keyed[string]       // messages sent, per session cookie
+	origin string                         // the public URL's origin, as browsers send it
+	secure bool                           // set the cookie's Secure flag (public URL is https)
 	log    *slog.Logger
 	mux    *http.ServeMux
 	// views queues landing-page views for Run to record.
@@ -82,7 +97,11 @@ func New(s Store, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Events == nil {
 		cfg.Events = realtime.NewHub()
 	}
-	h := &Handler{store: s, cfg: cfg, probes: newProbes(cfg.ProbeLimit, cfg.ProbeBurst), secure: strings.HasPrefix(cfg.PublicURL, "https://"), log: log, mux: http.NewServeMux(), views: make(chan imbee.LinkAttempt, viewQueue)}
+	h := &Handler{store: s, cfg: cfg,
+		probes: ratelimit.New[netip.Prefix](cfg.ProbeLimit, cfg.ProbeBurst, 0),
+		sends:  ratelimit.New[string](cfg.SendLimit, cfg.SendBurst, 0),
+		origin: origin(cfg.PublicURL), secure: strings.HasPrefix(cfg.PublicURL, "https://"),
+		log: log, mux: http.NewServeMux(), views: make(chan imbee.LinkAttempt, viewQueue)}
 	h.mux.HandleFunc("GET /l/{token}", h.landing) // GET also answers HEAD
 	h.mux.HandleFunc("POST /l/{token}", h.spend)
 	h.mux.HandleFunc("GET /w/{conversation}", h.chat)
@@ -107,13 +126,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// only to this host.
 	hd.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws://"+r.Host+" wss://"+r.Host+
 		"; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-	if strings.HasPrefix(r.URL.Path, "/l/") {
-		if wait := h.probes.wait(clientAddr(r)); wait > 0 {
-			hd.Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			h.ended(w, http.StatusTooManyRequests, "Too many attempts", "Too many links that do not exist were tried from your network. Wait a little and open your link again.")
-			return
-		}
-	}
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -125,7 +137,7 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 		h.failLink(w, r, err)
 		return
 	}
-	a := attempt(r)
+	a := h.attempt(r)
 	a.LinkID, a.At, a.Result = p.Link.ID, h.cfg.Now(), "viewed"
 	if st := p.Link.State(a.At); st != imbee.LinkActive {
 		a.Result = st.String()
@@ -144,7 +156,12 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
-	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"), attempt(r))
+	if h.crossSite(r) {
+		h.ended(w, http.StatusForbidden, "Open your link from its own page",
+			"Another site tried to open this link for you. Open the link you were sent directly.")
+		return
+	}
+	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"), h.attempt(r))
 	if err != nil {
 		h.failLink(w, r, err)
 		return
@@ -264,6 +281,14 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// jsonSession found the cookie's session, so the cookie is there. Its
+	// value is the key: it never leaves this process.
+	c, _ := r.Cookie(cookieName)
+	if wait, ok := h.sends.Allow(c.Value); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many messages: wait a moment"})
+		return
+	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send JSON"})
 		return
@@ -339,14 +364,57 @@ func (h *Handler) linkEnded(w http.ResponseWriter, st imbee.LinkState) {
 	}
 }
 
-// failLink answers a link request that failed; an unknown token counts
-// against the client's probe limit.
+// failLink answers a link request that failed. An unknown token counts
+// against the client's probe limit, and past it is answered 429: the token
+// is always looked up first, so a real link is never refused, even to an
+// address that shares a prober's (a NAT, a proxy that is not trusted).
 func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
 	var e *imbee.Error
 	if errors.As(err, &e) && e.Code == imbee.CodeNotFound {
-		h.probes.miss(clientAddr(r))
+		if wait, ok := h.probes.Allow(h.cfg.Clients.Key(r)); !ok {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			h.ended(w, http.StatusTooManyRequests, "Too many attempts", "Too many links that do not exist were tried from your network. Wait a little and open your link again.")
+			return
+		}
 	}
 	h.fail(w, err)
+}
+
+// retryAfter is a Retry-After value: whole seconds, at least 1.
+func retryAfter(wait time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
+}
+
+// crossSite says whether a request comes from a page of another site, as
+// the browser tells (Sec-Fetch-Site, Origin): spending a link from there is
+// login CSRF, a session of the sender's link in the victim's browser.
+// Requests without those headers (older browsers, scripts) pass.
+func (h *Handler) crossSite(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return true
+	}
+	if o, sent := r.Header["Origin"]; sent && (len(o) != 1 || origin(o[0]) != h.origin) {
+		return true
+	}
+	return false
+}
+
+// origin is a URL's origin as browsers serialise it: scheme://host[:port],
+// lower case, without the scheme's default port. Anything else, "null"
+// included, gives "" (which matches no public URL).
+func origin(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
+		return ""
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if port := u.Port(); scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	return scheme + "://" + host
 }
 
 func (h *Handler) fail(w http.ResponseWriter, err error) {

@@ -45,9 +45,9 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		link.UserIDSha, link.BotIDSha = user.IDSha, req.BotIDSha
 		for _, r := range req.Recipients {
 			if _, err := q.ExecContext(ctx, `
-				INSERT INTO deliveries (corporate_id, link_id, channel, recipient, next_attempt_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`,
-				req.CorporateID, link.ID, string(r.Channel), r.Address, unix(now), unix(now), unix(now)); err != nil {
+				INSERT INTO deliveries (corporate_id, link_id, channel, recipient, recipient_key, next_attempt_at, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+				req.CorporateID, link.ID, string(r.Channel), r.Address, r.LimitKey(), unix(now), unix(now), unix(now)); err != nil {
 				return internal("queue delivery", err)
 			}
 		}
@@ -56,8 +56,9 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 	return link, err
 }
 
-// checkSendLimit refuses a request that would send a recipient more than
-// req.SendsPerHour links of this corporate within an hour. Run inside the
+// checkSendLimit refuses a request that would send a recipient (however
+// its address is spelled: Recipient.LimitKey) more than req.SendsPerHour
+// links of this corporate within an hour. Run inside the
 // request's transaction, it is exact on SQLite (one writer); on PostgreSQL,
 // concurrent requests to the same recipient may each see the count before
 // the others' inserts and overshoot it by their number.
@@ -71,8 +72,8 @@ func (s *Store) checkSendLimit(ctx context.Context, q querier, req imbee.LinkReq
 		var oldest sql.NullInt64
 		err := q.QueryRowContext(ctx, `
 			SELECT count(*), min(created_at) FROM deliveries
-			WHERE corporate_id = ? AND recipient = ? AND created_at > ?`,
-			req.CorporateID, r.Address, unix(since)).Scan(&n, &oldest)
+			WHERE corporate_id = ? AND recipient_key = ? AND created_at > ?`,
+			req.CorporateID, r.LimitKey(), unix(since)).Scan(&n, &oldest)
 		if err != nil {
 			return internal("count deliveries", err)
 		}

@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/imbee/imbee"
+)
+
+func TestSendLimitSpellings(t *testing.T) { forEachBackend(t, testSendLimitSpellings) }
+
+// testSendLimitSpellings: the per-recipient limit counts one mailbox
+// however its address is spelled, and each delivery still goes to the
+// spelling it was asked for.
+func testSendLimitSpellings(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	s := mustOpen(t, clock.Now)
+	c := mustCorporate(t, s, "Acme")
+	bot := mustBot(t, s, c.ID, "Helper")
+	req := func(user, addr string) imbee.LinkRequest {
+		r := linkRequest(c, user, bot, 3, clock.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: addr})
+		r.SendsPerHour = 2
+		return r
+	}
+	mustIssue(t, s, req("u1", "ana@example.com"))
+	mustIssue(t, s, req("u2", "Ana@Example.com"))
+	_, err := s.IssueLink(ctx, req("u3", "ANA@EXAMPLE.COM"))
+	wantCode(t, err, imbee.CodeRateLimited, "a third spelling of one address within an hour")
+
+	ds, err := s.Deliveries(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, d := range ds {
+		got[d.Recipient.Address] = true
+	}
+	if len(ds) != 2 || !got["ana@example.com"] || !got["Ana@Example.com"] {
+		t.Errorf("deliveries %v: want one to each spelling sent", got)
+	}
+}
+
+func TestRecipientKeyMigration(t *testing.T) { forEachBackend(t, testRecipientKeyMigration) }
+
+// testRecipientKeyMigration: migration 00008 gives the last hour's
+// deliveries their normalised key, so a limit counts what was sent just
+// before the upgrade whatever its spelling.
+func testRecipientKeyMigration(t *testing.T) {
+	ctx := context.Background()
+	dsn, keys := newDSN(t), newKeyring(t)
+	s, err := Open(ctx, dsn, keys, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustCorporate(t, s, "Acme")
+	bot := mustBot(t, s, c.ID, "Helper")
+	req := func(user, addr string) imbee.LinkRequest {
+		return linkRequest(c, user, bot, 3, time.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: addr})
+	}
+	mustIssue(t, s, req("u1", "Ana@Example.com"))
+	mustIssue(t, s, req("u2", "ANA@EXAMPLE.COM"))
+	mustIssue(t, s, req("u3", "Old@Example.com"))
+	if err := s.inWrite(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE deliveries SET created_at = created_at - 7200 WHERE recipient = 'Old@Example.com'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back to the schema before 00008, then up again as an upgrade would.
+	backend, loc, _ := ParseDSN(dsn)
+	driver, dialect, dir, conn := "sqlite", goose.DialectSQLite3, "migrations/sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)"
+	if backend == "postgres" {
+		driver, dialect, dir, conn = "pgx", goose.DialectPostgres, "migrations/postgres", loc
+	}
+	db, err := sql.Open(driver, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := fs.Sub(migrations, dir)
+	p, err := goose.NewProvider(dialect, db, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ApplyVersion(ctx, 8, false); err != nil {
+		t.Fatalf("00008 down: %v", err)
+	}
+	db.Close()
+	s, err = openAt(t, dsn, keys, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	keysOf := map[string]sql.NullString{}
+	rows, err := s.reads.QueryContext(ctx, `SELECT recipient, recipient_key FROM deliveries`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r string
+		var k sql.NullString
+		if err := rows.Scan(&r, &k); err != nil {
+			t.Fatal(err)
+		}
+		keysOf[r] = k
+	}
+	rows.Close()
+	if keysOf["Ana@Example.com"].String != "ana@example.com" || keysOf["ANA@EXAMPLE.COM"].String != "ana@example.com" || keysOf["Old@Example.com"].Valid {
+		t.Errorf("keys after the migration: %v, want the last hour's lowercased, older ones none", keysOf)
+	}
+	r := req("u4", "ana@example.com")
+	r.SendsPerHour = 2
+	_, err = s.IssueLink(ctx, r)
+	wantCode(t, err, imbee.CodeRateLimited, "a third link to a mailbox sent two before the upgrade")
+}
