@@ -43,6 +43,7 @@ func (s *Server) mountOps() {
 func (s *Server) metricsAllowed(r *http.Request) bool {
 	return !s.cfg.Clients.UntrustedForward(r) && clientaddr.In(s.cfg.Clients.Addr(r), s.cfg.MetricsAllow)
 }
+
 // readyz answers 200 when the server can serve requests, 503 with the
 // reason otherwise (the cause goes to the log).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
