@@ -21,6 +21,9 @@ const (
 	DefaultLinkDays   = 30  // a link without date_limit works through today + 30 days
 	MaxLinkDays       = 365 // date_limit may be at most this many days from today
 	maxMailLength     = 254
+	// maxFlexIntString bounds an integer sent as a string, blanks included:
+	// any int64 fits in 20 characters.
+	maxFlexIntString = 32
 )
 
 // flexInt is an integer that may also arrive as a string of digits ("10").
@@ -37,6 +40,10 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	f.set = true
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
+		if len(s) > maxFlexIntString {
+			f.bad = true
+			return nil
+		}
 		b = []byte(strings.TrimSpace(s))
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
