@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 )
@@ -90,7 +91,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &ref); err != nil {
 		return nil, err
 	}
-	if len(ref.URL) > maxLinkURL {
+	if utf8.RuneCountInString(ref.URL) > maxLinkURL {
 		return nil, imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
 	}
 	if strings.TrimSpace(ref.URL) == "" && ref.VirtualUser != "" {
@@ -132,7 +133,7 @@ func linkToken(body []byte) (string, error) {
 	if err := decode(body, &req); err != nil {
 		return "", err
 	}
-	if len(req.URL) > maxLinkURL {
+	if utf8.RuneCountInString(req.URL) > maxLinkURL {
 		return "", imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
 	}
 	raw := strings.TrimSpace(req.URL)
