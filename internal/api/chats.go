@@ -81,6 +81,11 @@ func chatParams(body []byte, corporateID int64, creator string) (imbee.ChatReque
 		return cr, err
 	}
 	cr.Name = req.Name
+	// The list may name the creator too; a longer one cannot be a valid
+	// group, whatever its repeats.
+	if len(req.Contacts) > MaxGroupContacts+1 {
+		return cr, imbee.ParamError("contacts", "a group has at most %d contacts", MaxGroupContacts)
+	}
 	seen := make(map[string]bool) // not slices.Contains: a 1 MiB body lists ~60,000 contacts
 	for _, ref := range req.Contacts {
 		id := strings.TrimSpace(ref.IDSha)

@@ -5,9 +5,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 )
+
+// maxLinkURL bounds the url of /token/status and /token/revoke: a link's
+// URL is the public URL and 51 characters.
+const maxLinkURL = 2048
 
 type linkRef struct {
 	URL         string `json:"url"`
@@ -86,6 +91,9 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &ref); err != nil {
 		return nil, err
 	}
+	if utf8.RuneCountInString(ref.URL) > maxLinkURL {
+		return nil, imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
+	}
 	if strings.TrimSpace(ref.URL) == "" && ref.VirtualUser != "" {
 		user, err := requiredID("virtual_user", ref.VirtualUser)
 		if err != nil {
@@ -124,6 +132,9 @@ func linkToken(body []byte) (string, error) {
 	}
 	if err := decode(body, &req); err != nil {
 		return "", err
+	}
+	if utf8.RuneCountInString(req.URL) > maxLinkURL {
+		return "", imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
 	}
 	raw := strings.TrimSpace(req.URL)
 	if raw == "" {

@@ -59,7 +59,7 @@ func messageRequest(req *messageSendRequest) (imbee.MessageRequest, error) {
 	case !utf8.ValidString(req.Text) || strings.ContainsRune(req.Text, 0):
 		return mr, imbee.ParamError("text", "text must be valid UTF-8 without NUL characters")
 	}
-	if utf8.RuneCountInString(mr.ClientMsgID) > MaxClientMsgID {
+	if utf8.RuneCountInString(req.ClientMsgID) > MaxClientMsgID { // as sent, blanks included
 		return mr, imbee.ParamError("clientMsgId", "clientMsgId is longer than %d characters", MaxClientMsgID)
 	}
 	return mr, checkText("clientMsgId", mr.ClientMsgID)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -21,6 +22,10 @@ const (
 	DefaultLinkDays   = 30  // a link without date_limit works through today + 30 days
 	MaxLinkDays       = 365 // date_limit may be at most this many days from today
 	maxMailLength     = 254
+	maxPhoneLength    = 32
+	// maxFlexIntString bounds an integer sent as a string, blanks included:
+	// any int64 fits in 20 characters.
+	maxFlexIntString = 32
 )
 
 // flexInt is an integer that may also arrive as a string of digits ("10").
@@ -37,6 +42,10 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	f.set = true
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
+		if len(s) > maxFlexIntString {
+			f.bad = true
+			return nil
+		}
 		b = []byte(strings.TrimSpace(s))
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
@@ -153,7 +162,7 @@ func (s *Server) linkRequest(corp imbee.Corporate, req *tokenNewRequest) (imbee.
 	if d := strings.TrimSpace(req.DateLimit); d != "" {
 		day, err := time.ParseInLocation(time.DateOnly, d, loc)
 		switch {
-		case err != nil:
+		case err != nil, len(req.DateLimit) > len(time.DateOnly):
 			return lr, imbee.ParamError("date_limit", "date_limit must be a date as YYYY-MM-DD")
 		case day.Before(today):
 			return lr, imbee.ParamError("date_limit", "date_limit %s is in the past (today is %s in %s)", d, today.Format(time.DateOnly), loc)
@@ -168,9 +177,10 @@ func (s *Server) linkRequest(corp imbee.Corporate, req *tokenNewRequest) (imbee.
 }
 
 func validMail(s string) (string, error) {
+	sent := utf8.RuneCountInString(s) // blanks included
 	s = strings.TrimSpace(s)
 	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || len(s) > maxMailLength || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+	if err != nil || a.Address != s || a.Name != "" || sent > maxMailLength || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
 		return "", imbee.ParamError("mail", "mail must be an e-mail address such as ana@example.com")
 	}
 	return s, nil
@@ -179,12 +189,15 @@ func validMail(s string) (string, error) {
 // validPhone accepts an international number ("+34 600 11 12 22", "0034…")
 // and returns it in E.164.
 func validPhone(field, s string) (string, error) {
+	bad := imbee.ParamError(field, "%s must be an international phone number such as +34600111222", field)
+	if len(s) > maxPhoneLength { // as sent, blanks included
+		return "", bad
+	}
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "00") {
 		s = "+" + s[2:]
 	}
-	bad := imbee.ParamError(field, "%s must be an international phone number such as +34600111222", field)
-	if !strings.HasPrefix(s, "+") || len(s) > 32 {
+	if !strings.HasPrefix(s, "+") {
 		return "", bad
 	}
 	n, err := phonenumbers.Parse(s, "")
