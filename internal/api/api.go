@@ -86,7 +86,10 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
-	Log     *slog.Logger
+	// AllowPrivateWebhooks lets bots' webhooks point at loopback and
+	// private addresses (--allow-private-webhooks).
+	AllowPrivateWebhooks bool
+	Log                  *slog.Logger
 }
 
 // Server is the API's HTTP handler.

@@ -81,7 +81,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	worker := delivery.NewWorker(s, senders, base, tf.worker, log)
-	webhooks := delivery.NewWebhookWorker(s, tf.worker, nil, log)
+	webhooks := delivery.NewWebhookWorker(s, tf.webhookConfig(), delivery.WebhookClient(tf.webhookTimeout, tf.allowPrivateWebhooks), log)
 	hub := realtime.NewHub()
 
 	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst}, log)
@@ -103,6 +103,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		Observe:        m.ObserveRequest,
 		Ready:          s.Ready,
 		Metrics:        mainMetrics,
+
+		AllowPrivateWebhooks: tf.allowPrivateWebhooks,
 	}, log)
 
 	conns := newConnTracker()

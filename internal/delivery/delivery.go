@@ -88,6 +88,9 @@ const (
 	DefaultMaxAttempts  = 8
 	DefaultPollInterval = time.Second
 	DefaultTimeout      = 30 * time.Second
+	// DefaultWebhookTimeout bounds a POST to a bot's webhook: shorter
+	// than the providers' (a tenant's endpoint that hangs holds a worker).
+	DefaultWebhookTimeout = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
+	"code.dny.dev/ssrf"
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
 )
@@ -33,11 +35,12 @@ type WebhookWorker struct {
 	kick   chan struct{}
 }
 
-// NewWebhookWorker returns a worker over q.
+// NewWebhookWorker returns a worker over q that posts with client; nil
+// means WebhookClient(cfg.Timeout, false).
 func NewWebhookWorker(q WebhookQueue, cfg Config, client *http.Client, log *slog.Logger) *WebhookWorker {
 	cfg = cfg.withDefaults()
 	if client == nil {
-		client = &http.Client{Timeout: cfg.Timeout}
+		client = WebhookClient(cfg.Timeout, false)
 	}
 	return &WebhookWorker{queue: q, client: client, cfg: cfg, log: log, now: time.Now, kick: make(chan struct{}, 1)}
 }
@@ -85,5 +88,34 @@ func (w *WebhookWorker) post(ctx context.Context, e imbee.WebhookEvent) error {
 	req.Header.Set("User-Agent", "imbee-webhooks")
 	SignWebhook(req.Header, secret.WebhookKey(e.Secret), e.EventID, w.now(), e.Payload)
 	var ignored struct{}
-	return postJSON(w.client, req, &ignored)
+	err = postJSON(w.client, req, &ignored)
+	if errors.Is(err, ssrf.ErrProhibitedIP) || errors.Is(err, ssrf.ErrProhibitedPort) || errors.Is(err, ssrf.ErrProhibitedNetwork) {
+		// Retrying cannot help: the operator's rule refuses the address.
+		return Permanent(err)
+	}
+	return err
+}
+
+// WebhookClient is the HTTP client for URLs that tenants choose: every
+// address it dials passes imbee.WebhookGuard (checked on the address
+// actually dialled, so a name that resolves, or later rebinds, to a local
+// one is refused before connecting); it follows no redirect (a 3xx is the
+// answer, a failed attempt) and uses no proxy from the environment, which
+// would dial in its stead. allowPrivate is --allow-private-webhooks.
+func WebhookClient(timeout time.Duration, allowPrivate bool) *http.Client {
+	dialer := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second, Control: imbee.WebhookGuard(allowPrivate).Safe}
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   min(timeout, 10*time.Second),
+			ResponseHeaderTimeout: timeout,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
