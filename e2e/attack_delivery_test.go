@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,4 +139,135 @@ type redirectTo struct {
 func (r *redirectTo) WriteHeader(status int) {
 	r.Header().Set("Location", r.url)
 	r.ResponseWriter.WriteHeader(status)
+}
+
+// smsGateway is an SMS provider of the "webhook" kind (a JSON POST) at a
+// secret path and query: it answers 200, except for the numbers told to
+// fail (with a status) or to hang (it holds the request until the test
+// ends, as a provider that accepts connections and never answers).
+type smsGateway struct {
+	*httptest.Server
+	path string // the endpoint, path and query, that only the operator knows
+
+	mu     sync.Mutex
+	fail   map[string]int // number → status
+	hang   map[string]bool
+	sent   map[string]int // number → requests answered 200
+	held   atomic.Int64   // requests being held
+	closed chan struct{}
+}
+
+func newSMSGateway(t testing.TB) *smsGateway {
+	g := &smsGateway{path: "/hooks/SECRETPATH-7f3a?key=SECRETKEY-91c2", fail: map[string]int{}, hang: map[string]bool{}, sent: map[string]int{}, closed: make(chan struct{})}
+	g.Server = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(func() {
+		close(g.closed) // before Close, which waits for held requests
+		g.Close()
+	})
+	return g
+}
+
+func (g *smsGateway) serve(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		To string `json:"to"`
+	}
+	json.NewDecoder(r.Body).Decode(&body)
+	g.mu.Lock()
+	status, hang := g.fail[body.To], g.hang[body.To]
+	if status == 0 && !hang {
+		g.sent[body.To]++
+	}
+	g.mu.Unlock()
+	if hang {
+		g.held.Add(1)
+		defer g.held.Add(-1)
+		select {
+		case <-r.Context().Done():
+		case <-g.closed:
+		}
+		return
+	}
+	if status != 0 {
+		w.WriteHeader(status)
+		return
+	}
+	io.WriteString(w, `{"id": "gw-1"}`)
+}
+
+func (g *smsGateway) sentTo(number string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sent[number]
+}
+
+// flags send SMS through the gateway at base (its URL, or another).
+func (g *smsGateway) flags(base string) []string {
+	return []string{"--sms-provider", "webhook", "--sms-url", base + g.path, "--sms-token", "gateway-signing-secret", "--sms-from", "Imbee"}
+}
+
+// TestAttackProviderDetail: a corporate reading its link's deliveries
+// learns why a send failed (refused with the status, could not connect,
+// timed out) and nothing of the operator's provider: not its host, port,
+// path, query or the words of its errors. The operator's ledger
+// (imbee deliveries list) keeps the whole error.
+func TestAttackProviderDetail(t *testing.T) { forEachBackend(t, testAttackProviderDetail) }
+
+func testAttackProviderDetail(t *testing.T) {
+	t.Parallel()
+	g := newSMSGateway(t)
+	g.fail["+34600000503"] = http.StatusServiceUnavailable
+	g.hang["+34600000408"] = true
+	down := "http://" + freeLoopbackAddr(t)
+	slow := []string{"--delivery-first-retry", "1h", "--delivery-timeout", "1s"}
+	for _, tc := range []struct {
+		name, base, number, want string
+	}{
+		{"5xx", g.URL, "+34600000503", "refused by the provider: HTTP 503"},
+		{"timeout", g.URL, "+34600000408", "timed out"},
+		{"refused connection", down, "+34600000111", "could not connect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, append(g.flags(tc.base), slow...)...)
+			c := s.demo()
+			e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "celullar": tc.number})
+			expect(t, e, 200, 0)
+			d := s.waitDelivery(t, c, e.str("url"), "sms", "failed", 15*time.Second)
+			if d["last_error"] != tc.want {
+				t.Errorf("last_error %q, want %q", d["last_error"], tc.want)
+			}
+			raw := s.linkStatus(t, c, e.str("url")).Raw
+			for _, secret := range []string{"SECRETPATH", "SECRETKEY", "hooks", strings.TrimPrefix(tc.base, "http://"), "Post ", "dial", "provider answered"} {
+				if strings.Contains(raw, secret) {
+					t.Errorf("/token/status shows %q: %s", secret, raw)
+				}
+			}
+			out, err := s.imbee("deliveries", "list", "--json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rows []struct {
+				LastError  string `json:"last_error"`
+				LastReason string `json:"last_reason"`
+			}
+			if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+				t.Fatalf("deliveries list --json: %v %s", err, out)
+			}
+			if rows[0].LastError == "" || rows[0].LastError == tc.want || rows[0].LastReason != tc.want ||
+				(tc.name != "5xx" && !strings.Contains(rows[0].LastError, "SECRETPATH")) {
+				t.Errorf("the operator's ledger: last_error %q, last_reason %q; want the whole error and %q", rows[0].LastError, rows[0].LastReason, tc.want)
+			}
+		})
+	}
+}
+
+// freeLoopbackAddr is a loopback address nothing listens on.
+func freeLoopbackAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -7,6 +7,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -58,7 +59,9 @@ func RetryAfter(err error, d time.Duration) error { return retryAfterError{err, 
 type Queue interface {
 	ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error)
 	MarkSent(ctx context.Context, id int64, providerID string) error
-	MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
+	// MarkFailed records a failed attempt: cause is the whole error (the
+	// operator's), reason its class (Reason: what the tenant sees).
+	MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error
 }
 
 // Config is the worker's retry policy and concurrency, documented in
@@ -199,12 +202,14 @@ func sendBatch[T any](ctx context.Context, cfg Config, log *slog.Logger, what st
 func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 	sender, ok := w.senders[d.Recipient.Channel]
 	if !ok {
-		w.record(ctx, d, Permanent(errors.New("no transport for channel "+string(d.Recipient.Channel))))
+		w.record(ctx, d, Permanent(fmt.Errorf("%w: %s", errNoTransport, d.Recipient.Channel)))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	// The outcome is recorded under ctx, not under the send's deadline: a
+	// send that timed out must still be recorded.
+	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
-	id, err := sender.Send(ctx, Message{
+	id, err := sender.Send(sendCtx, Message{
 		Recipient:     d.Recipient,
 		URL:           w.publicURL + "/l/" + d.LinkToken,
 		BotName:       d.BotName,
@@ -230,7 +235,7 @@ func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
 	logged := strings.ReplaceAll(sendErr.Error(), d.Recipient.Address, Mask(d.Recipient.Address))
 	w.log.Warn("delivery failed", "delivery_id", d.ID, "channel", d.Recipient.Channel, "to", Mask(d.Recipient.Address),
 		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "err", logged)
-	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), w.now().Add(wait), dead); err != nil {
+	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), Reason(sendErr), w.now().Add(wait), dead); err != nil {
 		w.log.Error("record failed delivery", "delivery_id", d.ID, "err", err)
 	}
 	if !dead {

@@ -129,7 +129,7 @@ func (q *fakeQueue) MarkSent(_ context.Context, id int64, providerID string) err
 	return nil
 }
 
-func (q *fakeQueue) MarkFailed(_ context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
+func (q *fakeQueue) MarkFailed(_ context.Context, id int64, cause, _ string, retryAt time.Time, dead bool) error {
 	q.mu.Lock()
 	q.failed[id] = failure{cause, retryAt, dead}
 	q.mu.Unlock()

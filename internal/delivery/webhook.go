@@ -76,7 +76,7 @@ func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
 
 func (w *WebhookWorker) post(ctx context.Context, e imbee.WebhookEvent) error {
 	if e.URL == "" {
-		return Permanent(errors.New("the bot has no webhook any more"))
+		return Permanent(errNoWebhook)
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()

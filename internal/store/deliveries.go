@@ -60,7 +60,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error {
 	return s.inWrite(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `
-			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', updated_at = ?
+			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', last_reason = '', updated_at = ?
 			WHERE id = ?`, providerID, unix(s.now()), id)
 		if err != nil {
 			return internal("mark sent", err)
@@ -70,27 +70,36 @@ func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error
 }
 
 // MarkFailed records a failed attempt: retried at retryAt, or dead for good
-// when dead is set.
-func (s *Store) MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
-	return s.markFailed(ctx, "deliveries", id, cause, retryAt, dead)
+// when dead is set. cause is the whole error, for the operator; reason its
+// class, which the tenant sees.
+func (s *Store) MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error {
+	return s.inWrite(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE deliveries SET last_reason = ? WHERE id = ?`, reason, id)
+		if err != nil {
+			return internal("mark failed", err)
+		}
+		return s.markFailedTx(ctx, q, "deliveries", id, cause, retryAt, dead)
+	})
 }
 
 // markFailed records a failed attempt on a row of a queue table
 // (deliveries or webhook_events).
 func (s *Store) markFailed(ctx context.Context, table string, id int64, cause string, retryAt time.Time, dead bool) error {
+	return s.inWrite(ctx, func(q querier) error { return s.markFailedTx(ctx, q, table, id, cause, retryAt, dead) })
+}
+
+func (s *Store) markFailedTx(ctx context.Context, q querier, table string, id int64, cause string, retryAt time.Time, dead bool) error {
 	status := imbee.DeliveryFailed
 	if dead {
 		status = imbee.DeliveryDead
 	}
-	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `
-			UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-			WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
-		if err != nil {
-			return internal("mark failed", err)
-		}
-		return nil
-	})
+	_, err := q.ExecContext(ctx, `
+		UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+		WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
+	if err != nil {
+		return internal("mark failed", err)
+	}
+	return nil
 }
 
 // Deliveries lists deliveries, newest first, optionally of one status.
@@ -105,7 +114,7 @@ func (s *Store) Deliveries(ctx context.Context, status imbee.DeliveryStatus, lim
 // clause) selects.
 func (s *Store) listDeliveries(ctx context.Context, where string, args ...any) ([]imbee.Delivery, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, provider_id,
+		SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, last_reason, provider_id,
 			created_at, updated_at, next_attempt_at
 		FROM deliveries `+where, args...)
 	if err != nil {
@@ -117,7 +126,7 @@ func (s *Store) listDeliveries(ctx context.Context, where string, args ...any) (
 		var d imbee.Delivery
 		var created, updated, next int64
 		if err := rows.Scan(&d.ID, &d.CorporateID, &d.LinkID, &d.Recipient.Channel, &d.Recipient.Address, &d.Status,
-			&d.Attempts, &d.LastError, &d.ProviderID, &created, &updated, &next); err != nil {
+			&d.Attempts, &d.LastError, &d.LastReason, &d.ProviderID, &created, &updated, &next); err != nil {
 			return nil, internal("list deliveries", err)
 		}
 		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC(), time.Unix(next, 0).UTC()

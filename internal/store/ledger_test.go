@@ -84,7 +84,7 @@ func testLinkStatus(t *testing.T) {
 	if err := s.MarkSent(ctx, ds[0].ID, "prov-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkFailed(ctx, ds[1].ID, "503", clock.Now().Add(time.Minute), false); err != nil {
+	if err := s.MarkFailed(ctx, ds[1].ID, "503", "refused by the provider: HTTP 503", clock.Now().Add(time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -105,7 +105,7 @@ func testLinkStatus(t *testing.T) {
 	if d := byChannel[imbee.ChannelMail]; d.Status != imbee.DeliverySent || d.ProviderID != "prov-1" || d.Attempts != 1 {
 		t.Errorf("mail row = %+v", d)
 	}
-	if d := byChannel[imbee.ChannelSMS]; d.Status != imbee.DeliveryFailed || d.LastError != "503" || !d.NextAttemptAt.Equal(clock.Now().Add(time.Minute)) {
+	if d := byChannel[imbee.ChannelSMS]; d.Status != imbee.DeliveryFailed || d.LastError != "503" || d.LastReason != "refused by the provider: HTTP 503" || !d.NextAttemptAt.Equal(clock.Now().Add(time.Minute)) {
 		t.Errorf("sms row = %+v", d)
 	}
 
@@ -143,7 +143,7 @@ func testRetryDeliveries(t *testing.T) {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
 	for _, d := range ds[:2] {
-		if err := s.MarkFailed(ctx, d.ID, "550 no such user", clock.Now(), true); err != nil {
+		if err := s.MarkFailed(ctx, d.ID, "550 no such user", "address refused by the mail server: 550", clock.Now(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
