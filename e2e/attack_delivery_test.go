@@ -271,3 +271,102 @@ func freeLoopbackAddr(t testing.TB) string {
 	ln.Close()
 	return addr
 }
+
+// tarpit is a webhook endpoint that accepts connections and never answers:
+// each holds a sender until its timeout.
+type tarpit struct {
+	net.Listener
+	accepted atomic.Int64
+}
+
+func newTarpit(t testing.TB) *tarpit {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &tarpit{Listener: ln}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tp.accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return tp
+}
+
+// tenantChat gives corporate c's bot a webhook at hook (and the secret to
+// recv, if any), and opens a chat of a new user with the bot.
+func tenantChat(t testing.TB, s *server, c corporate, hook string, recv *hookReceiver) botChat {
+	t.Helper()
+	b := botChat{c: c, recv: recv}
+	e := s.post(t, "/bot/webhook", c.auth, c.token, map[string]string{"bot_idsha": c.bot, "url": hook})
+	expect(t, e, 200, 0)
+	if recv != nil {
+		recv.setSecret(e.str("secret"))
+	}
+	b.u = s.newUser(t, c, "u-"+c.bot[:8])
+	b.conv = s.createChat(t, c, b.u, client.Contact{IDSha: c.bot})
+	return b
+}
+
+// TestAttackWebhookTarpit: a tenant whose webhook accepts connections and
+// never answers, with many events queued, delays another tenant's webhook
+// by no more than a few seconds: the workers claim as slots free, the
+// tarpit holds at most its share of them, and its host's circuit opens.
+func TestAttackWebhookTarpit(t *testing.T) { forEachBackend(t, testAttackWebhookTarpit) }
+
+func testAttackWebhookTarpit(t *testing.T) {
+	t.Parallel()
+	const queued, limit = 40, 5 * time.Second
+	s := startServer(t)
+	pit := newTarpit(t)
+	a := tenantChat(t, s, s.demo(), "http://"+pit.Addr().String()+"/hook", nil)
+	for i := range queued {
+		a.say(t, s, fmt.Sprintf("a%d", i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pit.accepted.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pit.accepted.Load() == 0 {
+		t.Fatal("the tarpit was never dialled")
+	}
+	// Once while A's first sends hang, once after they timed out (A's
+	// events failed, its host's circuit open, its retries pending).
+	for round, ready := range []func() bool{
+		func() bool { return true },
+		func() bool { return len(webhookRows(t, s, "failed")) > 0 },
+	} {
+		for deadline := time.Now().Add(30 * time.Second); !ready(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: not ready within 30 s", round)
+			}
+		}
+		recv := newHookReceiver(t)
+		b := tenantChat(t, s, s.newCorporate(t, fmt.Sprint("B", round)), recv.URL+"/hook", recv)
+		sent := time.Now()
+		id := b.say(t, s, "hola")
+		hits := b.recv.waitAccepted(t, []string{id}, 40*time.Second)
+		took := hits[0].at.Sub(sent)
+		t.Logf("round %d: tenant B's event delivered %v after it was sent; the tarpit was dialled %d times", round, took.Round(time.Millisecond), pit.accepted.Load())
+		if took > limit {
+			t.Errorf("round %d: B's event took %v with A's webhook hanging, want under %v", round, took, limit)
+		}
+	}
+}

@@ -111,7 +111,7 @@ func (q *fakeQueue) add(ds ...imbee.Delivery) {
 	q.pending = append(q.pending, ds...)
 }
 
-func (q *fakeQueue) ClaimDeliveries(_ context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error) {
+func (q *fakeQueue) ClaimDeliveries(_ context.Context, limit, _ int, lease time.Duration) ([]imbee.Delivery, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.leases = append(q.leases, lease)

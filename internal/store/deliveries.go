@@ -11,7 +11,9 @@ import (
 // ClaimDeliveries takes up to limit deliveries that are due and marks them
 // as being sent until now+lease. A delivery whose sender died mid-send
 // becomes due again when its lease runs out, so nothing committed is lost.
-func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error) {
+// Each corporate gets a fair share of pool, the sends in flight at once
+// (see fairDue): one whose recipients hang cannot hold them all.
+func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error) {
 	var out []imbee.Delivery
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
@@ -19,12 +21,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 		rows, err := q.QueryContext(ctx, `
 			UPDATE deliveries
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
-				ORDER BY next_attempt_at LIMIT ?`+s.skipLocked()+`)
+			WHERE id IN (`+fairDue("deliveries")+`)
+				AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,
-			unix(now.Add(lease)), unix(now), unix(now), limit)
+			unix(now.Add(lease)), unix(now), unix(now), unix(now), pool, limit, unix(now))
 		if err != nil {
 			return internal("claim deliveries", err)
 		}
@@ -171,4 +171,37 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 		return nil
 	})
 	return n, err
+}
+
+// fairDue selects (arguments: now, now, pool, limit) up to limit due rows
+// of a queue table (deliveries or webhook_events), fairly among
+// corporates. A corporate may hold in flight (rows 'sending' under an
+// unexpired lease, on any server) at most pool divided by the number of
+// corporates with due or in-flight rows, and at least one: alone it may use
+// the whole pool, and as others come it gets no more rows until it is
+// down to its share, while theirs are claimed first. Within a claim the
+// corporates take turns: each one's oldest row, then each one's next.
+//
+// It is a plain SELECT (no FOR UPDATE, which PostgreSQL refuses with a
+// window function); the UPDATE around it checks each row is still due,
+// which under PostgreSQL's row locks skips rows another server claimed
+// meanwhile.
+func fairDue(table string) string {
+	return `
+		WITH due AS (
+			SELECT id, corporate_id, next_attempt_at,
+				ROW_NUMBER() OVER (PARTITION BY corporate_id ORDER BY next_attempt_at, id) AS rn
+			FROM ` + table + `
+			WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+		), busy AS (
+			SELECT corporate_id, COUNT(*) AS n FROM ` + table + `
+			WHERE status = 'sending' AND next_attempt_at > ?
+			GROUP BY corporate_id
+		), active AS (
+			SELECT COUNT(*) AS n FROM (SELECT corporate_id FROM due UNION SELECT corporate_id FROM busy) c
+		)
+		SELECT due.id FROM due CROSS JOIN active LEFT JOIN busy ON busy.corporate_id = due.corporate_id
+		WHERE (due.rn + COALESCE(busy.n, 0)) * active.n <= ? OR due.rn + COALESCE(busy.n, 0) <= 1
+		ORDER BY due.rn, due.next_attempt_at, due.id
+		LIMIT ?`
 }

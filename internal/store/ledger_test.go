@@ -74,7 +74,7 @@ func testLinkStatus(t *testing.T) {
 		imbee.Recipient{Channel: imbee.ChannelMail, Address: "ana@example.com"},
 		imbee.Recipient{Channel: imbee.ChannelSMS, Address: "+34600111222"}))
 	clock.Advance(time.Minute)
-	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute)
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
@@ -138,7 +138,7 @@ func testRetryDeliveries(t *testing.T) {
 	for _, u := range []string{"a", "b", "c"} {
 		mustIssue(t, s, linkRequest(c, u, bot, 3, clock.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: u + "@example.com"}))
 	}
-	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute)
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
@@ -165,7 +165,7 @@ func testRetryDeliveries(t *testing.T) {
 	if dead, _ := s.Deliveries(ctx, imbee.DeliveryDead, 10); len(dead) != 0 {
 		t.Errorf("%d still dead", len(dead))
 	}
-	if again, err := s.ClaimDeliveries(ctx, 10, time.Minute); err != nil || len(again) != 2 {
+	if again, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute); err != nil || len(again) != 2 {
 		t.Errorf("claim after retry = %d, %v; want both", len(again), err)
 	}
 }

@@ -39,7 +39,7 @@ func testStats(t *testing.T) {
 	mustIssue(t, s, linkRequest(c, "bea", bot, 3, expires, mail("bea@example.com")))
 	mustIssue(t, s, linkRequest(c, "cai", bot, 3, expires, mail("cai@example.com")))
 	clock.Advance(time.Minute)
-	claimed, err := s.ClaimDeliveries(ctx, 10, time.Hour)
+	claimed, err := s.ClaimDeliveries(ctx, 10, 10, time.Hour)
 	if err != nil || len(claimed) != 4 {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}

@@ -1074,7 +1074,7 @@ func testDeliveries(t *testing.T) {
 	}
 	claim := func(t *testing.T, s *Store) []imbee.Delivery {
 		t.Helper()
-		ds, err := s.ClaimDeliveries(ctx, 10, lease)
+		ds, err := s.ClaimDeliveries(ctx, 10, 10, lease)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1136,7 +1136,7 @@ func testDeliveries(t *testing.T) {
 
 	t.Run("ClaimRespectsLimit", func(t *testing.T) {
 		s, _, _ := setup(t)
-		ds, err := s.ClaimDeliveries(ctx, 1, lease)
+		ds, err := s.ClaimDeliveries(ctx, 1, 1, lease)
 		if err != nil || len(ds) != 1 {
 			t.Fatalf("claim(1) = %d, %v", len(ds), err)
 		}
