@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee/client"
+	"github.com/imbee/imbee/internal/delivery"
 )
 
 // strictWebhooks is the production default, after the harness's
@@ -155,13 +156,17 @@ type smsGateway struct {
 	sent   map[string]int // number → requests answered 200
 	held   atomic.Int64   // requests being held
 	closed chan struct{}
+	once   sync.Once
 }
+
+// release answers the held requests (they fail) and holds no more.
+func (g *smsGateway) release() { g.once.Do(func() { close(g.closed) }) }
 
 func newSMSGateway(t testing.TB) *smsGateway {
 	g := &smsGateway{path: "/hooks/SECRETPATH-7f3a?key=SECRETKEY-91c2", fail: map[string]int{}, hang: map[string]bool{}, sent: map[string]int{}, closed: make(chan struct{})}
 	g.Server = httptest.NewServer(http.HandlerFunc(g.serve))
 	t.Cleanup(func() {
-		close(g.closed) // before Close, which waits for held requests
+		g.release() // before Close, which waits for held requests
 		g.Close()
 	})
 	return g
@@ -368,5 +373,46 @@ func testAttackWebhookTarpit(t *testing.T) {
 		if took > limit {
 			t.Errorf("round %d: B's event took %v with A's webhook hanging, want under %v", round, took, limit)
 		}
+	}
+}
+
+// TestAttackHangingRecipients: a tenant whose SMS all hang at the provider
+// (it accepts them and never answers), with many queued, delays another
+// tenant's SMS by no more than a few seconds: it holds at most its share
+// of the workers.
+func TestAttackHangingRecipients(t *testing.T) { forEachBackend(t, testAttackHangingRecipients) }
+
+func testAttackHangingRecipients(t *testing.T) {
+	t.Parallel()
+	const queued, limit = 30, 5 * time.Second
+	g := newSMSGateway(t)
+	s := startServer(t, g.flags(g.URL)...)
+	t.Cleanup(g.release) // before the server stops: it waits for its sends
+	a := s.demo()
+	for i := range queued {
+		number := fmt.Sprintf("+346001%05d", i)
+		g.mu.Lock()
+		g.hang[number] = true
+		g.mu.Unlock()
+		e := s.post(t, "/token/new", a.auth, a.token, map[string]any{"virtual_user": fmt.Sprint("a", i), "bot_idsha": a.bot, "celullar": number})
+		expect(t, e, 200, 0)
+	}
+	for deadline := time.Now().Add(10 * time.Second); g.held.Load() < 4; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of A's SMS are being held, want several", g.held.Load())
+		}
+	}
+	b := s.newCorporate(t, "B")
+	sent := time.Now()
+	e := s.post(t, "/token/new", b.auth, b.token, map[string]any{"virtual_user": "b", "bot_idsha": b.bot, "celullar": "+34699000001"})
+	expect(t, e, 200, 0)
+	s.waitDelivery(t, b, e.str("url"), "sms", "sent", 60*time.Second)
+	took := time.Since(sent)
+	t.Logf("tenant B's SMS sent %v after its link was asked for, with %d of A's held by the provider", took.Round(time.Millisecond), g.held.Load())
+	if took > limit {
+		t.Errorf("B's SMS took %v with A's hanging, want under %v", took, limit)
+	}
+	if held := g.held.Load(); held > int64(delivery.DefaultWorkers) {
+		t.Errorf("%d of A's SMS held at once: more than the workers", held)
 	}
 }
