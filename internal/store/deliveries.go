@@ -1,7 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -18,13 +23,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
+		ids, err := fairDue(ctx, q, "deliveries", unix(now), limit, pool)
+		if err != nil || len(ids) == 0 {
+			return internalOrNil("claim deliveries", err)
+		}
+		in, args := inIDs(ids)
 		rows, err := q.QueryContext(ctx, `
 			UPDATE deliveries
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN (`+fairDue("deliveries")+`)
-				AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+			WHERE id IN `+in+` AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,
-			unix(now.Add(lease)), unix(now), unix(now), unix(now), pool, limit, unix(now))
+			append(append([]any{unix(now.Add(lease)), unix(now)}, args...), unix(now))...)
 		if err != nil {
 			return internal("claim deliveries", err)
 		}
@@ -173,35 +182,118 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 	return n, err
 }
 
-// fairDue selects (arguments: now, now, pool, limit) up to limit due rows
-// of a queue table (deliveries or webhook_events), fairly among
-// corporates. A corporate may hold in flight (rows 'sending' under an
-// unexpired lease, on any server) at most pool divided by the number of
-// corporates with due or in-flight rows, and at least one: alone it may use
-// the whole pool, and as others come it gets no more rows until it is
-// down to its share, while theirs are claimed first. Within a claim the
-// corporates take turns: each one's oldest row, then each one's next.
+// fairDue picks (inside a write transaction) up to limit due rows of a
+// queue table (deliveries or webhook_events), fairly among corporates. A
+// corporate may hold in flight (rows 'sending' under an unexpired lease, on
+// any server) at most pool divided by the number of corporates with due or
+// in-flight rows, and at least one: alone it may use the whole pool, and as
+// others come it gets no more rows until it is down to its share, while
+// theirs are claimed first. Within a claim the corporates take turns, the
+// one whose oldest due row is oldest first: each one's oldest row, then
+// each one's next.
 //
-// It is a plain SELECT (no FOR UPDATE, which PostgreSQL refuses with a
-// window function); the UPDATE around it checks each row is still due,
-// which under PostgreSQL's row locks skips rows another server claimed
-// meanwhile.
-func fairDue(table string) string {
-	return `
-		WITH due AS (
-			SELECT id, corporate_id, next_attempt_at,
-				ROW_NUMBER() OVER (PARTITION BY corporate_id ORDER BY next_attempt_at, id) AS rn
-			FROM ` + table + `
-			WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
-		), busy AS (
-			SELECT corporate_id, COUNT(*) AS n FROM ` + table + `
-			WHERE status = 'sending' AND next_attempt_at > ?
-			GROUP BY corporate_id
-		), active AS (
-			SELECT COUNT(*) AS n FROM (SELECT corporate_id FROM due UNION SELECT corporate_id FROM busy) c
-		)
-		SELECT due.id FROM due CROSS JOIN active LEFT JOIN busy ON busy.corporate_id = due.corporate_id
-		WHERE (due.rn + COALESCE(busy.n, 0)) * active.n <= ? OR due.rn + COALESCE(busy.n, 0) <= 1
-		ORDER BY due.rn, due.next_attempt_at, due.id
-		LIMIT ?`
+// Its cost does not grow with a backlog: a look-up per corporate in the
+// partial indexes of due and of in-flight rows (migration 00006), then the
+// oldest rows of at most limit corporates. The UPDATE that claims the ids
+// checks each is still due, which under PostgreSQL's row locks skips rows
+// another server claimed meanwhile.
+func fairDue(ctx context.Context, q querier, table string, now int64, limit, pool int) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT c.id,
+			(SELECT COUNT(*) FROM `+table+` s WHERE s.corporate_id = c.id AND s.status = 'sending' AND s.next_attempt_at > ?),
+			(SELECT MIN(d.next_attempt_at) FROM `+table+` d
+				WHERE d.corporate_id = c.id AND d.status IN ('queued', 'failed', 'sending') AND d.next_attempt_at <= ?)
+		FROM corporates c`, now, now)
+	if err != nil {
+		return nil, err
+	}
+	type corp struct {
+		id, busy int64
+		head     sql.NullInt64 // its oldest due row's next_attempt_at
+	}
+	var active []corp
+	for rows.Next() {
+		var c corp
+		if err := rows.Scan(&c.id, &c.busy, &c.head); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if c.busy > 0 || c.head.Valid {
+			active = append(active, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	share := max(1, int64(pool)/max(1, int64(len(active))))
+	var takers []corp
+	for _, c := range active {
+		if c.head.Valid && c.busy < share {
+			takers = append(takers, c)
+		}
+	}
+	slices.SortFunc(takers, func(a, b corp) int { return cmp.Or(cmp.Compare(a.head.Int64, b.head.Int64), cmp.Compare(a.id, b.id)) })
+	takers = takers[:min(len(takers), limit)]
+	if len(takers) == 0 {
+		return nil, nil
+	}
+	var query strings.Builder
+	var args []any
+	for i, c := range takers {
+		if i > 0 {
+			query.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&query, `SELECT * FROM (SELECT id, corporate_id, next_attempt_at FROM %s
+			WHERE corporate_id = ? AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?) AS c%d`, table, i)
+		args = append(args, c.id, now, min(share-c.busy, int64(limit)))
+	}
+	rows, err = q.QueryContext(ctx, query.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	type candidate struct{ id, rank, at int64 }
+	var cands []candidate
+	rank := map[int64]int64{}
+	for rows.Next() {
+		var c candidate
+		var corporate int64
+		if err := rows.Scan(&c.id, &corporate, &c.at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.rank = rank[corporate]
+		rank[corporate]++
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.at, b.at), cmp.Compare(a.id, b.id))
+	})
+	ids := make([]int64, 0, min(len(cands), limit))
+	for _, c := range cands[:min(len(cands), limit)] {
+		ids = append(ids, c.id)
+	}
+	return ids, nil
+}
+
+// inIDs is "(?, ?, ?)" for ids, and ids as arguments.
+func inIDs(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")", args
+}
+
+// internalOrNil wraps a storage failure, if any.
+func internalOrNil(op string, err error) error {
+	if err != nil {
+		return internal(op, err)
+	}
+	return nil
 }

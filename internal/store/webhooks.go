@@ -61,13 +61,17 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
+		ids, err := fairDue(ctx, q, "webhook_events", unix(now), limit, pool)
+		if err != nil || len(ids) == 0 {
+			return internalOrNil("claim webhook events", err)
+		}
+		in, args := inIDs(ids)
 		rows, err := q.QueryContext(ctx, `
 			UPDATE webhook_events
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN (`+fairDue("webhook_events")+`)
-				AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+			WHERE id IN `+in+` AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, bot_id, event_id, payload, attempts`,
-			unix(now.Add(lease)), unix(now), unix(now), unix(now), pool, limit, unix(now))
+			append(append([]any{unix(now.Add(lease)), unix(now)}, args...), unix(now))...)
 		if err != nil {
 			return internal("claim webhook events", err)
 		}
