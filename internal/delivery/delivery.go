@@ -159,11 +159,12 @@ func (w *Worker) Run(ctx context.Context) {
 // runQueue keeps up to cfg.Workers sends in flight, each on its own
 // goroutine: whenever slots are free and jobs may be due it claims as many
 // as are free, so a slow send holds only its own slot, never a batch. It
-// claims again after sends finish, and at each poll or kick. The claim gives each corporate a fair share of the
-// pool (see store.ClaimDeliveries) but for a quarter kept for corporates
-// that have nothing in flight when work arrives: one whose targets hang
-// holds at most its share, and newcomers find a free slot. When ctx ends it
-// claims no more and returns once the sends in flight are done.
+// claims again after sends finish, and at each poll or kick. Each claim
+// gives every corporate a fair share of three quarters of the slots (see
+// store.ClaimDeliveries): the last quarter is kept for corporates that
+// come while another fills its share, so one whose targets hang holds at
+// most its share and a newcomer finds a free slot at once. When ctx ends
+// it claims no more and returns once the sends in flight are done.
 func runQueue[T any](ctx context.Context, cfg Config, log *slog.Logger, what string, kick <-chan struct{},
 	claim func(ctx context.Context, limit, pool int, lease time.Duration) ([]T, error), send func(context.Context, T)) {
 	t := time.NewTicker(cfg.PollInterval)
@@ -251,7 +252,7 @@ func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
 	// the whole text).
 	logged := strings.ReplaceAll(sendErr.Error(), d.Recipient.Address, Mask(d.Recipient.Address))
 	w.log.Warn("delivery failed", "delivery_id", d.ID, "channel", d.Recipient.Channel, "to", Mask(d.Recipient.Address),
-		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "err", logged)
+		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "reason", Reason(sendErr), "err", logged)
 	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), Reason(sendErr), w.now().Add(wait), dead); err != nil {
 		w.log.Error("record failed delivery", "delivery_id", d.ID, "err", err)
 	}
