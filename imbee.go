@@ -232,7 +232,8 @@ type Delivery struct {
 	Recipient     Recipient
 	Status        DeliveryStatus
 	Attempts      int
-	LastError     string
+	LastError     string // the whole error, for the operator
+	LastReason    string // its class, for the tenant: no provider detail
 	ProviderID    string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time

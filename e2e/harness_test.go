@@ -118,7 +118,7 @@ func startServerOn(t testing.TB, d dbSpec, args ...string) *server {
 	s := &server{t: t, dbSpec: d, stdout: &syncBuffer{}, logs: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0", "--probe-limit", "0", "--auth-fail-limit", "0", "--web-send-limit", "0"}, d.flags()...), args...)
+	argv := append(append([]string{"serve", "--addr", "127.0.0.1:0", "--rate-limit", "0", "--recipient-limit", "0", "--probe-limit", "0", "--auth-fail-limit", "0", "--web-send-limit", "0", "--allow-private-webhooks"}, d.flags()...), args...)
 	go func() { done <- cli.Run(ctx, argv, noEnv, s.stdout, s.logs) }()
 	s.stop = func() error {
 		cancel()

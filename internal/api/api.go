@@ -99,7 +99,10 @@ type Config struct {
 	// Metrics, when set, is served at /metrics to clients in MetricsAllow.
 	Metrics      http.Handler
 	MetricsAllow []netip.Prefix
-	Log          *slog.Logger
+	// AllowPrivateWebhooks lets bots' webhooks point at loopback and
+	// private addresses (--allow-private-webhooks).
+	AllowPrivateWebhooks bool
+	Log                  *slog.Logger
 }
 
 // Server is the API's HTTP handler.

@@ -112,3 +112,15 @@ func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err err
 	info(r).code, info(r).envelope = e.Code, true
 	writeEnvelope(w, errorStatus(e), start, e.Code, msg, body)
 }
+
+// asField renames the Field of a domain error about subject to the
+// document's name for it, field; other errors pass as they are.
+func asField(err error, subject, field string) error {
+	var e *imbee.Error
+	if errors.As(err, &e) && e.Field == subject {
+		c := *e
+		c.Field = field
+		return &c
+	}
+	return err
+}

@@ -171,7 +171,7 @@ func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery, as []imbee.LinkAtte
 	for _, d := range ds {
 		dv := deliveryView{
 			ID: d.ID, Channel: string(d.Recipient.Channel), To: d.Recipient.Address, Status: string(d.Status),
-			Attempts: d.Attempts, LastError: d.LastError, ProviderID: d.ProviderID,
+			Attempts: d.Attempts, LastError: d.LastReason, ProviderID: d.ProviderID,
 			CreatedAt: d.CreatedAt.Format(time.RFC3339), UpdatedAt: d.UpdatedAt.Format(time.RFC3339),
 		}
 		if d.Status == imbee.DeliveryQueued || d.Status == imbee.DeliveryFailed {

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -278,12 +277,9 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	hook := strings.TrimSpace(req.URL)
-	if hook != "" {
-		u, err := url.Parse(hook)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(hook) > 2000 {
-			return nil, imbee.ParamError("url", "url must be an http or https URL")
-		}
+	hook, err := imbee.CheckWebhookURL(req.URL, s.cfg.AllowPrivateWebhooks)
+	if err != nil {
+		return nil, asField(err, imbee.SubjectWebhookURL, "url")
 	}
 	secret, err := s.store.SetBotWebhook(ctx, c.corporate.ID, bot, hook)
 	if err != nil {

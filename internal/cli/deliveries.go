@@ -20,7 +20,8 @@ type deliveryJSON struct {
 	To            string `json:"to"`
 	Status        string `json:"status"`
 	Attempts      int    `json:"attempts"`
-	LastError     string `json:"last_error"`
+	LastError     string `json:"last_error"`  // the whole error
+	LastReason    string `json:"last_reason"` // its class, as the corporate sees it
 	ProviderID    string `json:"provider_id"`
 	CreatedAt     string `json:"created_at"`
 	UpdatedAt     string `json:"updated_at"`
@@ -54,7 +55,7 @@ func (c *cli) deliveriesList(ctx context.Context, args []string) error {
 		out := make([]deliveryJSON, 0, len(ds))
 		for _, d := range ds {
 			out = append(out, deliveryJSON{ID: d.ID, CorporateID: d.CorporateID, LinkID: d.LinkID, Channel: string(d.Recipient.Channel),
-				To: d.Recipient.Address, Status: string(d.Status), Attempts: d.Attempts, LastError: d.LastError, ProviderID: d.ProviderID,
+				To: d.Recipient.Address, Status: string(d.Status), Attempts: d.Attempts, LastError: d.LastError, LastReason: d.LastReason, ProviderID: d.ProviderID,
 				CreatedAt: d.CreatedAt.Format(time.RFC3339), UpdatedAt: d.UpdatedAt.Format(time.RFC3339), NextAttemptAt: d.NextAttemptAt.Format(time.RFC3339)})
 		}
 		return c.printJSON(out)

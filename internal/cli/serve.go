@@ -97,7 +97,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	worker := delivery.NewWorker(s, senders, base, tf.worker, log)
-	webhooks := delivery.NewWebhookWorker(s, tf.worker, nil, log)
+	webhooks := delivery.NewWebhookWorker(s, tf.webhookConfig(), delivery.WebhookClient(tf.webhookTimeout, tf.allowPrivateWebhooks), log)
 	hub := realtime.NewHub()
 
 	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst,
@@ -125,6 +125,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		Ready:          s.Ready,
 		Metrics:        mainMetrics,
 		MetricsAllow:   allowMetrics,
+
+		AllowPrivateWebhooks: tf.allowPrivateWebhooks,
 	}, log)
 
 	conns := newConnTracker()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/delivery"
@@ -18,6 +19,10 @@ type transportFlags struct {
 	templates      string
 	worker         delivery.Config
 	recipientLimit int
+	// The bots' webhooks: how long one POST may take, and whether they may
+	// point at loopback and private addresses.
+	webhookTimeout       time.Duration
+	allowPrivateWebhooks bool
 }
 
 func addTransportFlags(fs *flag.FlagSet) *transportFlags {
@@ -38,6 +43,8 @@ func addTransportFlags(fs *flag.FlagSet) *transportFlags {
 	fs.DurationVar(&tf.worker.MaxRetry, "delivery-max-retry", delivery.DefaultMaxRetry, "longest wait between two tries of a send")
 	fs.IntVar(&tf.worker.MaxAttempts, "delivery-attempts", delivery.DefaultMaxAttempts, "tries before a delivery is dead")
 	fs.DurationVar(&tf.worker.Timeout, "delivery-timeout", delivery.DefaultTimeout, "longest one send may take; a send claimed by a server that died is tried again after twice this")
+	fs.DurationVar(&tf.webhookTimeout, "webhook-timeout", delivery.DefaultWebhookTimeout, "longest one POST to a bot's webhook may take")
+	fs.BoolVar(&tf.allowPrivateWebhooks, "allow-private-webhooks", false, "let bots' webhooks point at loopback and private addresses (labs and tests; never on a server tenants share)")
 	fs.IntVar(&tf.recipientLimit, "recipient-limit", 10, "links one corporate may send to one address or number per hour; 0 turns the limit off")
 	return tf
 }
@@ -73,4 +80,12 @@ func (tf *transportFlags) senders(out io.Writer, log *slog.Logger) (map[imbee.Ch
 		log.Info("delivery transport", "channel", ch, "transport", where)
 	}
 	return senders, nil
+}
+
+// webhookConfig is the worker's policy for the bots' webhooks: the
+// deliveries' one, with its own timeout.
+func (tf *transportFlags) webhookConfig() delivery.Config {
+	cfg := tf.worker
+	cfg.Timeout = tf.webhookTimeout
+	return cfg
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,6 +19,7 @@ func (c *cli) botWebhook(ctx context.Context, args []string) error {
 	corp := fs.Int64("corporate", 0, "the corporate's id (required)")
 	bot := fs.String("bot", "", "the bot's bot_idsha (required)")
 	hook := fs.String("url", "", "the webhook URL (http or https); empty removes it")
+	allowPrivate := fs.Bool("allow-private-webhooks", false, "accept a loopback or private address (as imbee serve --allow-private-webhooks does)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := c.parse(fs, args); err != nil {
 		return err
@@ -27,10 +27,12 @@ func (c *cli) botWebhook(ctx context.Context, args []string) error {
 	if *corp <= 0 || strings.TrimSpace(*bot) == "" {
 		return errors.New("--corporate and --bot are required")
 	}
-	if *hook != "" {
-		if u, err := url.Parse(*hook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return errors.New("--url must be an http or https URL")
+	var err error
+	if *hook, err = imbee.CheckWebhookURL(*hook, *allowPrivate); err != nil {
+		if e := (*imbee.Error)(nil); errors.As(err, &e) {
+			return fmt.Errorf("--url: %s", e.Message)
 		}
+		return err
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {

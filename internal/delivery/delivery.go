@@ -7,6 +7,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -56,9 +57,13 @@ func RetryAfter(err error, d time.Duration) error { return retryAfterError{err, 
 
 // Queue is the storage the worker needs.
 type Queue interface {
-	ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error)
+	// ClaimDeliveries leases up to limit due deliveries, each corporate
+	// getting a fair share of pool.
+	ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error)
 	MarkSent(ctx context.Context, id int64, providerID string) error
-	MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
+	// MarkFailed records a failed attempt: cause is the whole error (the
+	// operator's), reason its class (Reason: what the tenant sees).
+	MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error
 }
 
 // Config is the worker's retry policy and concurrency, documented in
@@ -88,6 +93,9 @@ const (
 	DefaultMaxAttempts  = 8
 	DefaultPollInterval = time.Second
 	DefaultTimeout      = 30 * time.Second
+	// DefaultWebhookTimeout bounds a POST to a bot's webhook: shorter
+	// than the providers' (a tenant's endpoint that hangs holds a worker).
+	DefaultWebhookTimeout = 10 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -144,64 +152,82 @@ func (w *Worker) Kick() { kickNow(w.kick) }
 
 // Run sends deliveries until ctx ends. Sends in flight when ctx ends finish
 // (each within cfg.Timeout) before Run returns.
-func (w *Worker) Run(ctx context.Context) { runQueue(ctx, w.cfg, w.kick, w.runBatch) }
+func (w *Worker) Run(ctx context.Context) {
+	runQueue(ctx, w.cfg, w.log, "claim deliveries", w.kick, w.queue.ClaimDeliveries, w.send)
+}
 
-// runQueue runs batch (claim and send up to cfg.Workers jobs, say how many)
-// over and over while batches come back full, then at each poll or kick,
-// until ctx ends.
-func runQueue(ctx context.Context, cfg Config, kick <-chan struct{}, batch func(context.Context) int) {
+// runQueue keeps up to cfg.Workers sends in flight, each on its own
+// goroutine: whenever slots are free and jobs may be due it claims as many
+// as are free, so a slow send holds only its own slot, never a batch. It
+// claims again after sends finish, and at each poll or kick. Each claim
+// gives every corporate a fair share of three quarters of the slots (see
+// store.ClaimDeliveries): the last quarter is kept for corporates that
+// come while another fills its share, so one whose targets hang holds at
+// most its share and a newcomer finds a free slot at once. When ctx ends
+// it claims no more and returns once the sends in flight are done.
+func runQueue[T any](ctx context.Context, cfg Config, log *slog.Logger, what string, kick <-chan struct{},
+	claim func(ctx context.Context, limit, pool int, lease time.Duration) ([]T, error), send func(context.Context, T)) {
 	t := time.NewTicker(cfg.PollInterval)
 	defer t.Stop()
+	done := make(chan struct{}, cfg.Workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pool := max(1, cfg.Workers-cfg.Workers/4)
+	free, due := cfg.Workers, true
 	for {
-		for batch(ctx) == cfg.Workers && ctx.Err() == nil {
+		if due && free > 0 && ctx.Err() == nil {
+			// The lease outlasts the send's timeout: a claim only expires
+			// when its server is gone.
+			rows, err := claim(ctx, free, pool, 2*cfg.Timeout)
+			if err != nil && ctx.Err() == nil {
+				log.Error(what, "err", err)
+			}
+			for _, r := range rows {
+				free--
+				wg.Go(func() {
+					defer func() { done <- struct{}{} }()
+					send(context.WithoutCancel(ctx), r)
+				})
+			}
+			// It took what it could: more comes due with a finished send
+			// (a corporate back under its share), a kick or the poll.
+			due = false
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			due = true
 		case <-kick:
+			due = true
+		case <-done:
+			free++
+			// Take every send that finished meanwhile: one claim for them
+			// all.
+			for drained := false; !drained; {
+				select {
+				case <-done:
+					free++
+				default:
+					drained = true
+				}
+			}
+			due = true
 		}
 	}
-}
-
-// runBatch claims and sends one batch of at most cfg.Workers deliveries,
-// concurrently, and says how many.
-func (w *Worker) runBatch(ctx context.Context) int {
-	return sendBatch(ctx, w.cfg, w.log, "claim deliveries", w.queue.ClaimDeliveries, w.send)
-}
-
-// sendBatch claims at most cfg.Workers rows of a queue and sends them
-// concurrently, each to the end (a shutdown waits for sends in flight), and
-// says how many.
-func sendBatch[T any](ctx context.Context, cfg Config, log *slog.Logger, what string,
-	claim func(context.Context, int, time.Duration) ([]T, error), send func(context.Context, T)) int {
-	if ctx.Err() != nil {
-		return 0
-	}
-	// The lease outlasts the send's timeout: a claim only expires when its
-	// server is gone.
-	rows, err := claim(ctx, cfg.Workers, 2*cfg.Timeout)
-	if err != nil {
-		log.Error(what, "err", err)
-		return 0
-	}
-	var wg sync.WaitGroup
-	for _, r := range rows {
-		wg.Go(func() { send(context.WithoutCancel(ctx), r) })
-	}
-	wg.Wait()
-	return len(rows)
 }
 
 func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 	sender, ok := w.senders[d.Recipient.Channel]
 	if !ok {
-		w.record(ctx, d, Permanent(errors.New("no transport for channel "+string(d.Recipient.Channel))))
+		w.record(ctx, d, Permanent(fmt.Errorf("%w: %s", errNoTransport, d.Recipient.Channel)))
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	// The outcome is recorded under ctx, not under the send's deadline: a
+	// send that timed out must still be recorded.
+	sendCtx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
-	id, err := sender.Send(ctx, Message{
+	id, err := sender.Send(sendCtx, Message{
 		Recipient:     d.Recipient,
 		URL:           w.publicURL + "/l/" + d.LinkToken,
 		BotName:       d.BotName,
@@ -226,8 +252,8 @@ func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
 	// the whole text).
 	logged := strings.ReplaceAll(sendErr.Error(), d.Recipient.Address, Mask(d.Recipient.Address))
 	w.log.Warn("delivery failed", "delivery_id", d.ID, "channel", d.Recipient.Channel, "to", Mask(d.Recipient.Address),
-		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "err", logged)
-	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), w.now().Add(wait), dead); err != nil {
+		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "reason", Reason(sendErr), "err", logged)
+	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), Reason(sendErr), w.now().Add(wait), dead); err != nil {
 		w.log.Error("record failed delivery", "delivery_id", d.ID, "err", err)
 	}
 	if !dead {

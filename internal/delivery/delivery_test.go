@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,7 +112,7 @@ func (q *fakeQueue) add(ds ...imbee.Delivery) {
 	q.pending = append(q.pending, ds...)
 }
 
-func (q *fakeQueue) ClaimDeliveries(_ context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error) {
+func (q *fakeQueue) ClaimDeliveries(_ context.Context, limit, _ int, lease time.Duration) ([]imbee.Delivery, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.leases = append(q.leases, lease)
@@ -129,7 +130,7 @@ func (q *fakeQueue) MarkSent(_ context.Context, id int64, providerID string) err
 	return nil
 }
 
-func (q *fakeQueue) MarkFailed(_ context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
+func (q *fakeQueue) MarkFailed(_ context.Context, id int64, cause, _ string, retryAt time.Time, dead bool) error {
 	q.mu.Lock()
 	q.failed[id] = failure{cause, retryAt, dead}
 	q.mu.Unlock()
@@ -465,5 +466,40 @@ func TestFailureLogMasksAddress(t *testing.T) {
 	defer q.mu.Unlock()
 	if !strings.Contains(q.failed[1].cause, "p1@example.com") {
 		t.Errorf("ledger cause %q lost the address", q.failed[1].cause)
+	}
+}
+
+// TestWorkerSlowSendHoldsOnlyItsSlot: while one send hangs, the worker
+// keeps claiming and sending the rest (it never waits for a batch), and a
+// shutdown waits for the hanging send to finish.
+func TestWorkerSlowSendHoldsOnlyItsSlot(t *testing.T) {
+	var ds []imbee.Delivery
+	for id := range int64(40) {
+		ds = append(ds, mailDelivery(id+1, 1))
+	}
+	q := newFakeQueue(ds...)
+	release := make(chan struct{})
+	var finished atomic.Bool
+	s := &senderFunc{fn: func(m Message) (string, error) {
+		if m.DeliveryID == 1 {
+			<-release
+			finished.Store(true)
+		}
+		return "ok", nil
+	}}
+	w, stop := startWorker(t, q, map[imbee.Channel]Sender{imbee.ChannelMail: s})
+	w.Kick()
+	q.waitOutcomes(t, 39, 5*time.Second)
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("the worker stopped with a send in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	if !finished.Load() || len(q.sent) != 40 {
+		t.Errorf("after the shutdown: %d sent, the slow send finished: %v", len(q.sent), finished.Load())
 	}
 }

@@ -75,7 +75,7 @@ func (s *SMTPSender) Describe() string {
 func (s *SMTPSender) Send(ctx context.Context, m Message) (string, error) {
 	r, err := s.templates.Render(m.Language, TemplateData{URL: m.URL, BotName: m.BotName, CorporateName: m.CorporateName, SenderName: m.SenderName})
 	if err != nil {
-		return "", Permanent(err)
+		return "", Permanent(renderError{err})
 	}
 	msg := mail.NewMsg()
 	name := m.SenderName

@@ -79,7 +79,7 @@ func (s *TwilioSender) Describe() string {
 func (s *TwilioSender) Send(ctx context.Context, m Message) (string, error) {
 	r, err := s.templates.Render(m.Language, TemplateData{URL: m.URL, BotName: m.BotName, CorporateName: m.CorporateName, SenderName: m.SenderName})
 	if err != nil {
-		return "", Permanent(err)
+		return "", Permanent(renderError{err})
 	}
 	form := url.Values{"To": {m.Recipient.Address}, "From": {s.cfg.From}, "Body": {r.SMS}}
 	endpoint := strings.TrimRight(s.cfg.URL, "/") + "/2010-04-01/Accounts/" + url.PathEscape(s.cfg.Account) + "/Messages.json"
@@ -132,7 +132,7 @@ type WebhookPayload struct {
 func (s *WebhookSender) Send(ctx context.Context, m Message) (string, error) {
 	r, err := s.templates.Render(m.Language, TemplateData{URL: m.URL, BotName: m.BotName, CorporateName: m.CorporateName, SenderName: m.SenderName})
 	if err != nil {
-		return "", Permanent(err)
+		return "", Permanent(renderError{err})
 	}
 	body, err := json.Marshal(WebhookPayload{Type: "sms", To: m.Recipient.Address, From: s.cfg.From, Body: r.SMS})
 	if err != nil {
@@ -186,7 +186,7 @@ func postJSON(client *http.Client, req *http.Request, out any) error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_ = json.Unmarshal(b, out) // errors carry JSON too; a bad body is not our failure
-	err = fmt.Errorf("provider answered %s", resp.Status)
+	err = &StatusError{Code: resp.StatusCode, Status: resp.Status}
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		return nil

@@ -1,7 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -11,20 +16,24 @@ import (
 // ClaimDeliveries takes up to limit deliveries that are due and marks them
 // as being sent until now+lease. A delivery whose sender died mid-send
 // becomes due again when its lease runs out, so nothing committed is lost.
-func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Duration) ([]imbee.Delivery, error) {
+// Each corporate gets a fair share of pool, the sends in flight at once
+// (see fairDue): one whose recipients hang cannot hold them all.
+func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error) {
 	var out []imbee.Delivery
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
+		ids, err := fairDue(ctx, q, "deliveries", unix(now), limit, pool)
+		if err != nil || len(ids) == 0 {
+			return internalOrNil("claim deliveries", err)
+		}
+		in, args := inIDs(ids)
 		rows, err := q.QueryContext(ctx, `
 			UPDATE deliveries
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
-				ORDER BY next_attempt_at LIMIT ?`+s.skipLocked()+`)
+			WHERE id IN `+in+` AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,
-			unix(now.Add(lease)), unix(now), unix(now), limit)
+			append(append([]any{unix(now.Add(lease)), unix(now)}, args...), unix(now))...)
 		if err != nil {
 			return internal("claim deliveries", err)
 		}
@@ -60,7 +69,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit int, lease time.Durat
 func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error {
 	return s.inWrite(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `
-			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', updated_at = ?
+			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', last_reason = '', updated_at = ?
 			WHERE id = ?`, providerID, unix(s.now()), id)
 		if err != nil {
 			return internal("mark sent", err)
@@ -70,27 +79,36 @@ func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error
 }
 
 // MarkFailed records a failed attempt: retried at retryAt, or dead for good
-// when dead is set.
-func (s *Store) MarkFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
-	return s.markFailed(ctx, "deliveries", id, cause, retryAt, dead)
+// when dead is set. cause is the whole error, for the operator; reason its
+// class, which the tenant sees.
+func (s *Store) MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error {
+	return s.inWrite(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, `UPDATE deliveries SET last_reason = ? WHERE id = ?`, reason, id)
+		if err != nil {
+			return internal("mark failed", err)
+		}
+		return s.markFailedTx(ctx, q, "deliveries", id, cause, retryAt, dead)
+	})
 }
 
 // markFailed records a failed attempt on a row of a queue table
 // (deliveries or webhook_events).
 func (s *Store) markFailed(ctx context.Context, table string, id int64, cause string, retryAt time.Time, dead bool) error {
+	return s.inWrite(ctx, func(q querier) error { return s.markFailedTx(ctx, q, table, id, cause, retryAt, dead) })
+}
+
+func (s *Store) markFailedTx(ctx context.Context, q querier, table string, id int64, cause string, retryAt time.Time, dead bool) error {
 	status := imbee.DeliveryFailed
 	if dead {
 		status = imbee.DeliveryDead
 	}
-	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `
-			UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-			WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
-		if err != nil {
-			return internal("mark failed", err)
-		}
-		return nil
-	})
+	_, err := q.ExecContext(ctx, `
+		UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
+		WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
+	if err != nil {
+		return internal("mark failed", err)
+	}
+	return nil
 }
 
 // Deliveries lists deliveries, newest first, optionally of one status.
@@ -105,7 +123,7 @@ func (s *Store) Deliveries(ctx context.Context, status imbee.DeliveryStatus, lim
 // clause) selects.
 func (s *Store) listDeliveries(ctx context.Context, where string, args ...any) ([]imbee.Delivery, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, provider_id,
+		SELECT id, corporate_id, link_id, channel, recipient, status, attempts, last_error, last_reason, provider_id,
 			created_at, updated_at, next_attempt_at
 		FROM deliveries `+where, args...)
 	if err != nil {
@@ -117,7 +135,7 @@ func (s *Store) listDeliveries(ctx context.Context, where string, args ...any) (
 		var d imbee.Delivery
 		var created, updated, next int64
 		if err := rows.Scan(&d.ID, &d.CorporateID, &d.LinkID, &d.Recipient.Channel, &d.Recipient.Address, &d.Status,
-			&d.Attempts, &d.LastError, &d.ProviderID, &created, &updated, &next); err != nil {
+			&d.Attempts, &d.LastError, &d.LastReason, &d.ProviderID, &created, &updated, &next); err != nil {
 			return nil, internal("list deliveries", err)
 		}
 		d.CreatedAt, d.UpdatedAt, d.NextAttemptAt = time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC(), time.Unix(next, 0).UTC()
@@ -162,4 +180,120 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 		return nil
 	})
 	return n, err
+}
+
+// fairDue picks (inside a write transaction) up to limit due rows of a
+// queue table (deliveries or webhook_events), fairly among corporates. A
+// corporate may hold in flight (rows 'sending' under an unexpired lease, on
+// any server) at most pool divided by the number of corporates with due or
+// in-flight rows, and at least one: alone it may use the whole pool, and as
+// others come it gets no more rows until it is down to its share, while
+// theirs are claimed first. Within a claim the corporates take turns, the
+// one whose oldest due row is oldest first: each one's oldest row, then
+// each one's next.
+//
+// Its cost does not grow with a backlog: a look-up per corporate in the
+// partial indexes of due and of in-flight rows (migration 00006), then the
+// oldest rows of at most limit corporates. The UPDATE that claims the ids
+// checks each is still due, which under PostgreSQL's row locks skips rows
+// another server claimed meanwhile.
+func fairDue(ctx context.Context, q querier, table string, now int64, limit, pool int) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, `
+		SELECT c.id,
+			(SELECT COUNT(*) FROM `+table+` s WHERE s.corporate_id = c.id AND s.status = 'sending' AND s.next_attempt_at > ?),
+			(SELECT MIN(d.next_attempt_at) FROM `+table+` d
+				WHERE d.corporate_id = c.id AND d.status IN ('queued', 'failed', 'sending') AND d.next_attempt_at <= ?)
+		FROM corporates c`, now, now)
+	if err != nil {
+		return nil, err
+	}
+	type corp struct {
+		id, busy int64
+		head     sql.NullInt64 // its oldest due row's next_attempt_at
+	}
+	var active []corp
+	for rows.Next() {
+		var c corp
+		if err := rows.Scan(&c.id, &c.busy, &c.head); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if c.busy > 0 || c.head.Valid {
+			active = append(active, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	share := max(1, int64(pool)/max(1, int64(len(active))))
+	var takers []corp
+	for _, c := range active {
+		if c.head.Valid && c.busy < share {
+			takers = append(takers, c)
+		}
+	}
+	slices.SortFunc(takers, func(a, b corp) int { return cmp.Or(cmp.Compare(a.head.Int64, b.head.Int64), cmp.Compare(a.id, b.id)) })
+	takers = takers[:min(len(takers), limit)]
+	if len(takers) == 0 {
+		return nil, nil
+	}
+	var query strings.Builder
+	var args []any
+	for i, c := range takers {
+		if i > 0 {
+			query.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&query, `SELECT * FROM (SELECT id, corporate_id, next_attempt_at FROM %s
+			WHERE corporate_id = ? AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?) AS c%d`, table, i)
+		args = append(args, c.id, now, min(share-c.busy, int64(limit)))
+	}
+	rows, err = q.QueryContext(ctx, query.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	type candidate struct{ id, rank, at int64 }
+	var cands []candidate
+	rank := map[int64]int64{}
+	for rows.Next() {
+		var c candidate
+		var corporate int64
+		if err := rows.Scan(&c.id, &corporate, &c.at); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		c.rank = rank[corporate]
+		rank[corporate]++
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.at, b.at), cmp.Compare(a.id, b.id))
+	})
+	ids := make([]int64, 0, min(len(cands), limit))
+	for _, c := range cands[:min(len(cands), limit)] {
+		ids = append(ids, c.id)
+	}
+	return ids, nil
+}
+
+// inIDs is "(?, ?, ?)" for ids, and ids as arguments.
+func inIDs(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")", args
+}
+
+// internalOrNil wraps a storage failure, if any.
+func internalOrNil(op string, err error) error {
+	if err != nil {
+		return internal(op, err)
+	}
+	return nil
 }

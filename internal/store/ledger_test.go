@@ -74,7 +74,7 @@ func testLinkStatus(t *testing.T) {
 		imbee.Recipient{Channel: imbee.ChannelMail, Address: "ana@example.com"},
 		imbee.Recipient{Channel: imbee.ChannelSMS, Address: "+34600111222"}))
 	clock.Advance(time.Minute)
-	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute)
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
@@ -84,7 +84,7 @@ func testLinkStatus(t *testing.T) {
 	if err := s.MarkSent(ctx, ds[0].ID, "prov-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkFailed(ctx, ds[1].ID, "503", clock.Now().Add(time.Minute), false); err != nil {
+	if err := s.MarkFailed(ctx, ds[1].ID, "503", "refused by the provider: HTTP 503", clock.Now().Add(time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -105,7 +105,7 @@ func testLinkStatus(t *testing.T) {
 	if d := byChannel[imbee.ChannelMail]; d.Status != imbee.DeliverySent || d.ProviderID != "prov-1" || d.Attempts != 1 {
 		t.Errorf("mail row = %+v", d)
 	}
-	if d := byChannel[imbee.ChannelSMS]; d.Status != imbee.DeliveryFailed || d.LastError != "503" || !d.NextAttemptAt.Equal(clock.Now().Add(time.Minute)) {
+	if d := byChannel[imbee.ChannelSMS]; d.Status != imbee.DeliveryFailed || d.LastError != "503" || d.LastReason != "refused by the provider: HTTP 503" || !d.NextAttemptAt.Equal(clock.Now().Add(time.Minute)) {
 		t.Errorf("sms row = %+v", d)
 	}
 
@@ -138,12 +138,12 @@ func testRetryDeliveries(t *testing.T) {
 	for _, u := range []string{"a", "b", "c"} {
 		mustIssue(t, s, linkRequest(c, u, bot, 3, clock.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: u + "@example.com"}))
 	}
-	ds, err := s.ClaimDeliveries(ctx, 10, time.Minute)
+	ds, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute)
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
 	for _, d := range ds[:2] {
-		if err := s.MarkFailed(ctx, d.ID, "550 no such user", clock.Now(), true); err != nil {
+		if err := s.MarkFailed(ctx, d.ID, "550 no such user", "address refused by the mail server: 550", clock.Now(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -165,7 +165,7 @@ func testRetryDeliveries(t *testing.T) {
 	if dead, _ := s.Deliveries(ctx, imbee.DeliveryDead, 10); len(dead) != 0 {
 		t.Errorf("%d still dead", len(dead))
 	}
-	if again, err := s.ClaimDeliveries(ctx, 10, time.Minute); err != nil || len(again) != 2 {
+	if again, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute); err != nil || len(again) != 2 {
 		t.Errorf("claim after retry = %d, %v; want both", len(again), err)
 	}
 }

@@ -112,7 +112,7 @@ func testSendMessage(t *testing.T) {
 			t.Errorf("payload %s: %v", e.Payload, err)
 		}
 	}
-	claimed, err := s.ClaimWebhookEvents(ctx, 5, time.Minute)
+	claimed, err := s.ClaimWebhookEvents(ctx, 5, 5, time.Minute)
 	if err != nil || len(claimed) != 5 {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}

@@ -39,7 +39,7 @@ func testStats(t *testing.T) {
 	mustIssue(t, s, linkRequest(c, "bea", bot, 3, expires, mail("bea@example.com")))
 	mustIssue(t, s, linkRequest(c, "cai", bot, 3, expires, mail("cai@example.com")))
 	clock.Advance(time.Minute)
-	claimed, err := s.ClaimDeliveries(ctx, 10, time.Hour)
+	claimed, err := s.ClaimDeliveries(ctx, 10, 10, time.Hour)
 	if err != nil || len(claimed) != 4 {
 		t.Fatalf("claim: %d, %v", len(claimed), err)
 	}
@@ -48,9 +48,9 @@ func testStats(t *testing.T) {
 		case "ana@example.com":
 			err = s.MarkSent(ctx, d.ID, "<1@mail>")
 		case "+34600111001":
-			err = s.MarkFailed(ctx, d.ID, "refused", clock.Now(), true)
+			err = s.MarkFailed(ctx, d.ID, "refused", "could not send", clock.Now(), true)
 		case "bea@example.com":
-			err = s.MarkFailed(ctx, d.ID, "timeout", clock.Now().Add(time.Hour), false)
+			err = s.MarkFailed(ctx, d.ID, "timeout", "could not send", clock.Now().Add(time.Hour), false)
 		}
 		if err != nil {
 			t.Fatal(err)

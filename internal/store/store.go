@@ -222,15 +222,6 @@ func (s *Store) inWrite(ctx context.Context, fn func(q querier) error) error {
 	return s.pgWrite(ctx, fn)
 }
 
-// skipLocked is appended to a subquery that claims rows, so that several
-// servers claim different rows (PostgreSQL). SQLite's one writer needs none.
-func (s *Store) skipLocked() string {
-	if s.postgres {
-		return " FOR UPDATE SKIP LOCKED"
-	}
-	return ""
-}
-
 // forUpdate locks the rows a SELECT reads until the transaction ends, on
 // PostgreSQL; SQLite's single writer needs no lock.
 func (s *Store) forUpdate() string {

@@ -1074,7 +1074,7 @@ func testDeliveries(t *testing.T) {
 	}
 	claim := func(t *testing.T, s *Store) []imbee.Delivery {
 		t.Helper()
-		ds, err := s.ClaimDeliveries(ctx, 10, lease)
+		ds, err := s.ClaimDeliveries(ctx, 10, 10, lease)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1136,7 +1136,7 @@ func testDeliveries(t *testing.T) {
 
 	t.Run("ClaimRespectsLimit", func(t *testing.T) {
 		s, _, _ := setup(t)
-		ds, err := s.ClaimDeliveries(ctx, 1, lease)
+		ds, err := s.ClaimDeliveries(ctx, 1, 1, lease)
 		if err != nil || len(ds) != 1 {
 			t.Fatalf("claim(1) = %d, %v", len(ds), err)
 		}
@@ -1153,7 +1153,7 @@ func testDeliveries(t *testing.T) {
 			t.Fatalf("claimed %d, want 2", len(ds))
 		}
 		failed, sent := ds[0], ds[1]
-		if err := s.MarkFailed(ctx, failed.ID, "smtp 451", clock.Now().Add(-time.Second), false); err != nil {
+		if err := s.MarkFailed(ctx, failed.ID, "smtp 451", "could not send", clock.Now().Add(-time.Second), false); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MarkSent(ctx, sent.ID, "prov-1"); err != nil {
@@ -1182,7 +1182,7 @@ func testDeliveries(t *testing.T) {
 		s, clock, _ := setup(t)
 		ds := claim(t, s)
 		for _, d := range ds {
-			if err := s.MarkFailed(ctx, d.ID, "busy", clock.Now().Add(10*time.Minute), false); err != nil {
+			if err := s.MarkFailed(ctx, d.ID, "busy", "could not send", clock.Now().Add(10*time.Minute), false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1198,7 +1198,7 @@ func testDeliveries(t *testing.T) {
 	t.Run("DeadIsNeverClaimed", func(t *testing.T) {
 		s, clock, _ := setup(t)
 		ds := claim(t, s)
-		if err := s.MarkFailed(ctx, ds[0].ID, "no such user", clock.Now(), true); err != nil {
+		if err := s.MarkFailed(ctx, ds[0].ID, "no such user", "could not send", clock.Now(), true); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MarkSent(ctx, ds[1].ID, "p"); err != nil {

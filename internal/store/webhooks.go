@@ -54,21 +54,24 @@ func (s *Store) BotByIDSha(ctx context.Context, corporateID int64, idsha string)
 
 // ClaimWebhookEvents takes up to limit due webhook events, leased until
 // now+lease, with their bot's current URL and secret (URL "" when the bot's
-// webhook was removed since).
-func (s *Store) ClaimWebhookEvents(ctx context.Context, limit int, lease time.Duration) ([]imbee.WebhookEvent, error) {
+// webhook was removed since); each corporate gets a fair share of pool, as
+// ClaimDeliveries.
+func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.WebhookEvent, error) {
 	var out []imbee.WebhookEvent
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
+		ids, err := fairDue(ctx, q, "webhook_events", unix(now), limit, pool)
+		if err != nil || len(ids) == 0 {
+			return internalOrNil("claim webhook events", err)
+		}
+		in, args := inIDs(ids)
 		rows, err := q.QueryContext(ctx, `
 			UPDATE webhook_events
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN (
-				SELECT id FROM webhook_events
-				WHERE status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
-				ORDER BY next_attempt_at, id LIMIT ?`+s.skipLocked()+`)
+			WHERE id IN `+in+` AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, bot_id, event_id, payload, attempts`,
-			unix(now.Add(lease)), unix(now), unix(now), limit)
+			append(append([]any{unix(now.Add(lease)), unix(now)}, args...), unix(now))...)
 		if err != nil {
 			return internal("claim webhook events", err)
 		}
