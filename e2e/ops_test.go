@@ -158,9 +158,9 @@ func testOps(t *testing.T) {
 	}
 	waiting := got[`imbee_deliveries{channel="mail",state="queued"}`] + got[`imbee_deliveries{channel="mail",state="sending"}`] +
 		got[`imbee_deliveries{channel="mail",state="failed"}`]
-	if waiting != 1 || got[`imbee_queue_depth{queue="deliveries"}`] != 1 || got[`imbee_deliveries{channel="mail",state="sent"}`] != 0 {
+	if waiting != 1 || got[`imbee_queue_depth{queue="deliveries"}`] != 1 || got[`imbee_deliveries_sent_total{channel="mail"}`] != 0 {
 		t.Errorf("one mail waits: mail queued+sending+failed %v, depth %v, sent %v", waiting,
-			got[`imbee_queue_depth{queue="deliveries"}`], got[`imbee_deliveries{channel="mail",state="sent"}`])
+			got[`imbee_queue_depth{queue="deliveries"}`], got[`imbee_deliveries_sent_total{channel="mail"}`])
 	}
 	if got["imbee_stats_up{}"] != 1 || got[`imbee_queue_depth{queue="webhooks"}`] != 0 {
 		t.Errorf("imbee_stats_up %v, webhook queue depth %v", got["imbee_stats_up{}"], got[`imbee_queue_depth{queue="webhooks"}`])
@@ -185,6 +185,33 @@ func testOps(t *testing.T) {
 		t.Errorf("/readyz message %q, want %q", r.Message, want)
 	}
 	expect(t, s.call(t, "GET", "/healthz", nil, ""), 200, 0) // alive all the same
+}
+
+// TestSentCounted: what a server sends is counted as it is sent
+// (imbee_deliveries_sent_total), not by counting the database's history at
+// each scrape; the backlog's gauges carry no "sent" state any more.
+func TestSentCounted(t *testing.T) { forEachBackend(t, testSentCounted) }
+
+func testSentCounted(t *testing.T) {
+	s := startServer(t) // the logging transport: every mail and SMS "goes out"
+	c := s.newCorporate(t, "Acme")
+	expect(t, s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com", "celullar": "+34612345678"}), 200, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := scrape(t, s.URL+"/metrics")
+		if got[`imbee_deliveries_sent_total{channel="mail"}`] == 1 && got[`imbee_deliveries_sent_total{channel="sms"}`] == 1 {
+			for series := range got {
+				if strings.Contains(series, `state="sent"`) {
+					t.Errorf("%s: the history is still counted at scrape time", series)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sent deliveries not counted: mail %v, sms %v", got[`imbee_deliveries_sent_total{channel="mail"}`], got[`imbee_deliveries_sent_total{channel="sms"}`])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestMetricsAddr: with --metrics-addr, /metrics is served there only, and

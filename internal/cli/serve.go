@@ -104,6 +104,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 		SendLimit: *webSendLimit, SendBurst: *webSendBurst, Clients: clients}, log)
 	b := readBuild()
 	m := metrics.New(metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.Go}, s, s.Pools(), log)
+	worker.Sent, webhooks.Sent = m.DeliverySent, m.WebhookSent
 	var mainMetrics http.Handler // on --addr, unless it has its own
 	if *metricsAddr == "" {
 		mainMetrics = m.Handler()

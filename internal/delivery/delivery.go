@@ -123,6 +123,11 @@ func (c Config) withDefaults() Config {
 
 // Worker sends due deliveries until its context ends.
 type Worker struct {
+	// Sent, when set before Run, is told of each delivery recorded as
+	// sent (the metrics count them as they happen, rather than counting
+	// the whole history at every scrape).
+	Sent func(imbee.Channel)
+
 	queue     Queue
 	senders   map[imbee.Channel]Sender
 	publicURL string
@@ -239,6 +244,8 @@ func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 	if err == nil {
 		if err := w.queue.MarkSent(ctx, d.ID, id); err != nil {
 			w.log.Error("record sent delivery", "delivery_id", d.ID, "err", err)
+		} else if w.Sent != nil {
+			w.Sent(d.Recipient.Channel)
 		}
 		return
 	}

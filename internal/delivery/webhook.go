@@ -30,6 +30,9 @@ type WebhookQueue interface {
 // cfg.FirstRetry: its events meanwhile count a failed attempt each and are
 // retried after the cool-down (or their backoff, if longer).
 type WebhookWorker struct {
+	// Sent, when set before Run, is told of each event recorded as sent.
+	Sent func()
+
 	queue   WebhookQueue
 	client  *http.Client
 	cfg     Config
@@ -70,6 +73,8 @@ func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
 	if err == nil {
 		if err := w.queue.MarkWebhookSent(ctx, e.ID); err != nil {
 			w.log.Error("record webhook sent", "event_id", e.EventID, "err", err)
+		} else if w.Sent != nil {
+			w.Sent()
 		}
 		return
 	}

@@ -31,6 +31,10 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// What this server sent, counted as it happens: counting the sent
+	// rows at each scrape would cost more as the history grows.
+	deliveriesSent *prometheus.CounterVec
+	webhooksSent   prometheus.Counter
 
 	// series is copied on write: a request reads it with one atomic load,
 	// and a new label set, rare, copies it under mu.
@@ -69,6 +73,17 @@ func New(build Build, stats Source, pools map[string]*sql.DB, log *slog.Logger) 
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
 	}
+	m.deliveriesSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "imbee_deliveries_sent_total",
+		Help: "Link deliveries this server sent, by channel.",
+	}, []string{"channel"})
+	m.webhooksSent = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "imbee_webhook_events_sent_total",
+		Help: "Bot webhook events this server delivered.",
+	})
+	for _, ch := range channels {
+		m.deliveriesSent.WithLabelValues(string(ch)) // reported from 0
+	}
 	m.series.Store(&map[requestKey]requestSeries{})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "imbee_build_info",
@@ -76,13 +91,19 @@ func New(build Build, stats Source, pools map[string]*sql.DB, log *slog.Logger) 
 		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.GoVersion},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.requests, m.duration, buildInfo, newQueueCollector(stats, log),
+	m.reg.MustRegister(m.requests, m.duration, m.deliveriesSent, m.webhooksSent, buildInfo, newQueueCollector(stats, log),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for name, db := range pools {
 		m.reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 	}
 	return m
 }
+
+// DeliverySent counts a link delivery sent on ch (delivery.Worker.Sent).
+func (m *Metrics) DeliverySent(ch imbee.Channel) { m.deliveriesSent.WithLabelValues(string(ch)).Inc() }
+
+// WebhookSent counts a webhook event delivered (delivery.WebhookWorker.Sent).
+func (m *Metrics) WebhookSent() { m.webhooksSent.Inc() }
 
 // Handler serves the registry in the Prometheus text format. A collector
 // that fails does not fail the scrape: the others are still served.

@@ -14,7 +14,6 @@ import (
 // Source is where the queue metrics are read from at each scrape: the store.
 type Source interface {
 	Queues(ctx context.Context) (store.QueueStats, error)
-	Sent(ctx context.Context) (store.SentStats, error)
 }
 
 // statsTimeout bounds the database reads of one scrape, well within
@@ -28,10 +27,11 @@ var (
 	waiting = []imbee.DeliveryStatus{imbee.DeliveryQueued, imbee.DeliverySending, imbee.DeliveryFailed}
 )
 
-// queueCollector reads the queues from the database at scrape time, so
-// that every server of an installation reports the same, whole, numbers.
-// The backlog (Queues) and the history (Sent) are read apart: a slow
-// count of the history does not hide the backlog.
+// queueCollector reads the queues' backlog from the database at scrape
+// time, through the status indexes, so that every server of an
+// installation reports the same, whole, numbers at a cost that follows the
+// backlog, not the history. (What was sent is counted as it happens:
+// imbee_deliveries_sent_total.)
 type queueCollector struct {
 	src                                     Source
 	log                                     *slog.Logger
@@ -45,9 +45,9 @@ func newQueueCollector(src Source, log *slog.Logger) *queueCollector {
 		up: prometheus.NewDesc("imbee_stats_up",
 			"1 when the last scrape read the queue metrics from the database, 0 when a read failed (the server's log says why).", nil, nil),
 		deliveries: prometheus.NewDesc("imbee_deliveries",
-			"Link deliveries in the database, by channel and state (queued, sending, sent, failed, dead).", []string{"channel", "state"}, nil),
+			"Link deliveries in the database not sent yet, by channel and state (queued, sending, failed, dead).", []string{"channel", "state"}, nil),
 		webhooks: prometheus.NewDesc("imbee_webhook_events",
-			"Bot webhook events in the database, by state (queued, sending, sent, failed, dead).", []string{"state"}, nil),
+			"Bot webhook events in the database not delivered yet, by state (queued, sending, failed, dead).", []string{"state"}, nil),
 		depth: prometheus.NewDesc("imbee_queue_depth",
 			"Rows waiting to be sent (queued, sending or failed), by queue (deliveries, webhooks).", []string{"queue"}, nil),
 		oldest: prometheus.NewDesc("imbee_queue_oldest_age_seconds",
@@ -91,15 +91,6 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.depth, hooksDepth, "webhooks")
 		gauge(c.oldest, q.OldestDelivery, "deliveries")
 		gauge(c.oldest, q.OldestWebhook, "webhooks")
-	}
-	if s, err := c.src.Sent(ctx); err != nil {
-		c.log.Warn("metrics: counting sent deliveries and webhook events", "err", err)
-		up = 0
-	} else {
-		for _, chn := range channels {
-			gauge(c.deliveries, s.Deliveries[chn], string(chn), string(imbee.DeliverySent))
-		}
-		gauge(c.webhooks, s.Webhooks, string(imbee.DeliverySent))
 	}
 	gauge(c.up, up)
 }

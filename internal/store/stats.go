@@ -32,15 +32,20 @@ type QueueStats struct {
 	OldestDelivery, OldestWebhook int64
 }
 
-// SentStats counts what the queues have sent, for metrics.
-type SentStats struct {
-	Deliveries map[imbee.Channel]int64
-	Webhooks   int64
-}
+// The backlog's statements: by status, never reading the sent rows (the
+// history), so a scrape costs the same at any history size.
+const (
+	queueDeliveries = `
+		SELECT channel, status, COUNT(*), MIN(created_at) FROM deliveries
+		WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY channel, status`
+	queueWebhooks = `
+		SELECT status, COUNT(*), MIN(created_at) FROM webhook_events
+		WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY status`
+)
 
 // Queues reads the queues' unsent rows, through the (status,
 // next_attempt_at) indexes: its cost follows the backlog, not the history.
-// It, like Sent, reads through the pool directly rather than the statement
+// It reads through the pool directly rather than the statement
 // cache, so that ctx's deadline interrupts a slow statement.
 func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
 	st := QueueStats{Deliveries: map[QueueKey]int64{}, Webhooks: map[imbee.DeliveryStatus]int64{}}
@@ -51,9 +56,7 @@ func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
 			*oldest = now - created
 		}
 	}
-	err := s.scan(ctx, `
-		SELECT channel, status, COUNT(*), MIN(created_at) FROM deliveries
-		WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY channel, status`,
+	err := s.scan(ctx, queueDeliveries,
 		func(rows *sql.Rows) error {
 			var k QueueKey
 			var n, created int64
@@ -67,9 +70,7 @@ func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("delivery queue: %w", err)
 	}
-	err = s.scan(ctx, `
-		SELECT status, COUNT(*), MIN(created_at) FROM webhook_events
-		WHERE status IN ('queued', 'sending', 'failed', 'dead') GROUP BY status`,
+	err = s.scan(ctx, queueWebhooks,
 		func(rows *sql.Rows) error {
 			var status imbee.DeliveryStatus
 			var n, created int64
@@ -82,31 +83,6 @@ func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
 		})
 	if err != nil {
 		return st, fmt.Errorf("webhook queue: %w", err)
-	}
-	return st, nil
-}
-
-// Sent counts the sent rows of both queues: nearly all of them, so its
-// cost follows the history. The webhook count reads the (status, …) index
-// alone; the deliveries' split by channel reads each sent row, unless an
-// index on deliveries (status, channel) lets it read that index alone.
-func (s *Store) Sent(ctx context.Context) (SentStats, error) {
-	st := SentStats{Deliveries: map[imbee.Channel]int64{}}
-	err := s.scan(ctx, `SELECT channel, COUNT(*) FROM deliveries WHERE status = 'sent' GROUP BY channel`,
-		func(rows *sql.Rows) error {
-			var ch imbee.Channel
-			var n int64
-			if err := rows.Scan(&ch, &n); err != nil {
-				return err
-			}
-			st.Deliveries[ch] = n
-			return nil
-		})
-	if err != nil {
-		return st, fmt.Errorf("sent deliveries: %w", err)
-	}
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_events WHERE status = 'sent'`).Scan(&st.Webhooks); err != nil {
-		return st, fmt.Errorf("sent webhook events: %w", err)
 	}
 	return st, nil
 }
