@@ -267,7 +267,7 @@ func TestAttackSessionExpiryClosesSocket(t *testing.T) {
 		// to two seconds from now, as if the day were ending.
 		expires := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
 		db := s.openDB(t, false)
-		if _, err := db.Exec(`UPDATE sessions SET expires_at = `+fmt.Sprint(expires.Unix())+` WHERE link_id = (SELECT max(id) FROM links)`); err != nil {
+		if _, err := db.Exec(`UPDATE sessions SET expires_at = ` + fmt.Sprint(expires.Unix()) + ` WHERE link_id = (SELECT max(id) FROM links)`); err != nil {
 			t.Fatal(err)
 		}
 		sock := dialWeb(t, s, w)
