@@ -93,7 +93,9 @@ type Grant struct {
 	// Expires, when set, is when the socket's session ends: the socket
 	// closes then.
 	Expires time.Time
-	// Since is the hub's Horizon read before the access was checked.
+	// Since is the hub's Horizon read before the access was checked. (Left
+	// 0 once the hub follows a log, the socket is ended at once: the hub
+	// cannot tell what was revoked since.)
 	Since imbee.Horizon
 }
 
