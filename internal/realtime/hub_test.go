@@ -48,7 +48,10 @@ func (l *memLog) RevocationsHorizon(context.Context) (imbee.Horizon, error) {
 	return imbee.Horizon(len(l.rs) + 1), nil
 }
 
-func (l *memLog) horizon() imbee.Horizon { h, _ := l.RevocationsHorizon(context.Background()); return h }
+func (l *memLog) horizon() imbee.Horizon {
+	h, _ := l.RevocationsHorizon(context.Background())
+	return h
+}
 
 func following(t *testing.T) (*Hub, *memLog) {
 	t.Helper()
