@@ -236,10 +236,11 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		sess.Token = secret.NewRandom(secret.SessionToken)
 		sess.UserIDSha, sess.ConversationID, sess.BotName = user.IDSha, conv.PublicID, bot.Name
 		sess.ExpiresAt = time.Unix(expires, 0)
-		if _, err := q.ExecContext(ctx, `
+		sess.LinkID, sess.UserID, sess.BotID = linkID, userID, botID
+		if err := q.QueryRowContext(ctx, `
 			INSERT INTO sessions (corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			sess.CorporateID, secret.Hash(sess.Token), linkID, userID, conv.ID, expires, unix(now)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			sess.CorporateID, secret.Hash(sess.Token), linkID, userID, conv.ID, expires, unix(now)).Scan(&sess.ID); err != nil {
 			return internal("create session", err)
 		}
 		return nil

@@ -9,10 +9,11 @@ import (
 	"github.com/imbee/imbee"
 )
 
-// horizonSQL is a subquery that reads how much of the revocations log a
-// statement sees (see imbee.Horizon): the maximum of the primary key,
-// which both backends read from the end of its index.
-const horizonSQL = `(SELECT coalesce(max(id), 0) + 1 FROM revocations)`
+// horizonSQL is an expression that reads how much of the revocations log
+// a statement sees (see imbee.Horizon): the last id, one seek to the end
+// of the primary key on both backends (PostgreSQL: an index-only scan
+// backward, about 15 µs of a send's statement; SQLite: the last rowid).
+const horizonSQL = `coalesce((SELECT id FROM revocations ORDER BY id DESC LIMIT 1), 0) + 1`
 
 // revocationsLock is the PostgreSQL advisory lock key that orders revoking
 // transactions ("imbeerev" in ASCII).
