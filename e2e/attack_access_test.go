@@ -318,7 +318,9 @@ func TestAttackRevokeAcrossServers(t *testing.T) {
 
 // TestAttackSocketCap: a sixth socket per web session, or per apikey, is
 // refused before the upgrade (429); closing one lets the next in.
-func TestAttackSocketCap(t *testing.T) {
+func TestAttackSocketCap(t *testing.T) { forEachBackend(t, testAttackSocketCap) }
+
+func testAttackSocketCap(t *testing.T) {
 	s := startServer(t)
 	c := s.demo()
 	w := openWebChat(t, s, c, c.bot, "hoarder")
