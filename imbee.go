@@ -20,6 +20,7 @@ type Corporate struct {
 	RateLimit *float64
 	RateBurst *int
 	CreatedAt time.Time
+	Disabled  bool // by the operator: its credentials, links and sessions do not work
 }
 
 // Languages are the languages links can be sent in; the first is the default.
@@ -204,7 +205,11 @@ type ChatRequest struct {
 // Session is a person's web chat session, granted by spending a link.
 type Session struct {
 	Token          string // the cookie value; only set when created
+	ID             int64
 	CorporateID    int64
+	LinkID         int64 // the link that opened it
+	UserID         int64 // the link's user
+	BotID          int64 // the link's bot
 	UserIDSha      string
 	ConversationID string
 	BotName        string
@@ -258,6 +263,7 @@ type Message struct {
 	ClientMsgID    string // the sender's retry key, if any
 	Text           string
 	CreatedAt      time.Time
+	Horizon        Horizon // as read with the message: see Horizon
 }
 
 // MessageRequest is a validated message send.
@@ -296,7 +302,37 @@ type Event struct {
 	Message        *Message
 	Member         string // read: who read
 	Seq            int64  // read: up to where
+	Horizon        Horizon
 }
+
+// Horizon is how much of the revocations log a transaction saw: one more
+// than the last revocation's id, so that the zero value means "not known".
+// A server applies every revocation below an event's horizon before it
+// hands the event to any socket, so nothing committed after access ended
+// reaches a socket opened with that access.
+type Horizon int64
+
+// Revocation is one ending of access, as the revocations log keeps it:
+// every socket opened with what it names is closed, on every server.
+type Revocation struct {
+	ID          int64
+	CorporateID int64
+	Kind        RevocationKind
+	Subject     int64 // the link's, user's or bot's id; 0 for a corporate
+}
+
+// RevocationKind says what a revocation ended.
+type RevocationKind string
+
+// The kinds of revocation, and the sockets each closes.
+const (
+	RevokedLink          RevocationKind = "link"           // web chat sockets of sessions the link opened
+	RevokedUserLinks     RevocationKind = "user_links"     // web chat sockets of sessions any of the user's links opened
+	RevokedBot           RevocationKind = "bot"            // web chat sockets of sessions the bot's links opened
+	RevokedUserKeys      RevocationKind = "user_keys"      // sockets opened with the user's apikey or pass
+	RevokedCorporateKeys RevocationKind = "corporate_keys" // sockets opened with the corporate's Authorization
+	RevokedCorporate     RevocationKind = "corporate"      // every socket of the corporate (disabled)
+)
 
 // WebhookEvent is one event queued for a bot's webhook: a row of the
 // webhook ledger.

@@ -103,6 +103,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.accessEnded(ctx)
 		return map[string]any{"virtual_user": user, "revoked_links": n}, nil
 	}
 	token, err := linkToken(c.body)
@@ -113,6 +114,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.accessEnded(ctx)
 	_, ds, err := s.store.LinkStatus(ctx, c.corporate.ID, token)
 	if err != nil {
 		return nil, err
@@ -122,6 +124,17 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return linkRevokeResponse{linkView: s.linkView(l, ds, as), PreviouslyRevoked: l.Existing}, nil
+}
+
+// accessEnded closes this server's sockets that a revocation just
+// committed ends, before the answer goes out. (Other servers close theirs
+// when they read the revocations log: at once on PostgreSQL's NOTIFY, or
+// at their next poll.)
+func (s *Server) accessEnded(ctx context.Context) {
+	if err := s.cfg.Events.Sync(ctx); err != nil {
+		// The hub's poll applies it within a fraction of a second.
+		s.cfg.Log.Warn("apply revocations", "err", err)
+	}
 }
 
 // linkToken takes the token out of {"url": …}: a URL /token/new returned,

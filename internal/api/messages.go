@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,11 @@ import (
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/realtime"
 )
+
+// socketRetryAfter is the Retry-After, in seconds, of an upgrade refused
+// for too many open sockets: a guess, since sockets close when their
+// clients go.
+const socketRetryAfter = 5
 
 // Message limits, documented in docs/api.md.
 const (
@@ -108,7 +114,7 @@ func (s *Server) send(ctx context.Context, mr imbee.MessageRequest) (any, error)
 		return nil, err
 	}
 	if !existed {
-		s.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m})
+		s.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m, Horizon: m.Horizon})
 		if s.cfg.MessageSent != nil {
 			s.cfg.MessageSent()
 		}
@@ -290,6 +296,9 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 
 // socket is GET /chat/socket?conversationId=…&afterSeq=…: a member's
 // WebSocket, authenticated like the API (Authorization and the apikey).
+// It closes (1008) when the user's or the corporate's credentials are
+// rotated or the corporate is disabled; at most Config.MaxSockets are open
+// per apikey, on this server (code 8 beyond).
 func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info(r).route, info(r).envelope = "/chat/socket", true
@@ -303,6 +312,9 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Read before the credentials are: a revocation after it is applied
+	// to this socket, even one applied before it subscribes.
+	since := s.cfg.Events.Horizon()
 	corp, user, err := s.store.AuthenticateUser(r.Context(), bearer(r.Header.Get("Authorization")), strings.TrimSpace(r.Header.Get("X-WOOS-KEY")))
 	if err != nil {
 		s.authFailed(client, err)
@@ -336,6 +348,13 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, start, &imbee.Error{Code: imbee.CodeNotFound, Field: "conversationId", Message: "no such conversation of yours"})
 		return
 	}
+	sub, err := s.cfg.Events.Subscribe(realtime.Grant{CorporateID: corp.ID, ConversationID: conv,
+		Key: "apikey:" + strconv.FormatInt(user.ID, 10), UserID: user.ID, Since: since})
+	if errors.Is(err, realtime.ErrTooManySockets) {
+		w.Header().Set("Retry-After", strconv.Itoa(socketRetryAfter))
+		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many open sockets for this apikey: close one, then retry"))
+		return
+	}
 	info(r).code = imbee.CodeOK
-	realtime.Serve(w, r, s.cfg.Events, s.store, s.cfg.Log, corp.ID, conv, after)
+	realtime.Serve(w, r, s.cfg.Events, sub, s.store, s.cfg.Log, after)
 }

@@ -56,6 +56,7 @@ func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.accessEnded(ctx)
 	return map[string]string{"virtualUser": u.IDSha, "pass": u.Pass, "apikey": u.APIKey}, nil
 }
 

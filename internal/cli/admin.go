@@ -45,6 +45,7 @@ type corporateJSON struct {
 	Auth           string   `json:"auth,omitempty"`
 	CorporateToken string   `json:"corporate_token,omitempty"`
 	CreatedAt      string   `json:"created_at,omitempty"`
+	Disabled       bool     `json:"disabled"`
 }
 
 func (c *cli) corporateCreate(ctx context.Context, args []string) error {
@@ -149,7 +150,7 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 
 func toCorporateJSON(co imbee.Corporate) corporateJSON {
 	return corporateJSON{ID: co.ID, Name: co.Name, TimeZone: co.TimeZone, Language: co.Language, SenderName: co.SenderName,
-		RateLimit: co.RateLimit, RateBurst: co.RateBurst, CreatedAt: co.CreatedAt.Format(time.RFC3339)}
+		RateLimit: co.RateLimit, RateBurst: co.RateBurst, CreatedAt: co.CreatedAt.Format(time.RFC3339), Disabled: co.Disabled}
 }
 
 func (c *cli) printCredentials(corp imbee.Corporate, creds imbee.CorporateCredentials, asJSON bool) error {
@@ -187,11 +188,48 @@ func (c *cli) corporateList(ctx context.Context, args []string) error {
 		return c.printJSON(out)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTIMEZONE\tLANGUAGE\tSENDER NAME\tCREATED")
+	fmt.Fprintln(tw, "ID\tNAME\tTIMEZONE\tLANGUAGE\tSENDER NAME\tCREATED\tSTATE")
 	for _, co := range corps {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", co.ID, co.Name, co.TimeZone, co.Language, co.SenderName, co.CreatedAt.Format(time.RFC3339))
+		state := "enabled"
+		if co.Disabled {
+			state = "disabled"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", co.ID, co.Name, co.TimeZone, co.Language, co.SenderName, co.CreatedAt.Format(time.RFC3339), state)
 	}
 	return tw.Flush()
+}
+
+// corporateDisable is "imbee corporate disable" (disable true) and
+// "imbee corporate enable".
+func (c *cli) corporateDisable(ctx context.Context, args []string, disable bool) error {
+	name, help := "corporate enable", "Let a disabled corporate work again: its credentials, links and new sessions work as before."
+	if disable {
+		name, help = "corporate disable", "Stop a corporate at once, on every server: its credentials answer code 2, its links' pages answer 410,\nits web sessions end and its sockets close. \"imbee corporate enable\" restores it."
+	}
+	fs := c.flagSet(name, help)
+	sf := c.addStoreFlags(fs)
+	id := fs.Int64("id", 0, "the corporate's id (required)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *id <= 0 {
+		return errors.New("--id is required")
+	}
+	s, err := sf.open(ctx, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	co, err := s.SetCorporateDisabled(ctx, *id, disable)
+	if err != nil {
+		return err
+	}
+	state := "enabled"
+	if co.Disabled {
+		state = "disabled"
+	}
+	fmt.Fprintf(c.stdout, "corporate %d (%s) %s\n", co.ID, co.Name, state)
+	return nil
 }
 
 func (c *cli) corporateRotate(ctx context.Context, args []string) error {

@@ -18,6 +18,8 @@ Usage:
   imbee corporate list        list corporates
   imbee corporate rotate      replace a corporate's credentials
   imbee corporate update      change a corporate's name, time zone, language or sender name
+  imbee corporate disable     stop a corporate at once: credentials, links, sessions, sockets
+  imbee corporate enable      let a disabled corporate work again
   imbee bot create            create a bot in a corporate
   imbee bot list              list a corporate's bots
   imbee link revoke           end a web access link, or all of a user's
@@ -63,6 +65,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.corporateRotate(ctx, rest[1:])
 	case cmd == "corporate" && sub == "update":
 		return c.corporateUpdate(ctx, rest[1:])
+	case cmd == "corporate" && sub == "disable":
+		return c.corporateDisable(ctx, rest[1:], true)
+	case cmd == "corporate" && sub == "enable":
+		return c.corporateDisable(ctx, rest[1:], false)
 	case cmd == "bot" && sub == "revoke":
 		return c.botRevoke(ctx, rest[1:])
 	case cmd == "user" && sub == "rotate":

@@ -51,6 +51,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest a client may take to send a whole request")
 	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "longest an answer may take to be written")
 	idleTimeout := fs.Duration("idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	maxSockets := fs.Int("max-sockets", 5, "WebSockets open at once per web chat session and per apikey, on each server; 0 turns the cap off")
 	idempotencyTTL := fs.Duration("idempotency-ttl", 24*time.Hour, "how long an Idempotency-Key and its stored response are kept")
 	tf := addTransportFlags(fs)
 	if err := c.parse(fs, args); err != nil {
@@ -99,6 +100,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	worker := delivery.NewWorker(s, senders, base, tf.worker, log)
 	webhooks := delivery.NewWebhookWorker(s, tf.webhookConfig(), delivery.WebhookClient(tf.webhookTimeout, tf.allowPrivateWebhooks), log)
 	hub := realtime.NewHub()
+	hub.MaxSockets = *maxSockets
+	// Sockets end when access does: the hub follows the revocations log
+	// from here on.
+	if err := hub.Follow(ctx, s); err != nil {
+		return err
+	}
 
 	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst,
 		SendLimit: *webSendLimit, SendBurst: *webSendBurst, Clients: clients}, log)
@@ -149,6 +156,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	// Other servers' messages and read marks (PostgreSQL), for this
 	// server's sockets.
 	wg.Go(func() { s.ListenEvents(workerCtx, hub.Publish) })
+	wg.Go(func() { hub.Poll(workerCtx, revocationPoll) })
 	wg.Go(func() { purgeExpired(workerCtx, s, log) })
 	wg.Go(func() { pages.Run(workerCtx) })
 	defer func() {
@@ -206,8 +214,18 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-// purgeExpired deletes expired Idempotency-Keys now and then; until it
-// does, an expired key is already treated as new.
+// revocationPoll is how often a server reads the revocations log: a
+// revocation that no NOTIFY brings (SQLite's CLI, a lost notification)
+// closes this server's sockets within about this (the promise is 2 s).
+// Each read is one indexed lookup past the last id seen.
+const revocationPoll = 250 * time.Millisecond
+
+// keepRevocations is how long the revocations log keeps a row: far longer
+// than any server takes to read it.
+const keepRevocations = time.Hour
+
+// purgeExpired deletes expired Idempotency-Keys and old revocations now and
+// then; until it does, an expired key is already treated as new.
 func purgeExpired(ctx context.Context, s *store.Store, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -221,6 +239,9 @@ func purgeExpired(ctx context.Context, s *store.Store, log *slog.Logger) {
 			log.Error("purge idempotency keys", "err", err)
 		} else if n > 0 {
 			log.Info("purged idempotency keys", "count", n)
+		}
+		if _, err := s.PurgeRevocations(ctx, time.Now().Add(-keepRevocations)); err != nil && ctx.Err() == nil {
+			log.Error("purge revocations", "err", err)
 		}
 	}
 }

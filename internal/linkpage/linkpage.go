@@ -323,7 +323,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !existed {
-		h.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m})
+		h.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m, Horizon: m.Horizon})
 		if h.cfg.MessageSent != nil {
 			h.cfg.MessageSent()
 		}
@@ -335,14 +335,28 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 const maxText = 4000
 
 // socket is GET /w/{conversation}/socket?after=SEQ: the chat's live
-// updates, for the session's user.
+// updates, for the session's user, until the session ends (expiry, or its
+// link, its user's links, its bot revoked, or its corporate disabled:
+// close code 1008). At most Events.MaxSockets are open per session, on
+// this server (429 beyond).
 func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
+	// Read before the session is: a revocation after it is applied to
+	// this socket, even one applied before it subscribes.
+	since := h.cfg.Events.Horizon()
 	sess, ok := h.jsonSession(w, r)
 	if !ok {
 		return
 	}
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	realtime.Serve(w, r, h.cfg.Events, h.store, h.log, sess.CorporateID, sess.ConversationID, max(after, 0))
+	sub, err := h.cfg.Events.Subscribe(realtime.Grant{CorporateID: sess.CorporateID, ConversationID: sess.ConversationID,
+		Key: "session:" + strconv.FormatInt(sess.ID, 10), LinkID: sess.LinkID, UserID: sess.UserID, BotID: sess.BotID,
+		Expires: sess.ExpiresAt, Since: since})
+	if errors.Is(err, realtime.ErrTooManySockets) {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "this chat is open in too many windows: close one and try again"})
+		return
+	}
+	realtime.Serve(w, r, h.cfg.Events, sub, h.store, h.log, max(after, 0))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -4,32 +4,137 @@
 // the other servers with LISTEN/NOTIFY. An event is only a hint: a socket
 // that misses one (a full buffer, another server's message) reads what it
 // lacks from the database, so a client sees every message once, in order.
+//
+// Ending access ends sockets: every socket is registered with what let it
+// open (its Grant), and the hub follows the revocations log that every
+// revoking transaction writes to, closing the sockets each revocation
+// names. Every event and every read of messages carries the horizon of the
+// log its transaction saw (imbee.Horizon); the hub applies the log up to
+// that horizon before a socket gets anything, so nothing committed after a
+// revocation reaches a socket it ends, whichever server committed it.
 package realtime
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/imbee/imbee"
 )
 
-// Hub fans events out to the subscribers of each conversation.
-type Hub struct {
-	mu   sync.RWMutex
-	subs map[string]map[*Sub]struct{}
+// RevocationLog is the log of endings of access that the hub follows.
+type RevocationLog interface {
+	// Revocations returns up to limit revocations at or after horizon h,
+	// oldest first, and the horizon they reach.
+	Revocations(ctx context.Context, h imbee.Horizon, limit int) ([]imbee.Revocation, imbee.Horizon, error)
+	// RevocationsHorizon is the log's horizon now.
+	RevocationsHorizon(ctx context.Context) (imbee.Horizon, error)
 }
 
-// NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[*Sub]struct{}{}} }
+// ErrTooManySockets is Subscribe's answer when the grant's key has
+// MaxSockets sockets open already.
+var ErrTooManySockets = errors.New("too many open sockets")
+
+// Hub fans events out to the subscribers of each conversation.
+type Hub struct {
+	// MaxSockets caps the sockets open at once per Grant.Key, on this
+	// server; 0: no cap. Set it before the hub is used.
+	MaxSockets int
+
+	mu     sync.RWMutex
+	subs   map[string]map[*Sub]struct{}
+	byCorp map[int64]map[*Sub]struct{}
+	open   map[string]int // sockets open per Grant.Key
+	// recent are the revocations applied lately, for sockets whose access
+	// was checked before they were applied but which subscribe after;
+	// every revocation at or after recentFrom is in it.
+	recent     []appliedRevocation
+	recentFrom imbee.Horizon
+
+	syncMu  sync.Mutex // one read of the log at a time
+	log     RevocationLog
+	horizon atomic.Int64 // every revocation below it has been applied
+	now     func() time.Time
+}
+
+type appliedRevocation struct {
+	imbee.Revocation
+	at time.Time
+}
+
+// keepRecent is how long applied revocations are kept for sockets whose
+// access check began before them: far longer than any check takes.
+const keepRecent = time.Minute
+
+// syncPage is how many revocations one read of the log takes.
+const syncPage = 500
+
+// NewHub returns an empty hub. Until Follow is called it ends no sockets.
+func NewHub() *Hub {
+	return &Hub{subs: map[string]map[*Sub]struct{}{}, byCorp: map[int64]map[*Sub]struct{}{}, open: map[string]int{}, now: time.Now}
+}
+
+// Grant is what let a socket open: the hub closes the socket when a
+// revocation names it.
+type Grant struct {
+	CorporateID    int64
+	ConversationID string
+	// Key is what MaxSockets counts: the web session or the apikey
+	// ("" counts nothing).
+	Key string
+	// A web chat socket has its session's link (LinkID, never 0), the
+	// link's user and bot; a socket opened with credentials has the user
+	// whose apikey opened it (UserID) and no LinkID.
+	LinkID, UserID, BotID int64
+	// Expires, when set, is when the socket's session ends: the socket
+	// closes then.
+	Expires time.Time
+	// Since is the hub's Horizon read before the access was checked. (Left
+	// 0 once the hub follows a log, the socket is ended at once: the hub
+	// cannot tell what was revoked since.)
+	Since imbee.Horizon
+}
+
+// EndedBy says whether r ends the access g was granted with.
+func (g *Grant) EndedBy(r imbee.Revocation) bool {
+	if r.CorporateID != g.CorporateID {
+		return false
+	}
+	web := g.LinkID != 0
+	switch r.Kind {
+	case imbee.RevokedCorporate:
+		return true
+	case imbee.RevokedCorporateKeys:
+		return !web
+	case imbee.RevokedUserKeys:
+		return !web && g.UserID == r.Subject
+	case imbee.RevokedLink:
+		return web && g.LinkID == r.Subject
+	case imbee.RevokedUserLinks:
+		return web && g.UserID == r.Subject
+	case imbee.RevokedBot:
+		return web && g.BotID == r.Subject
+	}
+	// A kind this server does not know (a newer server wrote it): ending
+	// too much costs a reconnect, ending too little a leak.
+	return true
+}
 
 // Sub is one subscriber: a socket of one conversation.
 type Sub struct {
-	key string
+	key   string
+	grant Grant
 	// C carries the events; when it is full, events are dropped and
 	// Missed is set, and the subscriber catches up from the database.
 	C      chan Published
 	missed chan struct{}
+	ended  chan struct{} // closed when a revocation ends the grant
+	done   bool          // ended closed; guarded by the hub's mu
+	gone   bool          // unsubscribed; guarded by the hub's mu
 }
 
 // Published is an event as the hub hands it out: with its frame already
@@ -43,44 +148,208 @@ type Published struct {
 // Missed receives a value when events for s were dropped.
 func (s *Sub) Missed() <-chan struct{} { return s.missed }
 
+// Ended is closed when access that opened s has been revoked: the socket
+// must close, sending nothing more.
+func (s *Sub) Ended() <-chan struct{} { return s.ended }
+
+// Grant is what s was opened with.
+func (s *Sub) Grant() Grant { return s.grant }
+
 func key(corporateID int64, conversationID string) string {
 	return strconv.FormatInt(corporateID, 10) + "/" + conversationID
 }
 
-// Subscribe starts receiving the conversation's events.
-func (h *Hub) Subscribe(corporateID int64, conversationID string) *Sub {
-	s := &Sub{key: key(corporateID, conversationID), C: make(chan Published, 64), missed: make(chan struct{}, 1)}
+// Horizon is how far the hub has applied the revocations log. Read it
+// before checking a socket's access, and give it to Subscribe as
+// Grant.Since.
+func (h *Hub) Horizon() imbee.Horizon { return imbee.Horizon(h.horizon.Load()) }
+
+// Subscribe starts receiving the conversation's events for a socket opened
+// with g. It returns ErrTooManySockets when g.Key has MaxSockets sockets
+// already. A revocation applied since g.Since that ends g ends the Sub at
+// once.
+func (h *Hub) Subscribe(g Grant) (*Sub, error) {
+	s := &Sub{key: key(g.CorporateID, g.ConversationID), grant: g, C: make(chan Published, 64),
+		missed: make(chan struct{}, 1), ended: make(chan struct{})}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m := h.subs[s.key]
-	if m == nil {
-		m = map[*Sub]struct{}{}
-		h.subs[s.key] = m
+	if h.MaxSockets > 0 && g.Key != "" {
+		if h.open[g.Key] >= h.MaxSockets {
+			return nil, ErrTooManySockets
+		}
+		h.open[g.Key]++
 	}
-	m[s] = struct{}{}
-	return s
+	if g.Since < h.recentFrom {
+		// Checked so long ago that the revocations since are forgotten.
+		h.end(s)
+		return s, nil
+	}
+	for _, r := range h.recent {
+		if imbee.Horizon(r.ID) >= g.Since && g.EndedBy(r.Revocation) {
+			h.end(s)
+			return s, nil
+		}
+	}
+	add(h.subs, s.key, s)
+	add(h.byCorp, g.CorporateID, s)
+	return s, nil
 }
 
-// Unsubscribe stops s's events.
-func (h *Hub) Unsubscribe(s *Sub) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if m := h.subs[s.key]; m != nil {
-		delete(m, s)
-		if len(m) == 0 {
-			delete(h.subs, s.key)
+func add[K comparable](m map[K]map[*Sub]struct{}, k K, s *Sub) {
+	if m[k] == nil {
+		m[k] = map[*Sub]struct{}{}
+	}
+	m[k][s] = struct{}{}
+}
+
+func remove[K comparable](m map[K]map[*Sub]struct{}, k K, s *Sub) {
+	if set := m[k]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(m, k)
 		}
 	}
 }
 
-// Publish tells this server's subscribers of e; it never blocks. (The
-// store tells the other servers, on PostgreSQL, when it commits.) An event
-// of type "missed", from a bridge that lost its connection, makes every
-// subscriber catch up from the database.
+// Unsubscribe stops s's events and frees its place under MaxSockets.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.gone {
+		return
+	}
+	s.gone = true
+	remove(h.subs, s.key, s)
+	remove(h.byCorp, s.grant.CorporateID, s)
+	if h.MaxSockets > 0 && s.grant.Key != "" {
+		if h.open[s.grant.Key]--; h.open[s.grant.Key] <= 0 {
+			delete(h.open, s.grant.Key)
+		}
+	}
+}
+
+// end takes s out of the fan-out and tells its socket to close. h.mu is
+// held.
+func (h *Hub) end(s *Sub) {
+	remove(h.subs, s.key, s)
+	remove(h.byCorp, s.grant.CorporateID, s)
+	if !s.done {
+		s.done = true
+		close(s.ended)
+	}
+}
+
+// Follow makes the hub follow log from its current end: from then on,
+// revocations end the sockets they name once the hub reads them (Sync,
+// Poll, or an event whose horizon is ahead of the hub's).
+func (h *Hub) Follow(ctx context.Context, log RevocationLog) error {
+	start, err := log.RevocationsHorizon(ctx)
+	if err != nil {
+		return err
+	}
+	h.syncMu.Lock()
+	defer h.syncMu.Unlock()
+	h.mu.Lock()
+	h.recentFrom = start
+	h.mu.Unlock()
+	h.log = log
+	h.horizon.Store(int64(start))
+	return nil
+}
+
+// Poll reads the log every interval until ctx ends: revocations from a
+// process that cannot tell this one (the CLI on SQLite, another server
+// whose NOTIFY was lost) take effect within about interval.
+func (h *Hub) Poll(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.Sync(ctx) // an error is retried at the next tick
+	}
+}
+
+// Sync applies every revocation committed so far. A server calls it after
+// it revokes, so that its own sockets are closed before it answers.
+func (h *Hub) Sync(ctx context.Context) error { return h.reach(ctx, 0) }
+
+// reach applies the log at least up to horizon need; need 0 means up to
+// what is committed now.
+func (h *Hub) reach(ctx context.Context, need imbee.Horizon) error {
+	if need != 0 && need <= h.Horizon() {
+		return nil
+	}
+	h.syncMu.Lock()
+	defer h.syncMu.Unlock()
+	if h.log == nil || need != 0 && need <= h.Horizon() {
+		return nil // no log, or another call read it meanwhile
+	}
+	for {
+		rs, next, err := h.log.Revocations(ctx, h.Horizon(), syncPage)
+		if err != nil {
+			return err
+		}
+		h.apply(rs, next)
+		if len(rs) < syncPage {
+			return nil
+		}
+	}
+}
+
+// apply ends the subscribers that rs name, then moves the horizon to next:
+// an event's fan-out that sees the new horizon sees them gone.
+func (h *Hub) apply(rs []imbee.Revocation, next imbee.Horizon) {
+	if len(rs) == 0 {
+		return
+	}
+	now := h.now()
+	h.mu.Lock()
+	for _, r := range rs {
+		for s := range h.byCorp[r.CorporateID] {
+			if s.grant.EndedBy(r) {
+				h.end(s)
+			}
+		}
+		h.recent = append(h.recent, appliedRevocation{r, now})
+	}
+	i := 0
+	for i < len(h.recent) && now.Sub(h.recent[i].at) > keepRecent {
+		h.recentFrom = imbee.Horizon(h.recent[i].ID + 1)
+		i++
+	}
+	h.recent = h.recent[i:]
+	h.mu.Unlock()
+	h.horizon.Store(int64(next))
+}
+
+// syncTimeout bounds a read of the log made for an event.
+const syncTimeout = 5 * time.Second
+
+// Publish tells this server's subscribers of e; it never blocks on a
+// subscriber. (The store tells the other servers, on PostgreSQL, when it
+// commits.) When e's horizon is ahead of the hub's (or not known), the hub
+// first reads the log, so that no socket a revocation ends gets e; if that
+// read fails, the conversation's sockets are told to catch up instead
+// (their read checks again). An event of type "missed", from a bridge that
+// lost its connection, makes every subscriber catch up from the database;
+// one of type "revoked", from another server, makes the hub read the log.
 func (h *Hub) Publish(e imbee.Event) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if e.Type == "missed" {
+	switch e.Type {
+	case "revoked":
+		ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+		h.Sync(ctx) // an error is retried by Poll
+		cancel()
+		return
+	case "missed":
+		ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+		h.Sync(ctx) // if this fails, each socket's catch-up reads it
+		cancel()
+		h.mu.RLock()
+		defer h.mu.RUnlock()
 		for _, m := range h.subs {
 			for s := range m {
 				s.miss()
@@ -88,9 +357,25 @@ func (h *Hub) Publish(e imbee.Event) {
 		}
 		return
 	}
-	subs := h.subs[key(e.CorporateID, e.ConversationID)]
-	if len(subs) == 0 {
+	k := key(e.CorporateID, e.ConversationID)
+	h.mu.RLock()
+	n := len(h.subs[k])
+	h.mu.RUnlock()
+	if n == 0 {
 		return
+	}
+	if e.Horizon == 0 || e.Horizon > h.Horizon() {
+		ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+		err := h.reach(ctx, e.Horizon)
+		cancel()
+		if err != nil {
+			h.mu.RLock()
+			for s := range h.subs[k] {
+				s.miss()
+			}
+			h.mu.RUnlock()
+			return
+		}
 	}
 	p := Published{Event: e}
 	switch {
@@ -99,7 +384,9 @@ func (h *Hub) Publish(e imbee.Event) {
 	case e.Type == "read":
 		p.Frame, _ = json.Marshal(Frame{Type: "read", Member: e.Member, Seq: e.Seq})
 	}
-	for s := range subs {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs[k] {
 		select {
 		case s.C <- p:
 		default:

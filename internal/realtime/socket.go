@@ -52,11 +52,14 @@ const (
 )
 
 // Serve upgrades the request to a WebSocket for a member of a conversation
-// (the caller has checked that) and sends it every message after seq
-// after, in order, then each new message and read mark as they happen,
-// until the client leaves. Browsers' sockets must come from this server's
-// own pages (the Origin check of the WebSocket library).
-func Serve(w http.ResponseWriter, r *http.Request, h *Hub, hist History, log *slog.Logger, corporateID int64, conversationID string, after int64) {
+// (the caller has checked that, and subscribed sub with what granted it)
+// and sends it every message after seq after, in order, then each new
+// message and read mark as they happen, until the client leaves, its
+// access is revoked or its session expires (close code 1008 for both).
+// Browsers' sockets must come from this server's own pages (the Origin
+// check of the WebSocket library).
+func Serve(w http.ResponseWriter, r *http.Request, h *Hub, sub *Sub, hist History, log *slog.Logger, after int64) {
+	defer h.Unsubscribe(sub)
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return // Accept has answered
@@ -65,10 +68,14 @@ func Serve(w http.ResponseWriter, r *http.Request, h *Hub, hist History, log *sl
 	// Clients say nothing after the handshake; reading handles pings and
 	// the close, and ends ctx when the client goes.
 	ctx := c.CloseRead(context.WithoutCancel(r.Context()))
-	sub := h.Subscribe(corporateID, conversationID)
-	defer h.Unsubscribe(sub)
-
-	s := &socket{c: c, hist: hist, corp: corporateID, conv: conversationID, sent: after}
+	g := sub.Grant()
+	s := &socket{c: c, hub: h, sub: sub, hist: hist, corp: g.CorporateID, conv: g.ConversationID, sent: after}
+	var expired <-chan time.Time
+	if !g.Expires.IsZero() {
+		t := time.NewTimer(time.Until(g.Expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	// Subscribed first, then caught up: nothing committed in between is
 	// missed, and anything seen twice is skipped by seq.
 	if err := s.catchUp(ctx); err != nil {
@@ -87,6 +94,10 @@ func Serve(w http.ResponseWriter, r *http.Request, h *Hub, hist History, log *sl
 		case <-ctx.Done():
 			c.Close(websocket.StatusNormalClosure, "")
 			return
+		case <-sub.Ended():
+			err = errRevoked
+		case <-expired:
+			err = errExpired
 		case e := <-sub.C:
 			err = s.deliver(ctx, e)
 		case <-sub.Missed():
@@ -103,8 +114,16 @@ func Serve(w http.ResponseWriter, r *http.Request, h *Hub, hist History, log *sl
 	}
 }
 
+// Why a socket closes with 1008 (policy violation).
+var (
+	errRevoked = errors.New("access revoked")
+	errExpired = errors.New("session expired")
+)
+
 type socket struct {
 	c    *websocket.Conn
+	hub  *Hub
+	sub  *Sub
 	hist History
 	corp int64
 	conv string
@@ -114,6 +133,9 @@ type socket struct {
 // deliver sends what p tells of: the message itself when it is the next
 // one, else whatever the database has after the last seq sent.
 func (s *socket) deliver(ctx context.Context, p Published) error {
+	if s.revoked() {
+		return errRevoked // queued before the revocation, but not sent
+	}
 	switch {
 	case p.Type == "read" && p.Frame != nil:
 		return s.writeRaw(ctx, p.Frame)
@@ -128,12 +150,26 @@ func (s *socket) deliver(ctx context.Context, p Published) error {
 	return s.catchUp(ctx)
 }
 
-// catchUp sends every stored message after the last seq sent.
+// catchUp sends every stored message after the last seq sent. Before it
+// sends what it read, the hub applies the revocations the read saw, so a
+// message committed after this socket's access ended is never sent.
 func (s *socket) catchUp(ctx context.Context) error {
 	for {
 		ms, err := s.hist.MessagesAfter(ctx, s.corp, s.conv, s.sent, pageSize)
 		if err != nil {
 			return err
+		}
+		var horizon imbee.Horizon
+		for _, m := range ms {
+			horizon = max(horizon, m.Horizon)
+		}
+		if len(ms) > 0 {
+			if err := s.hub.reach(ctx, horizon); err != nil {
+				return err
+			}
+		}
+		if s.revoked() {
+			return errRevoked
 		}
 		for _, m := range ms {
 			s.sent = m.Seq
@@ -161,8 +197,21 @@ func (s *socket) writeRaw(ctx context.Context, b []byte) error {
 	return s.c.Write(wctx, websocket.MessageText, b)
 }
 
+func (s *socket) revoked() bool {
+	select {
+	case <-s.sub.Ended():
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *socket) end(log *slog.Logger, err error) {
-	if errors.Is(err, context.Canceled) || websocket.CloseStatus(err) != -1 {
+	switch {
+	case errors.Is(err, errRevoked), errors.Is(err, errExpired):
+		s.c.Close(websocket.StatusPolicyViolation, err.Error())
+		return
+	case errors.Is(err, context.Canceled) || websocket.CloseStatus(err) != -1:
 		return
 	}
 	log.Debug("socket ended", "conversation", s.conv, "err", err)

@@ -165,3 +165,44 @@ func BenchmarkCreateConversation(b *testing.B) {
 type atomicCounter struct{ n atomic.Int64 }
 
 func (c *atomicCounter) next() int64 { return c.n.Add(1) }
+
+// BenchmarkSendMessage is members' sends into 64 1:1 chats from parallel
+// goroutines: the message path's one write transaction (with, since the
+// revocations log, the horizon read in its first statement).
+func BenchmarkSendMessage(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			s, c, _, _ := benchStore(b)
+			ctx := context.Background()
+			type chat struct{ conv, sender string }
+			var chats []chat
+			for i := range 64 {
+				x, _, err := s.RegisterUser(ctx, c.ID, fmt.Sprintf("x%d", i), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				y, _, err := s.RegisterUser(ctx, c.ID, fmt.Sprintf("y%d", i), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conv, err := s.CreateConversation(ctx, imbee.ChatRequest{CorporateID: c.ID, Creator: x.IDSha, Type: imbee.ConversationChat, Contacts: []string{y.IDSha}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				chats = append(chats, chat{conv.PublicID, x.IDSha})
+			}
+			var n atomicCounter
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ch := chats[int(n.next())%len(chats)]
+				for pb.Next() {
+					if _, _, err := s.SendMessage(ctx, imbee.MessageRequest{CorporateID: c.ID, ConversationID: ch.conv, Sender: ch.sender, Text: "bench"}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -54,7 +54,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 		LEFT JOIN conversations v1 ON v1.corporate_id = c.id AND v1.pair_key = u.idsha || ':' || ?
 		LEFT JOIN conversations v2 ON v2.corporate_id = c.id AND v2.pair_key = ? || ':' || u.idsha
 		LEFT JOIN conversation_members m ON m.conversation_id = coalesce(v1.id, v2.id)
-		WHERE c.auth_hash = ?`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
+		WHERE c.auth_hash = ? AND c.disabled_at IS NULL`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
 	if err != nil {
 		return c, u, conv, false, internal("authenticate", err)
 	}

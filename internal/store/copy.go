@@ -13,7 +13,7 @@ var copyTables = []struct {
 	columns string
 	order   string
 }{
-	{"corporates", "id, name, timezone, language, sender_name, rate_limit, rate_burst, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at", "id"},
+	{"corporates", "id, name, timezone, language, sender_name, rate_limit, rate_burst, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at, disabled_at", "id"},
 	{"bots", "id, corporate_id, idsha, name, webhook_url, webhook_nonce, revoked_at, created_at", "id"},
 	{"users", "id, corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at", "id"},
 	{"devices", "id, corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen", "id"},

@@ -70,7 +70,7 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 		if n, _ := res.RowsAffected(); n == 0 {
 			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
 		}
-		return nil
+		return s.revoke(ctx, q, id, imbee.RevokedCorporateKeys, 0)
 	})
 	return creds, err
 }
@@ -124,7 +124,7 @@ func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpora
 
 // ListCorporates returns every corporate, oldest first.
 func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
-	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, language, sender_name, rate_limit, rate_burst, created_at FROM corporates ORDER BY id`)
+	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, language, sender_name, rate_limit, rate_burst, created_at, disabled_at IS NOT NULL FROM corporates ORDER BY id`)
 	if err != nil {
 		return nil, internal("list corporates", err)
 	}
@@ -135,7 +135,7 @@ func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
 		var created int64
 		var rl sql.NullFloat64
 		var rb sql.NullInt64
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &rl, &rb, &created); err != nil {
+		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &rl, &rb, &created, &c.Disabled); err != nil {
 			return nil, internal("list corporates", err)
 		}
 		c.CreatedAt = time.Unix(created, 0).UTC()
@@ -214,7 +214,7 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, u.id, u.unique_id, u.idsha
 		FROM corporates c
 		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
-		WHERE c.auth_hash = ?`, secret.Hash(apikey), secret.Hash(auth),
+		WHERE c.auth_hash = ? AND c.disabled_at IS NULL`, secret.Hash(apikey), secret.Hash(auth),
 	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &userID, &uniqueID, &idsha)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, errBadAuth()
@@ -242,7 +242,7 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 	}
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT id, name, timezone, created_at, rate_limit, rate_burst, corporate_token_hash
-		FROM corporates WHERE auth_hash = ?`, secret.Hash(auth),
+		FROM corporates WHERE auth_hash = ? AND disabled_at IS NULL`, secret.Hash(auth),
 	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &tokenHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, nil, errBadAuth()

@@ -23,6 +23,7 @@ type wireEvent struct {
 	Conversation string `json:"v"`
 	Seq          int64  `json:"s"`
 	Member       string `json:"m,omitempty"`
+	Horizon      int64  `json:"h,omitempty"`
 }
 
 // notify tells the other servers of e, on PostgreSQL, inside the writing
@@ -32,7 +33,7 @@ func (s *Store) notify(ctx context.Context, q querier, e imbee.Event) error {
 	if !s.postgres {
 		return nil
 	}
-	b, err := json.Marshal(wireEvent{Origin: s.instance, Type: e.Type, Corporate: e.CorporateID, Conversation: e.ConversationID, Seq: e.Seq, Member: e.Member})
+	b, err := json.Marshal(wireEvent{Origin: s.instance, Type: e.Type, Corporate: e.CorporateID, Conversation: e.ConversationID, Seq: e.Seq, Member: e.Member, Horizon: int64(e.Horizon)})
 	if err != nil {
 		return err
 	}
@@ -87,6 +88,6 @@ func listen(ctx context.Context, pool *pgxpool.Pool, self string, fn func(imbee.
 		if json.Unmarshal([]byte(n.Payload), &w) != nil || w.Origin == self {
 			continue
 		}
-		fn(imbee.Event{Type: w.Type, CorporateID: w.Corporate, ConversationID: w.Conversation, Seq: w.Seq, Member: w.Member})
+		fn(imbee.Event{Type: w.Type, CorporateID: w.Corporate, ConversationID: w.Conversation, Seq: w.Seq, Member: w.Member, Horizon: imbee.Horizon(w.Horizon)})
 	}
 }

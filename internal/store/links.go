@@ -156,13 +156,14 @@ type LinkPage struct {
 }
 
 // LinkByToken finds a link by its token, spending nothing. It returns
-// CodeNotFound for an unknown token.
+// CodeNotFound for an unknown token. A disabled corporate's links read as
+// revoked.
 func (s *Store) LinkByToken(ctx context.Context, token string) (LinkPage, error) {
 	var p LinkPage
 	var expires int64
 	var revoked sql.NullInt64
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at, b.name, c.name
+		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at), b.name, c.name
 		FROM links l
 		JOIN bots b ON b.id = l.bot_id
 		JOIN corporates c ON c.id = l.corporate_id
@@ -194,13 +195,14 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		err := q.QueryRowContext(ctx, `
 			UPDATE links SET uses = uses + 1
 			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses
+			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = links.corporate_id AND c.disabled_at IS NOT NULL)
 			RETURNING id, corporate_id, user_id, bot_id, expires_at`,
 			secret.Hash(token), unix(now),
 		).Scan(&linkID, &sess.CorporateID, &userID, &botID, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			l, _, err := scanLink(q.QueryRowContext(ctx, `
-				SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at
-				FROM links WHERE token_hash = ?`, secret.Hash(token)))
+				SELECT l.id, l.corporate_id, l.token_nonce, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at)
+				FROM links l JOIN corporates c ON c.id = l.corporate_id WHERE l.token_hash = ?`, secret.Hash(token)))
 			if errors.Is(err, sql.ErrNoRows) {
 				return imbee.Errorf(imbee.CodeNotFound, "no such link")
 			}
@@ -235,10 +237,11 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		sess.Token = secret.NewRandom(secret.SessionToken)
 		sess.UserIDSha, sess.ConversationID, sess.BotName = user.IDSha, conv.PublicID, bot.Name
 		sess.ExpiresAt = time.Unix(expires, 0)
-		if _, err := q.ExecContext(ctx, `
+		sess.LinkID, sess.UserID, sess.BotID = linkID, userID, botID
+		if err := q.QueryRowContext(ctx, `
 			INSERT INTO sessions (corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			sess.CorporateID, secret.Hash(sess.Token), linkID, userID, conv.ID, expires, unix(now)); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			sess.CorporateID, secret.Hash(sess.Token), linkID, userID, conv.ID, expires, unix(now)).Scan(&sess.ID); err != nil {
 			return internal("create session", err)
 		}
 		return nil
@@ -250,22 +253,23 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 }
 
 // SessionByToken returns the live web session whose cookie is token. A
-// session ends with its link's date_limit, or when the link is revoked;
+// session ends with its link's date_limit, when the link is revoked, or
+// while its corporate is disabled;
 // an ended or unknown session is CodeNotFound.
 func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session, error) {
 	var sess imbee.Session
 	var expires int64
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT s.corporate_id, u.idsha, cv.public_id, b.name, c.name, s.expires_at
+		SELECT s.id, s.corporate_id, s.link_id, s.user_id, l.bot_id, u.idsha, cv.public_id, b.name, c.name, s.expires_at
 		FROM sessions s
 		JOIN links l ON l.id = s.link_id
 		JOIN users u ON u.id = s.user_id
 		JOIN bots b ON b.id = l.bot_id
 		JOIN corporates c ON c.id = s.corporate_id
 		JOIN conversations cv ON cv.id = s.conversation_id
-		WHERE s.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL`,
+		WHERE s.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL AND c.disabled_at IS NULL`,
 		secret.Hash(token), unix(s.now()),
-	).Scan(&sess.CorporateID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &expires)
+	).Scan(&sess.ID, &sess.CorporateID, &sess.LinkID, &sess.UserID, &sess.BotID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, imbee.Errorf(imbee.CodeNotFound, "no such session")
 	}
@@ -296,7 +300,7 @@ func (s *Store) RevokeLink(ctx context.Context, corporateID int64, token string)
 			return internal("revoke link", err)
 		}
 		l.Revoked = true
-		return nil
+		return s.revoke(ctx, q, l.CorporateID, imbee.RevokedLink, l.ID)
 	})
 	return l, err
 }
@@ -354,8 +358,10 @@ func (s *Store) RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID
 		if err != nil {
 			return internal("revoke links", err)
 		}
-		n, _ = res.RowsAffected()
-		return nil
+		if n, _ = res.RowsAffected(); n == 0 {
+			return nil // the sessions of links revoked before have ended already
+		}
+		return s.revoke(ctx, q, corporateID, imbee.RevokedUserLinks, userID)
 	})
 	return n, err
 }

@@ -23,15 +23,17 @@ func errNoConversation() error {
 func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg imbee.Message, existed bool, err error) {
 	err = s.inWrite(ctx, func(q querier) error {
 		existed = false
-		var convID, lastSeq int64
+		var convID, lastSeq, horizon int64
 		// The conversation row is locked first (PostgreSQL), so that
 		// concurrent sends take seqs one after the other and a repeated
-		// ClientMsgID is seen by the second of two racing sends.
+		// ClientMsgID is seen by the second of two racing sends. The same
+		// read says how much of the revocations log the send saw, for the
+		// sockets (see imbee.Horizon), at no extra round trip.
 		err := q.QueryRowContext(ctx, `
-			SELECT c.id, c.last_seq FROM conversations c
+			SELECT c.id, c.last_seq, `+horizonSQL+` FROM conversations c
 			WHERE c.public_id = ? AND c.corporate_id = ?
 			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.forUpdate(),
-			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq)
+			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq, &horizon)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNoConversation()
 		}
@@ -55,7 +57,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 		msg = imbee.Message{
 			CorporateID: req.CorporateID, ConversationID: req.ConversationID, Seq: lastSeq + 1,
 			Sender: req.Sender, SenderIsBot: req.SenderIsBot, ClientMsgID: req.ClientMsgID, Text: req.Text,
-			CreatedAt: now.UTC().Truncate(time.Second),
+			CreatedAt: now.UTC().Truncate(time.Second), Horizon: imbee.Horizon(horizon),
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE conversations SET last_seq = ? WHERE id = ?`, msg.Seq, convID); err != nil {
 			return internal("number message", err)
@@ -85,7 +87,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 			eventID(msg), string(payload), unix(now), unix(now), unix(now), convID, req.Sender); err != nil {
 			return internal("queue webhook", err)
 		}
-		if err := s.notify(ctx, q, imbee.Event{Type: "message", CorporateID: msg.CorporateID, ConversationID: msg.ConversationID, Seq: msg.Seq}); err != nil {
+		if err := s.notify(ctx, q, imbee.Event{Type: "message", CorporateID: msg.CorporateID, ConversationID: msg.ConversationID, Seq: msg.Seq, Horizon: msg.Horizon}); err != nil {
 			return internal("notify", err)
 		}
 		return nil
@@ -125,6 +127,14 @@ func webhookPayload(m imbee.Message) WebhookMessage {
 		},
 	}
 }
+
+// scanPlus scans a row's columns beyond those its reader scans.
+type scanPlus struct {
+	row  interface{ Scan(...any) error }
+	rest any
+}
+
+func (s scanPlus) Scan(dest ...any) error { return s.row.Scan(append(dest, s.rest)...) }
 
 func scanMessage(row interface{ Scan(...any) error }) (imbee.Message, error) {
 	var m imbee.Message
@@ -191,14 +201,15 @@ func (s *Store) Messages(ctx context.Context, corporateID int64, conversationID,
 func (s *Store) MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error) {
 	var readSeq int64
 	err := s.inWrite(ctx, func(q querier) error {
+		var horizon int64
 		err := q.QueryRowContext(ctx, `
 			UPDATE conversation_members SET read_seq = max_seq
 			FROM (SELECT c.id AS conv, CASE WHEN ? < c.last_seq THEN ? ELSE c.last_seq END AS max_seq
 			      FROM conversations c WHERE c.public_id = ? AND c.corporate_id = ?) AS target
 			WHERE conversation_id = target.conv AND idsha = ? AND read_seq < max_seq
-			RETURNING read_seq`, seq, seq, conversationID, corporateID, member).Scan(&readSeq)
+			RETURNING read_seq, `+horizonSQL, seq, seq, conversationID, corporateID, member).Scan(&readSeq, &horizon)
 		if err == nil {
-			if err := s.notify(ctx, q, imbee.Event{Type: "read", CorporateID: corporateID, ConversationID: conversationID, Member: member, Seq: readSeq}); err != nil {
+			if err := s.notify(ctx, q, imbee.Event{Type: "read", CorporateID: corporateID, ConversationID: conversationID, Member: member, Seq: readSeq, Horizon: imbee.Horizon(horizon)}); err != nil {
 				return internal("notify", err)
 			}
 			return nil
@@ -295,10 +306,11 @@ func (s *Store) members(ctx context.Context, convID int64) ([]imbee.Member, erro
 
 // MessagesAfter returns conversationID's messages after seq, oldest first,
 // at most limit, without a membership check: for a caller that has checked
-// it (a socket of a member catching up).
+// it (a socket of a member catching up). Each message carries the horizon
+// of the read (see imbee.Horizon).
 func (s *Store) MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT m.id, m.corporate_id, m.seq, m.sender, m.sender_is_bot, m.client_msg_id, m.text, m.created_at
+		SELECT m.id, m.corporate_id, m.seq, m.sender, m.sender_is_bot, m.client_msg_id, m.text, m.created_at, `+horizonSQL+`
 		FROM messages m JOIN conversations c ON c.id = m.conversation_id
 		WHERE c.public_id = ? AND c.corporate_id = ? AND m.seq > ?
 		ORDER BY m.seq LIMIT ?`, conversationID, corporateID, seq, limit)
@@ -308,11 +320,12 @@ func (s *Store) MessagesAfter(ctx context.Context, corporateID int64, conversati
 	defer rows.Close()
 	var out []imbee.Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		var h int64
+		m, err := scanMessage(scanPlus{rows, &h})
 		if err != nil {
 			return nil, internal("list messages", err)
 		}
-		m.ConversationID = conversationID
+		m.ConversationID, m.Horizon = conversationID, imbee.Horizon(h)
 		out = append(out, m)
 	}
 	return out, rows.Err()

@@ -72,7 +72,7 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 			 WHERE user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
 		FROM corporates c
 		LEFT JOIN users u ON u.corporate_id = c.id AND u.unique_id = ?
-		WHERE c.auth_hash = ?`,
+		WHERE c.auth_hash = ? AND c.disabled_at IS NULL`,
 		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
 	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &tokenHash, &userID, &idsha, &nonce, &lastSeen)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -138,7 +138,7 @@ func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID stri
 		if err != nil {
 			return internal("rotate user", err)
 		}
-		return nil
+		return s.revoke(ctx, q, corporateID, imbee.RevokedUserKeys, u.ID)
 	})
 	if err != nil {
 		return imbee.User{}, err

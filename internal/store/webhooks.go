@@ -184,7 +184,7 @@ func (s *Store) RevokeBot(ctx context.Context, corporateID int64, idsha string) 
 			return internal("revoke bot links", err)
 		}
 		n, _ = res.RowsAffected()
-		return nil
+		return s.revoke(ctx, q, corporateID, imbee.RevokedBot, botID)
 	})
 	return n, err
 }

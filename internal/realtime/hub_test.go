@@ -1,0 +1,247 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imbee/imbee"
+)
+
+// memLog is a revocations log in memory: what the store's table holds.
+type memLog struct {
+	mu    sync.Mutex
+	rs    []imbee.Revocation
+	fail  error
+	reads int
+}
+
+func (l *memLog) add(corp int64, kind imbee.RevocationKind, subject int64) imbee.Horizon {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rs = append(l.rs, imbee.Revocation{ID: int64(len(l.rs) + 1), CorporateID: corp, Kind: kind, Subject: subject})
+	return imbee.Horizon(len(l.rs) + 1)
+}
+
+func (l *memLog) Revocations(_ context.Context, h imbee.Horizon, limit int) ([]imbee.Revocation, imbee.Horizon, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads++
+	if l.fail != nil {
+		return nil, h, l.fail
+	}
+	var out []imbee.Revocation
+	for _, r := range l.rs {
+		if imbee.Horizon(r.ID) >= h && len(out) < limit {
+			out = append(out, r)
+			h = imbee.Horizon(r.ID + 1)
+		}
+	}
+	return out, h, nil
+}
+
+func (l *memLog) RevocationsHorizon(context.Context) (imbee.Horizon, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return imbee.Horizon(len(l.rs) + 1), nil
+}
+
+func (l *memLog) horizon() imbee.Horizon {
+	h, _ := l.RevocationsHorizon(context.Background())
+	return h
+}
+
+func following(t *testing.T) (*Hub, *memLog) {
+	t.Helper()
+	h, l := NewHub(), &memLog{}
+	l.add(9, imbee.RevokedLink, 1) // from before the hub started: never applied
+	if err := h.Follow(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	return h, l
+}
+
+func ended(s *Sub) bool {
+	select {
+	case <-s.Ended():
+		return true
+	default:
+		return false
+	}
+}
+
+// mustSubscribe subscribes g, checked now when g.Since is not set.
+func mustSubscribe(t *testing.T, h *Hub, g Grant) *Sub {
+	t.Helper()
+	if g.Since == 0 {
+		g.Since = h.Horizon()
+	}
+	s, err := h.Subscribe(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var (
+	web = Grant{CorporateID: 1, ConversationID: "c", Key: "session:1", LinkID: 10, UserID: 20, BotID: 30}
+	api = Grant{CorporateID: 1, ConversationID: "c", Key: "apikey:20", UserID: 20}
+)
+
+func TestGrantEndedBy(t *testing.T) {
+	r := func(corp int64, kind imbee.RevocationKind, subject int64) imbee.Revocation {
+		return imbee.Revocation{CorporateID: corp, Kind: kind, Subject: subject}
+	}
+	for _, tc := range []struct {
+		name     string
+		r        imbee.Revocation
+		web, api bool
+	}{
+		{"its link", r(1, imbee.RevokedLink, 10), true, false},
+		{"another link", r(1, imbee.RevokedLink, 11), false, false},
+		{"its user's links", r(1, imbee.RevokedUserLinks, 20), true, false},
+		{"its bot", r(1, imbee.RevokedBot, 30), true, false},
+		{"its user's keys", r(1, imbee.RevokedUserKeys, 20), false, true},
+		{"another user's keys", r(1, imbee.RevokedUserKeys, 21), false, false},
+		{"its corporate's keys", r(1, imbee.RevokedCorporateKeys, 0), false, true},
+		{"its corporate disabled", r(1, imbee.RevokedCorporate, 0), true, true},
+		{"another corporate disabled", r(2, imbee.RevokedCorporate, 0), false, false},
+		{"another corporate's link with the same id", r(2, imbee.RevokedLink, 10), false, false},
+		{"a kind from a newer server", r(1, "something_new", 0), true, true},
+	} {
+		if got := web.EndedBy(tc.r); got != tc.web {
+			t.Errorf("%s: web socket ended %v, want %v", tc.name, got, tc.web)
+		}
+		if got := api.EndedBy(tc.r); got != tc.api {
+			t.Errorf("%s: apikey socket ended %v, want %v", tc.name, got, tc.api)
+		}
+	}
+}
+
+// An event committed after a revocation (its horizon beyond it) is fanned
+// out only once the revocation is applied: the ended socket never gets it,
+// the others do.
+func TestPublishAppliesRevocationsFirst(t *testing.T) {
+	h, l := following(t)
+	w := mustSubscribe(t, h, web)
+	a := mustSubscribe(t, h, api)
+	hz := l.add(1, imbee.RevokedLink, 10) // another server's or the CLI's: no Sync here
+	h.Publish(imbee.Event{Type: "message", CorporateID: 1, ConversationID: "c", Seq: 1, Horizon: hz,
+		Message: &imbee.Message{CorporateID: 1, ConversationID: "c", Seq: 1, Text: "after"}})
+	if !ended(w) || len(w.C) != 0 {
+		t.Errorf("the revoked socket: ended %v, %d events queued", ended(w), len(w.C))
+	}
+	if ended(a) || len(a.C) != 1 {
+		t.Errorf("the other socket: ended %v, %d events queued", ended(a), len(a.C))
+	}
+	// An event the hub's horizon covers costs no read of the log.
+	reads := l.reads
+	h.Publish(imbee.Event{Type: "read", CorporateID: 1, ConversationID: "c", Seq: 1, Horizon: hz})
+	if l.reads != reads {
+		t.Errorf("an event within the horizon read the log")
+	}
+	// An event of unknown horizon reads it (when anyone listens).
+	h.Publish(imbee.Event{Type: "read", CorporateID: 1, ConversationID: "c", Seq: 1})
+	if l.reads != reads+1 {
+		t.Errorf("an event of unknown horizon did not read the log")
+	}
+}
+
+// When the log cannot be read, an event is not fanned out: the sockets are
+// told to catch up instead (their read checks the horizon again).
+func TestPublishWithoutLogMisses(t *testing.T) {
+	h, l := following(t)
+	w := mustSubscribe(t, h, web)
+	l.fail = errors.New("database down")
+	hz := l.add(1, imbee.RevokedLink, 10)
+	h.Publish(imbee.Event{Type: "message", CorporateID: 1, ConversationID: "c", Seq: 1, Horizon: hz})
+	if len(w.C) != 0 {
+		t.Fatal("an event was fanned out past a revocation the hub could not read")
+	}
+	select {
+	case <-w.Missed():
+	default:
+		t.Error("the socket was not told to catch up")
+	}
+}
+
+// A socket whose access was checked before a revocation the hub applied
+// before it subscribed is ended when it subscribes.
+func TestSubscribeAfterRevocation(t *testing.T) {
+	h, l := following(t)
+	g := web
+	g.Since = h.Horizon() // read, then the access checked...
+	l.add(1, imbee.RevokedLink, 10)
+	if err := h.Sync(context.Background()); err != nil { // ...meanwhile revoked and applied
+		t.Fatal(err)
+	}
+	if s, _ := h.Subscribe(g); !ended(s) {
+		t.Error("a socket checked before a revocation survived it")
+	}
+	g.Since = h.Horizon() // checked after: the revocation had ended the session already
+	g.LinkID = 11
+	if s := mustSubscribe(t, h, g); ended(s) {
+		t.Error("a revocation of another link ended a socket")
+	}
+	// Checked so long ago that the hub forgot what happened since.
+	now := time.Now()
+	h.now = func() time.Time { return now.Add(2 * keepRecent) }
+	l.add(2, imbee.RevokedCorporate, 0)
+	h.Sync(context.Background())
+	old := api
+	old.Since = 1
+	if s, _ := h.Subscribe(old); !ended(s) {
+		t.Error("a socket checked before the forgotten revocations survived")
+	}
+}
+
+func TestMaxSockets(t *testing.T) {
+	h := NewHub()
+	h.MaxSockets = 5
+	var subs []*Sub
+	for range 5 {
+		subs = append(subs, mustSubscribe(t, h, web))
+	}
+	if _, err := h.Subscribe(web); !errors.Is(err, ErrTooManySockets) {
+		t.Fatalf("a sixth socket of one session: %v", err)
+	}
+	other := web
+	other.Key = "session:2"
+	mustSubscribe(t, h, other) // another session counts apart
+	h.Unsubscribe(subs[0])
+	h.Unsubscribe(subs[0]) // twice frees one place only
+	mustSubscribe(t, h, web)
+	if _, err := h.Subscribe(web); !errors.Is(err, ErrTooManySockets) {
+		t.Fatalf("after one closed, two more opened: %v", err)
+	}
+	h.MaxSockets = 0
+	mustSubscribe(t, h, web)
+	// A grant with no Since, once the hub follows a log, cannot be told
+	// apart from one checked too long ago.
+	h, _ = following(t)
+	if s, _ := h.Subscribe(web); !ended(s) {
+		t.Error("a socket with no Since survived")
+	}
+}
+
+// Poll applies revocations that nothing announced (the CLI on SQLite).
+func TestPoll(t *testing.T) {
+	h, l := following(t)
+	s := mustSubscribe(t, h, api)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Poll(ctx, 10*time.Millisecond)
+	l.add(1, imbee.RevokedUserKeys, 20)
+	select {
+	case <-s.Ended():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a polled revocation did not end the socket")
+	}
+	for deadline := time.Now().Add(10 * time.Second); h.Horizon() != l.horizon(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("horizon %d, log's %d", h.Horizon(), l.horizon())
+		}
+	}
+}
