@@ -94,7 +94,7 @@ func TestRequestLimits(t *testing.T) {
 	for h, want := range map[string]string{
 		"Content-Security-Policy": "default-src 'self'",
 		"X-Content-Type-Options":  "nosniff",
-		"Referrer-Policy":         "no-referrer",
+		"Referrer-Policy":         "same-origin",
 		"Cache-Control":           "no-store",
 	} {
 		if !strings.Contains(resp.Header.Get(h), want) {

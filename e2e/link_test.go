@@ -35,7 +35,7 @@ func testLink(t *testing.T) {
 			if code != 200 || !strings.Contains(html, "Demo Bot") || !strings.Contains(html, `method="post"`) {
 				t.Fatalf("landing: %d %s", code, html)
 			}
-			if resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
+			if resp.Header.Get("Referrer-Policy") != "same-origin" || resp.Header.Get("Cache-Control") != "no-store" {
 				t.Errorf("landing headers: %v", resp.Header)
 			}
 			if code, _, _ := page(t, b, "HEAD", url); code != 200 {

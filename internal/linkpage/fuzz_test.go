@@ -338,7 +338,7 @@ func (w *pagesFuzz) check(t *testing.T, route, methodSel byte, rawSeg, rawCookie
 	// The pages' headers (docs/api.md: their URL is a secret). The assets'
 	// URLs are not: net/http's file server drops Cache-Control from its
 	// errors (a missing file's 404), and that is fine.
-	for h, v := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"} {
+	for h, v := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff"} {
 		if res.Header.Get(h) != v && !(h == "Cache-Control" && kind == "assets" && status != http.StatusOK) {
 			fail("%s is %q, want %q", h, res.Header.Get(h), v)
 		}

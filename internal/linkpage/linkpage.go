@@ -117,9 +117,13 @@ func New(s Store, cfg Config, log *slog.Logger) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
-	// The URL holds a secret: keep it out of caches, referrers and indexes.
+	// The URL holds a secret: keep it out of caches, other sites' referrers
+	// and indexes. same-origin rather than no-referrer: under no-referrer a
+	// browser sends "Origin: null" with the page's own form, and a null
+	// Origin must stay refused (it is what a sandboxed frame elsewhere
+	// sends); this server already knows its own URLs.
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("X-Robots-Tag", "noindex, nofollow")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	// Scripts only from here (no inline code, no CDN); the chat's socket

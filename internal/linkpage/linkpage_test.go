@@ -199,8 +199,8 @@ func TestLanding(t *testing.T) {
 			if got := r.Header.Get("Cache-Control"); got != "no-store" {
 				t.Errorf("%s: Cache-Control %q, want no-store", path, got)
 			}
-			if got := r.Header.Get("Referrer-Policy"); got != "no-referrer" {
-				t.Errorf("%s: Referrer-Policy %q, want no-referrer", path, got)
+			if got := r.Header.Get("Referrer-Policy"); got != "same-origin" {
+				t.Errorf("%s: Referrer-Policy %q, want same-origin", path, got)
 			}
 			if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
 				t.Errorf("%s: X-Content-Type-Options %q, want nosniff", path, got)
