@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,14 +46,14 @@ func compare(ctx context.Context, cfg config, rev, newArgs, out string) error {
 	}
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "# This tree against %s\n\nMeasured by `go run ./bench %s` on %s (%s). Each figure is the median of %d closed-loop runs of %v; the two servers' runs alternate, each going first in turn. Ratio: new req/s over old req/s.\n\n",
+	fmt.Fprintf(&b, "# This tree against %s\n\nMeasured by `go run ./bench %s` on %s (%s). Each figure is the median of %d closed-loop runs of %v; the two servers' runs alternate, each going first in turn. Ratio: new req/s over old req/s; CPU: the server process's user+system time per request (the figure least moved by the disk and the other process), median of the runs; CPU ratio: new over old.\n\n",
 		rev, strings.Join(os.Args[1:], " "), time.Now().UTC().Format(time.RFC3339), machine(), cfg.reps, cfg.duration)
 	modes := cfg.modes
 	if cfg.postgres != "" {
 		modes = append(modes, "postgres")
 	}
 	for _, mode := range modes {
-		fmt.Fprintf(&b, "## %s\n\n| scenario | conc | old req/s | new req/s | ratio | old p99 ms | new p99 ms |\n|---|---|---|---|---|---|---|\n", mode)
+		fmt.Fprintf(&b, "## %s\n\n| scenario | conc | old req/s | new req/s | ratio | old CPU µs/req | new CPU µs/req | CPU ratio | old p99 ms | new p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n", mode)
 		var pgOld, pgNew string
 		if mode == "postgres" {
 			admin, stop := cfg.postgres, func() {}
@@ -86,24 +87,32 @@ func compare(ctx context.Context, cfg config, rev, newArgs, out string) error {
 			for _, conc := range cfg.conc {
 				oldNext, newNext := s.make(oldE), s.make(newE)
 				var olds, news []result
+				run := func(p *proc, next request) result {
+					c := newClient(conc)
+					defer c.CloseIdleConnections()
+					cpu0 := p.cpuTime()
+					r := closedLoop(ctx, c, conc, cfg.duration, next, s.ok...)
+					if r.Requests > 0 {
+						r.CPUPerReq = float64((p.cpuTime() - cpu0).Microseconds()) / float64(r.Requests)
+					}
+					return r
+				}
 				for i := range cfg.reps {
-					oc, nc := newClient(conc), newClient(conc)
 					// Each goes first in turn: a run can warm or cool
 					// the machine for the next.
 					if i%2 == 0 {
-						olds = append(olds, closedLoop(ctx, oc, conc, cfg.duration, oldNext, s.ok...))
-						news = append(news, closedLoop(ctx, nc, conc, cfg.duration, newNext, s.ok...))
+						olds = append(olds, run(oldP, oldNext))
+						news = append(news, run(newP, newNext))
 					} else {
-						news = append(news, closedLoop(ctx, nc, conc, cfg.duration, newNext, s.ok...))
-						olds = append(olds, closedLoop(ctx, oc, conc, cfg.duration, oldNext, s.ok...))
+						news = append(news, run(newP, newNext))
+						olds = append(olds, run(oldP, oldNext))
 					}
-					oc.CloseIdleConnections()
-					nc.CloseIdleConnections()
 				}
 				o, n := median(olds), median(news)
 				ratio := n.PerSecond / o.PerSecond
-				log.Printf("%s %s c=%d: old %.0f/s, new %.0f/s (%.2f×); errors %d, %d", mode, s.Name, conc, o.PerSecond, n.PerSecond, ratio, o.Errors, n.Errors)
-				fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f |\n", s.Name, conc, o.PerSecond, n.PerSecond, ratio, o.P99, n.P99)
+				oCPU, nCPU := medianCPU(olds), medianCPU(news)
+				log.Printf("%s %s c=%d: old %.0f/s %.0f µs, new %.0f/s %.0f µs (%.2f×, CPU %.2f×); errors %d, %d", mode, s.Name, conc, o.PerSecond, oCPU, n.PerSecond, nCPU, ratio, nCPU/oCPU, o.Errors, n.Errors)
+				fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.2f | %.2f |\n", s.Name, conc, o.PerSecond, n.PerSecond, ratio, oCPU, nCPU, nCPU/oCPU, o.P99, n.P99)
 			}
 		}
 		b.WriteString("\n")
@@ -141,4 +150,15 @@ func startCompared(ctx context.Context, bin, dir, mode, pgURL string, extra []st
 		return nil, nil, err
 	}
 	return p, e, nil
+}
+
+// medianCPU is the median of the runs' CPU time per request: median()
+// takes the run of median throughput, whose CPU figure may be an outlier.
+func medianCPU(runs []result) float64 {
+	cpu := make([]float64, len(runs))
+	for i, r := range runs {
+		cpu[i] = r.CPUPerReq
+	}
+	slices.Sort(cpu)
+	return cpu[len(cpu)/2]
 }
