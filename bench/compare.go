@@ -85,6 +85,10 @@ func compare(ctx context.Context, cfg config, rev, newArgs, out string) error {
 				continue
 			}
 			for _, conc := range cfg.conc {
+				// What the last scenario queued (deliveries sent through
+				// the logging transport) is done before this one is timed.
+				settle(oldP)
+				settle(newP)
 				oldNext, newNext := s.make(oldE), s.make(newE)
 				var olds, news []result
 				run := func(p *proc, next request) result {
@@ -161,4 +165,19 @@ func medianCPU(runs []result) float64 {
 	}
 	slices.Sort(cpu)
 	return cpu[len(cpu)/2]
+}
+
+// settle waits, at most 30 s, until p is idle: less than 2 ms of CPU in
+// 250 ms. A server still sending what a scenario queued would otherwise
+// charge that work to the next scenario's requests.
+func settle(p *proc) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		cpu0 := p.cpuTime()
+		time.Sleep(250 * time.Millisecond)
+		if p.cpuTime()-cpu0 < 2*time.Millisecond {
+			return
+		}
+	}
+	log.Printf("pid %d still busy after 30 s", p.cmd.Process.Pid)
 }
