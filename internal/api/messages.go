@@ -314,7 +314,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	}
 	// Read before the credentials are: a revocation after it is applied
 	// to this socket, even one applied before it subscribes.
-	since := s.cfg.Events.Horizon()
+	since := s.cfg.Events.Since(r.Context())
 	corp, user, err := s.store.AuthenticateUser(r.Context(), bearer(r.Header.Get("Authorization")), strings.TrimSpace(r.Header.Get("X-WOOS-KEY")))
 	if err != nil {
 		s.authFailed(client, err)

@@ -346,7 +346,7 @@ const maxText = 4000
 func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 	// Read before the session is: a revocation after it is applied to
 	// this socket, even one applied before it subscribes.
-	since := h.cfg.Events.Horizon()
+	since := h.cfg.Events.Since(r.Context())
 	sess, ok := h.jsonSession(w, r)
 	if !ok {
 		return

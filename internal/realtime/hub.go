@@ -273,6 +273,18 @@ func (h *Hub) Poll(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// Since is what a socket's Grant.Since should be: call it before checking
+// the socket's access. It first applies every revocation committed so far,
+// so that one committed before the check (and perhaps undone since, as a
+// disable by an enable) is not taken as newer than it, and the socket is
+// ended only by revocations that may follow its check. If the log cannot be
+// read, the horizon reached so far is returned: a socket may then be ended
+// needlessly, never kept wrongly.
+func (h *Hub) Since(ctx context.Context) imbee.Horizon {
+	h.Sync(ctx)
+	return h.Horizon()
+}
+
 // Sync applies every revocation committed so far. A server calls it after
 // it revokes, so that its own sockets are closed before it answers.
 func (h *Hub) Sync(ctx context.Context) error { return h.reach(ctx, 0) }

@@ -197,6 +197,29 @@ func TestSubscribeAfterRevocation(t *testing.T) {
 	}
 }
 
+// TestSinceAppliesTheLogFirst: a revocation committed before a socket's
+// access check, but not yet read by the hub (the CLI disabled a corporate,
+// then enabled it again, within one poll), is not taken as newer than the
+// check: the socket, opened after the enable, stays open.
+func TestSinceAppliesTheLogFirst(t *testing.T) {
+	h, l := following(t)
+	l.add(1, imbee.RevokedCorporate, 0) // the disable, not read yet
+	g := api
+	g.Since = h.Since(context.Background()) // ...then the access is checked: enabled again
+	s := mustSubscribe(t, h, g)
+	if err := h.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ended(s) {
+		t.Error("a socket opened after a revocation was undone was ended by it")
+	}
+	stale := api
+	stale.Since = 2 // what Horizon alone gave before the log was read
+	if s, _ := h.Subscribe(stale); !ended(s) {
+		t.Error("the check would not have failed without Since: the test proves nothing")
+	}
+}
+
 func TestMaxSockets(t *testing.T) {
 	h := NewHub()
 	h.MaxSockets = 5
