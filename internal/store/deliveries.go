@@ -192,18 +192,34 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 // one whose oldest due row is oldest first: each one's oldest row, then
 // each one's next.
 //
-// Its cost does not grow with a backlog: a look-up per corporate in the
-// partial indexes of due and of in-flight rows (migration 00006), then the
-// oldest rows of at most limit corporates. The UPDATE that claims the ids
-// checks each is still due, which under PostgreSQL's row locks skips rows
-// another server claimed meanwhile.
+// Its cost grows with the corporates that have unsent rows, not with the
+// backlog nor with the corporates at rest: all its reads are seeks in one
+// partial index on (corporate_id, status, next_attempt_at) (migration
+// 00009). It steps from one such corporate to the next, and for each
+// counts its rows in flight and finds its oldest due row of each unsent
+// status; then it reads the oldest due rows of at most limit corporates.
+// The UPDATE that claims the ids checks each is still due, which under
+// PostgreSQL's row locks skips rows another server claimed meanwhile.
+//
+// Every statement repeats the index's condition (status IN unsent): SQLite
+// uses a partial index only for a query whose WHERE contains it.
 func fairDue(ctx context.Context, q querier, table string, now int64, limit, pool int) ([]int64, error) {
+	const unsent = `status IN ('queued', 'failed', 'sending')`
+	head := func(status string) string {
+		return `(SELECT MIN(next_attempt_at) FROM ` + table + ` WHERE ` + unsent +
+			` AND corporate_id = active.id AND status = '` + status + `' AND next_attempt_at <= ?)`
+	}
 	rows, err := q.QueryContext(ctx, `
-		SELECT c.id,
-			(SELECT COUNT(*) FROM `+table+` s WHERE s.corporate_id = c.id AND s.status = 'sending' AND s.next_attempt_at > ?),
-			(SELECT MIN(d.next_attempt_at) FROM `+table+` d
-				WHERE d.corporate_id = c.id AND d.status IN ('queued', 'failed', 'sending') AND d.next_attempt_at <= ?)
-		FROM corporates c`, now, now)
+		WITH RECURSIVE active(id) AS (
+			SELECT MIN(corporate_id) FROM `+table+` WHERE `+unsent+`
+			UNION ALL
+			SELECT (SELECT MIN(corporate_id) FROM `+table+` WHERE `+unsent+` AND corporate_id > active.id)
+			FROM active WHERE active.id IS NOT NULL)
+		SELECT id,
+			(SELECT COUNT(*) FROM `+table+` WHERE `+unsent+`
+				AND corporate_id = active.id AND status = 'sending' AND next_attempt_at > ?),
+			`+head("queued")+`, `+head("failed")+`, `+head("sending")+`
+		FROM active WHERE id IS NOT NULL`, now, now, now, now)
 	if err != nil {
 		return nil, err
 	}
@@ -214,9 +230,15 @@ func fairDue(ctx context.Context, q querier, table string, now int64, limit, poo
 	var active []corp
 	for rows.Next() {
 		var c corp
-		if err := rows.Scan(&c.id, &c.busy, &c.head); err != nil {
+		var heads [3]sql.NullInt64
+		if err := rows.Scan(&c.id, &c.busy, &heads[0], &heads[1], &heads[2]); err != nil {
 			rows.Close()
 			return nil, err
+		}
+		for _, h := range heads {
+			if h.Valid && (!c.head.Valid || h.Int64 < c.head.Int64) {
+				c.head = h
+			}
 		}
 		if c.busy > 0 || c.head.Valid {
 			active = append(active, c)
@@ -238,44 +260,60 @@ func fairDue(ctx context.Context, q querier, table string, now int64, limit, poo
 	if len(takers) == 0 {
 		return nil, nil
 	}
+	// Each taker's oldest due rows of each status, in index order; merged
+	// per corporate below.
 	var query strings.Builder
 	var args []any
+	quota := map[int64]int64{}
 	for i, c := range takers {
-		if i > 0 {
-			query.WriteString(" UNION ALL ")
+		quota[c.id] = min(share-c.busy, int64(limit))
+		for j, status := range []string{"queued", "failed", "sending"} {
+			if i+j > 0 {
+				query.WriteString(" UNION ALL ")
+			}
+			fmt.Fprintf(&query, `SELECT * FROM (SELECT id, corporate_id, next_attempt_at FROM %s
+				WHERE %s AND corporate_id = ? AND status = '%s' AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id LIMIT ?) AS c%d_%d`, table, unsent, status, i, j)
+			args = append(args, c.id, now, quota[c.id])
 		}
-		fmt.Fprintf(&query, `SELECT * FROM (SELECT id, corporate_id, next_attempt_at FROM %s
-			WHERE corporate_id = ? AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?) AS c%d`, table, i)
-		args = append(args, c.id, now, min(share-c.busy, int64(limit)))
 	}
 	rows, err = q.QueryContext(ctx, query.String(), args...)
 	if err != nil {
 		return nil, err
 	}
-	type candidate struct{ id, rank, at int64 }
+	type candidate struct{ id, corporate, rank, at int64 }
 	var cands []candidate
-	rank := map[int64]int64{}
 	for rows.Next() {
 		var c candidate
-		var corporate int64
-		if err := rows.Scan(&c.id, &corporate, &c.at); err != nil {
+		if err := rows.Scan(&c.id, &c.corporate, &c.at); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		c.rank = rank[corporate]
-		rank[corporate]++
 		cands = append(cands, c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// Rank each corporate's rows, oldest first, within its quota; then the
+	// corporates take turns by rank.
 	slices.SortFunc(cands, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.corporate, b.corporate), cmp.Compare(a.at, b.at), cmp.Compare(a.id, b.id))
+	})
+	var ranked []candidate
+	for i := range cands {
+		if i > 0 && cands[i].corporate == cands[i-1].corporate {
+			cands[i].rank = cands[i-1].rank + 1
+		}
+		if cands[i].rank < quota[cands[i].corporate] {
+			ranked = append(ranked, cands[i])
+		}
+	}
+	slices.SortFunc(ranked, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.at, b.at), cmp.Compare(a.id, b.id))
 	})
-	ids := make([]int64, 0, min(len(cands), limit))
-	for _, c := range cands[:min(len(cands), limit)] {
+	ids := make([]int64, 0, min(len(ranked), limit))
+	for _, c := range ranked[:min(len(ranked), limit)] {
 		ids = append(ids, c.id)
 	}
 	return ids, nil

@@ -61,3 +61,44 @@ func testClaimFairShare(t *testing.T) {
 		t.Fatalf("after the leases ran out: claimed %v, want 2 each", got)
 	}
 }
+
+// TestClaimOldestAcrossStatuses: within a corporate's share the oldest due
+// rows go first whatever their status: a failed row due for its retry, a
+// queued one, one whose lease ran out.
+func TestClaimOldestAcrossStatuses(t *testing.T) { forEachBackend(t, testClaimOldestAcrossStatuses) }
+
+func testClaimOldestAcrossStatuses(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	s := mustOpen(t, clock.Now)
+	c := mustCorporate(t, s, "A")
+	bot := mustBot(t, s, c.ID, "A bot")
+	issue := func(user string) {
+		mustIssue(t, s, linkRequest(c, user, bot, 1, clock.Now().Add(time.Hour),
+			imbee.Recipient{Channel: imbee.ChannelMail, Address: user + "@example.com"}))
+	}
+	claimOne := func() imbee.Delivery {
+		t.Helper()
+		ds, err := s.ClaimDeliveries(ctx, 1, 4, time.Minute)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("claim: %v, %v", ds, err)
+		}
+		return ds[0]
+	}
+	issue("failed")
+	failed := claimOne()
+	// Due again within 3 s (rounded up to the second): after the queued
+	// row issued now, before the one issued after 5 s.
+	if err := s.MarkFailed(ctx, failed.ID, "refused", "refused", clock.Now().Add(2*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	issue("early")
+	clock.Advance(5 * time.Second)
+	issue("late")
+	clock.Advance(10 * time.Second)
+	for _, want := range []string{"early@example.com", "failed@example.com", "late@example.com"} {
+		if got := claimOne().Recipient.Address; got != want {
+			t.Fatalf("claimed %s, want %s", got, want)
+		}
+	}
+}

@@ -91,8 +91,8 @@ func testRecipientKeyMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ApplyVersion(ctx, 8, false); err != nil {
-		t.Fatalf("00008 down: %v", err)
+	if _, err := p.DownTo(ctx, 7); err != nil {
+		t.Fatalf("down to 00007: %v", err)
 	}
 	db.Close()
 	s, err = openAt(t, dsn, keys, time.Now)
