@@ -23,7 +23,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "deliveries", unix(now), limit, pool)
+		ids, err := fairDue(ctx, q, "deliveries", "deliveries"+s.indexedBy("deliveries_queue"), unix(now), limit, pool)
 		if err != nil || len(ids) == 0 {
 			return internalOrNil("claim deliveries", err)
 		}
@@ -201,22 +201,25 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 // The UPDATE that claims the ids checks each is still due, which under
 // PostgreSQL's row locks skips rows another server claimed meanwhile.
 //
-// Every statement repeats the index's condition (status IN unsent): SQLite
-// uses a partial index only for a query whose WHERE contains it.
-func fairDue(ctx context.Context, q querier, table string, now int64, limit, pool int) ([]int64, error) {
+// from is the table as the statements read it: on SQLite pinned to that
+// index (without statistics its planner prefers the (status, channel)
+// index and reads every unsent row). Every statement repeats the index's
+// condition (status IN unsent): SQLite uses a partial index only for a
+// query whose WHERE contains it.
+func fairDue(ctx context.Context, q querier, table, from string, now int64, limit, pool int) ([]int64, error) {
 	const unsent = `status IN ('queued', 'failed', 'sending')`
 	head := func(status string) string {
-		return `(SELECT MIN(next_attempt_at) FROM ` + table + ` WHERE ` + unsent +
+		return `(SELECT MIN(next_attempt_at) FROM ` + from + ` WHERE ` + unsent +
 			` AND corporate_id = active.id AND status = '` + status + `' AND next_attempt_at <= ?)`
 	}
 	rows, err := q.QueryContext(ctx, `
 		WITH RECURSIVE active(id) AS (
-			SELECT MIN(corporate_id) FROM `+table+` WHERE `+unsent+`
+			SELECT MIN(corporate_id) FROM `+from+` WHERE `+unsent+`
 			UNION ALL
-			SELECT (SELECT MIN(corporate_id) FROM `+table+` WHERE `+unsent+` AND corporate_id > active.id)
+			SELECT (SELECT MIN(corporate_id) FROM `+from+` WHERE `+unsent+` AND corporate_id > active.id)
 			FROM active WHERE active.id IS NOT NULL)
 		SELECT id,
-			(SELECT COUNT(*) FROM `+table+` WHERE `+unsent+`
+			(SELECT COUNT(*) FROM `+from+` WHERE `+unsent+`
 				AND corporate_id = active.id AND status = 'sending' AND next_attempt_at > ?),
 			`+head("queued")+`, `+head("failed")+`, `+head("sending")+`
 		FROM active WHERE id IS NOT NULL`, now, now, now, now)
@@ -273,7 +276,7 @@ func fairDue(ctx context.Context, q querier, table string, now int64, limit, poo
 			}
 			fmt.Fprintf(&query, `SELECT * FROM (SELECT id, corporate_id, next_attempt_at FROM %s
 				WHERE %s AND corporate_id = ? AND status = '%s' AND next_attempt_at <= ?
-				ORDER BY next_attempt_at, id LIMIT ?) AS c%d_%d`, table, unsent, status, i, j)
+				ORDER BY next_attempt_at, id LIMIT ?) AS c%d_%d`, from, unsent, status, i, j)
 			args = append(args, c.id, now, quota[c.id])
 		}
 	}

@@ -231,6 +231,16 @@ func (s *Store) forUpdate() string {
 	return ""
 }
 
+// indexedBy pins a SQLite statement's table to an index, where the
+// planner without statistics would pick a worse one; PostgreSQL plans from
+// the statistics it keeps.
+func (s *Store) indexedBy(index string) string {
+	if s.postgres {
+		return ""
+	}
+	return " INDEXED BY " + index
+}
+
 // unix is how times are stored.
 func unix(t time.Time) int64 { return t.Unix() }
 
