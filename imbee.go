@@ -166,6 +166,13 @@ func (l *Link) State(now time.Time) LinkState {
 	return LinkActive
 }
 
+// LinkPage is what the landing page of a link shows.
+type LinkPage struct {
+	Link          Link
+	BotName       string
+	CorporateName string
+}
+
 // ConversationType is "chat" (1:1) or "group".
 type ConversationType string
 
@@ -249,6 +256,25 @@ type Delivery struct {
 	CorporateName string
 	Language      string
 	SenderName    string
+}
+
+// QueueKey names one count of deliveries: a channel and a status.
+type QueueKey struct {
+	Channel Channel
+	Status  DeliveryStatus
+}
+
+// QueueStats is what waits in the delivery and webhook queues (queued,
+// sending or failed) and what died there, for metrics.
+type QueueStats struct {
+	// Deliveries counts those link deliveries by channel and status;
+	// pairs without rows are absent.
+	Deliveries map[QueueKey]int64
+	// Webhooks counts those webhook events by status.
+	Webhooks map[DeliveryStatus]int64
+	// OldestDelivery and OldestWebhook are the age, in whole seconds, of
+	// the oldest row still waiting to be sent; 0 when none waits.
+	OldestDelivery, OldestWebhook int64
 }
 
 // Message is one message of a conversation. Seq numbers a conversation's

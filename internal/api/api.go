@@ -31,32 +31,35 @@ import (
 // MaxBodyBytes is the largest request body accepted.
 const MaxBodyBytes = 1 << 20
 
-// Store is what the API needs from storage.
+// Store is what the handlers read, and the ledger of Idempotency-Keys.
 type Store interface {
 	Authenticate(ctx context.Context, auth, corporateToken string) (imbee.Corporate, error)
 	AuthenticateUser(ctx context.Context, auth, apikey string) (imbee.Corporate, imbee.User, error)
 	KnownUser(ctx context.Context, auth, corporateToken, uniqueID string, dev *imbee.Device) (imbee.Corporate, imbee.User, bool, error)
-	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
-	RegisterUsers(ctx context.Context, corporateID int64, specs []imbee.UserSpec) ([]imbee.Registration, error)
-	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
+	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
 	LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error)
 	LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error)
-	RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error)
-	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
-	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
-	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
 	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
-	MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error)
 	Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error)
 	IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error)
 	BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error)
-	SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, url string) (string, error)
+	idempotencyLedger
+}
+
+// Writes are the API's changes, each with what follows its commit:
+// sockets told, workers woken (internal/writes).
+type Writes interface {
+	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
+	RegisterUsers(ctx context.Context, corporateID int64, specs []imbee.UserSpec) ([]imbee.Registration, error)
 	RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error)
-	ClaimIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey, ttl time.Duration) ([]byte, error)
-	CompleteIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey, response []byte) error
-	ReleaseIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey) error
+	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
+	RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error)
 	RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID string) (int64, error)
+	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
+	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
+	MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error)
+	SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, url string) (string, error)
 }
 
 // Config is what the API is told at start.
@@ -80,13 +83,9 @@ type Config struct {
 	RecipientLimit int
 	// IdempotencyTTL is how long an Idempotency-Key is kept.
 	IdempotencyTTL time.Duration
-	Now            func() time.Time
-	// LinkIssued is called after a /token/new has committed its deliveries.
-	LinkIssued func()
-	// MessageSent is called after a new message (and its webhook events)
-	// has been committed.
-	MessageSent func()
-	// Events tells sockets of new messages and read marks.
+	// Now is the server's clock: a link's end of day, its state.
+	Now func() time.Time
+	// Events are the API's sockets: the hub the writes tell.
 	Events *realtime.Hub
 	// Observe, when set, is told of every request once answered, as the
 	// access log records it: route, HTTP status, the envelope's code
@@ -108,6 +107,7 @@ type Config struct {
 // Server is the API's HTTP handler.
 type Server struct {
 	store      Store
+	writes     Writes
 	cfg        Config
 	mux        *http.ServeMux
 	limits     sync.Map                       // corporate id → *rate.Limiter
@@ -116,8 +116,9 @@ type Server struct {
 }
 
 // NewHandler returns the whole HTTP surface: the API, and pages (the human
-// link and chat pages, mounted at /l/ and /w/), behind the access log.
-func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) http.Handler {
+// link and chat pages, mounted at /l/ and /w/), behind the access log. The
+// handlers read from store and change through writes.
+func NewHandler(store Store, writes Writes, pages http.Handler, cfg Config, log *slog.Logger) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -129,7 +130,7 @@ func NewHandler(store Store, pages http.Handler, cfg Config, log *slog.Logger) h
 	}
 	cfg.Log = log
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{store: store, cfg: cfg, mux: http.NewServeMux(),
+	s := &Server{store: store, writes: writes, cfg: cfg, mux: http.NewServeMux(),
 		userLimits: ratelimit.NewPerKey[[2]int64](0),
 		authFails:  ratelimit.New[netip.Prefix](cfg.AuthFailLimit, cfg.AuthFailBurst, 0)}
 

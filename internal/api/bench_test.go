@@ -13,6 +13,7 @@ import (
 
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 func BenchmarkEnvelope(b *testing.B) {
@@ -57,7 +58,7 @@ func newHandlerBenchWith(b *testing.B, cfg Config) *handlerBench {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	cfg.PublicURL = "http://x"
-	h := NewHandler(s, http.NotFoundHandler(), cfg, log)
+	h := NewHandler(s, writes.New(s, writes.Effects{}, nil), http.NotFoundHandler(), cfg, log)
 	return &handlerBench{h: h, auth: creds.Auth, token: creds.CorporateToken, bot: bot.IDSha}
 }
 

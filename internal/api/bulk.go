@@ -53,7 +53,7 @@ func (s *Server) userBulk(ctx context.Context, c *call) (any, error) {
 		valid = append(valid, i)
 	}
 	if len(specs) > 0 {
-		regs, err := s.store.RegisterUsers(ctx, c.corporate.ID, specs)
+		regs, err := s.writes.RegisterUsers(ctx, c.corporate.ID, specs)
 		if err != nil {
 			return nil, err
 		}

@@ -38,7 +38,7 @@ func (s *Server) chatCreate(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	conv, err := s.store.CreateConversation(ctx, cr)
+	conv, err := s.writes.CreateConversation(ctx, cr)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ import (
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 // fuzzEndpoint is one API route as the fuzz targets see it.
@@ -186,7 +187,7 @@ func newFuzzWorld(f *testing.F) *fuzzWorld {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	w.store = &pgTextStore{Store: s}
-	w.h = NewHandler(w.store, http.NotFoundHandler(), Config{PublicURL: w.public, RecipientLimit: 5}, log)
+	w.h = NewHandler(w.store, writes.New(w.store, writes.Effects{}, nil), http.NotFoundHandler(), Config{PublicURL: w.public, RecipientLimit: 5}, log)
 
 	day := func(days int) string { return now.AddDate(0, 0, days).Format(time.DateOnly) }
 	w.values = map[string]string{

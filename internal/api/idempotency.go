@@ -15,6 +15,13 @@ const idempotencyHeader = "Idempotency-Key"
 // maxIdempotencyKey bounds the header's length.
 const maxIdempotencyKey = 255
 
+// idempotencyLedger keeps each Idempotency-Key with the answer it got.
+type idempotencyLedger interface {
+	ClaimIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey, ttl time.Duration) ([]byte, error)
+	CompleteIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey, response []byte) error
+	ReleaseIdempotencyKey(ctx context.Context, k imbee.IdempotencyKey) error
+}
+
 // idempotent runs h for a call that carries an Idempotency-Key: a success
 // is stored (sealed) and replayed byte for byte to a repeat of the same
 // request; the same key on another request is CodeIdempotencyMismatch, and

@@ -99,22 +99,20 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := s.store.RevokeUserLinks(ctx, c.corporate.ID, user)
+		n, err := s.writes.RevokeUserLinks(ctx, c.corporate.ID, user)
 		if err != nil {
 			return nil, err
 		}
-		s.accessEnded(ctx)
 		return map[string]any{"virtual_user": user, "revoked_links": n}, nil
 	}
 	token, err := linkToken(c.body)
 	if err != nil {
 		return nil, err
 	}
-	l, err := s.store.RevokeLink(ctx, c.corporate.ID, token)
+	l, err := s.writes.RevokeLink(ctx, c.corporate.ID, token)
 	if err != nil {
 		return nil, err
 	}
-	s.accessEnded(ctx)
 	_, ds, err := s.store.LinkStatus(ctx, c.corporate.ID, token)
 	if err != nil {
 		return nil, err
@@ -124,17 +122,6 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return linkRevokeResponse{linkView: s.linkView(l, ds, as), PreviouslyRevoked: l.Existing}, nil
-}
-
-// accessEnded closes this server's sockets that a revocation just
-// committed ends, before the answer goes out. (Other servers close theirs
-// when they read the revocations log: at once on PostgreSQL's NOTIFY, or
-// at their next poll.)
-func (s *Server) accessEnded(ctx context.Context) {
-	if err := s.cfg.Events.Sync(ctx); err != nil {
-		// The hub's poll applies it within a fraction of a second.
-		s.cfg.Log.Warn("apply revocations", "err", err)
-	}
 }
 
 // linkToken takes the token out of {"url": …}: a URL /token/new returned,

@@ -106,18 +106,11 @@ func (s *Server) botMessageSend(ctx context.Context, c *call) (any, error) {
 	return s.send(ctx, mr)
 }
 
-// send stores a message and, when it is new, tells the conversation's
-// sockets and the bots' webhook worker.
+// send stores a message (its sockets are told, its webhooks queued).
 func (s *Server) send(ctx context.Context, mr imbee.MessageRequest) (any, error) {
-	m, existed, err := s.store.SendMessage(ctx, mr)
+	m, existed, err := s.writes.SendMessage(ctx, mr)
 	if err != nil {
 		return nil, err
-	}
-	if !existed {
-		s.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m, Horizon: m.Horizon})
-		if s.cfg.MessageSent != nil {
-			s.cfg.MessageSent()
-		}
 	}
 	return messageSendResponse{Message: realtime.View(m), PreviouslySent: existed}, nil
 }
@@ -259,11 +252,10 @@ func (s *Server) chatRead(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	read, err := s.store.MarkRead(ctx, c.corporate.ID, conv, c.user.IDSha, *seq)
+	read, err := s.writes.MarkRead(ctx, c.corporate.ID, conv, c.user.IDSha, *seq)
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Events.Publish(imbee.Event{Type: "read", CorporateID: c.corporate.ID, ConversationID: conv, Member: c.user.IDSha, Seq: read})
 	return map[string]int64{"read_seq": read}, nil
 }
 
@@ -287,7 +279,7 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, asField(err, imbee.SubjectWebhookURL, "url")
 	}
-	secret, err := s.store.SetBotWebhook(ctx, c.corporate.ID, bot, hook)
+	secret, err := s.writes.SetBotWebhook(ctx, c.corporate.ID, bot, hook)
 	if err != nil {
 		return nil, err
 	}

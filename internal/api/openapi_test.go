@@ -22,7 +22,6 @@ import (
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/linkpage"
-	"github.com/imbee/imbee/internal/store"
 )
 
 // openAPIDoc is the part of docs/openapi.json these tests read.
@@ -159,12 +158,12 @@ func TestOpenAPIHasEveryRoute(t *testing.T) {
 func TestOpenAPIPathsAreRouted(t *testing.T) {
 	doc := loadOpenAPI(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pages := linkpage.New(nowhere{}, linkpage.Config{}, log)
+	pages := linkpage.New(nowhere{}, nowhere{}, linkpage.Config{}, log)
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	})
 	// httptest's requests come from 192.0.2.1.
-	h := NewHandler(nowhere{}, pages, Config{PublicURL: "http://x", Metrics: metrics, MetricsAllow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, log)
+	h := NewHandler(nowhere{}, nowhere{}, pages, Config{PublicURL: "http://x", Metrics: metrics, MetricsAllow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, log)
 	param := regexp.MustCompile(`\{[^}]+\}`)
 	for p, item := range doc.Paths {
 		target := param.ReplaceAllString(p, "x")
@@ -239,7 +238,10 @@ func TestOpenAPICodes(t *testing.T) {
 // nowhere is a store where no credential, link or session exists, for
 // both the API and the pages (the methods no request here reaches are
 // left nil).
-type nowhere struct{ Store }
+type nowhere struct {
+	Store
+	Writes
+}
 
 func (nowhere) RecordLinkAttempts(context.Context, []imbee.LinkAttempt) error { return nil }
 
@@ -251,8 +253,8 @@ func (nowhere) AuthenticateUser(context.Context, string, string) (imbee.Corporat
 	return imbee.Corporate{}, imbee.User{}, imbee.Errorf(imbee.CodeAuth, "unknown Authorization")
 }
 
-func (nowhere) LinkByToken(context.Context, string) (store.LinkPage, error) {
-	return store.LinkPage{}, imbee.Errorf(imbee.CodeNotFound, "no such link")
+func (nowhere) LinkByToken(context.Context, string) (imbee.LinkPage, error) {
+	return imbee.LinkPage{}, imbee.Errorf(imbee.CodeNotFound, "no such link")
 }
 
 func (nowhere) SpendLink(context.Context, string, imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error) {

@@ -86,12 +86,9 @@ func (s *Server) tokenNew(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	link, err := s.store.IssueLink(ctx, lr)
+	link, err := s.writes.IssueLink(ctx, lr)
 	if err != nil {
 		return nil, err
-	}
-	if s.cfg.LinkIssued != nil {
-		s.cfg.LinkIssued()
 	}
 	return tokenNewResponse{
 		URL:               s.cfg.PublicURL + "/l/" + link.Token,

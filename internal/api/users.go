@@ -32,7 +32,7 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, existed, err := s.store.RegisterUser(ctx, c.corporate.ID, uniqueID, dev)
+	u, existed, err := s.writes.RegisterUser(ctx, c.corporate.ID, uniqueID, dev)
 	if err != nil {
 		return nil, err
 	}
@@ -52,11 +52,10 @@ func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.store.RotateUser(ctx, c.corporate.ID, uniqueID)
+	u, err := s.writes.RotateUser(ctx, c.corporate.ID, uniqueID)
 	if err != nil {
 		return nil, err
 	}
-	s.accessEnded(ctx)
 	return map[string]string{"virtualUser": u.IDSha, "pass": u.Pass, "apikey": u.APIKey}, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 // countingStore counts the credential lookups, the one thing a stranger's
@@ -69,7 +70,7 @@ func newCountingHandler(t *testing.T, cfg Config) (http.Handler, *countingStore,
 	}
 	cs := &countingStore{Store: s}
 	cfg.PublicURL = "http://x"
-	return NewHandler(cs, http.NotFoundHandler(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), cs, creds
+	return NewHandler(cs, writes.New(s, writes.Effects{}, nil), http.NotFoundHandler(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), cs, creds
 }
 
 // TestUnauthenticatedCost: a request with wrong credentials costs one

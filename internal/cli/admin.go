@@ -70,12 +70,13 @@ func (c *cli) corporateCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	corp, creds, err := s.CreateCorporate(ctx, *name, *tz)
+	w := commandWrites(s)
+	corp, creds, err := w.CreateCorporate(ctx, *name, *tz)
 	if err != nil {
 		return err
 	}
 	if *lang != corp.Language || *sender != "" {
-		if corp, err = s.UpdateCorporate(ctx, corp.ID, imbee.CorporateSettings{Language: lang, SenderName: sender}); err != nil {
+		if corp, err = w.UpdateCorporate(ctx, corp.ID, imbee.CorporateSettings{Language: lang, SenderName: sender}); err != nil {
 			return err
 		}
 	}
@@ -130,7 +131,7 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	corp, err := s.UpdateCorporate(ctx, *id, set)
+	corp, err := commandWrites(s).UpdateCorporate(ctx, *id, set)
 	if err != nil {
 		return err
 	}
@@ -220,7 +221,7 @@ func (c *cli) corporateDisable(ctx context.Context, args []string, disable bool)
 		return err
 	}
 	defer s.Close()
-	co, err := s.SetCorporateDisabled(ctx, *id, disable)
+	co, err := commandWrites(s).SetCorporateDisabled(ctx, *id, disable)
 	if err != nil {
 		return err
 	}
@@ -248,7 +249,7 @@ func (c *cli) corporateRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	creds, err := s.RotateCorporate(ctx, *id)
+	creds, err := commandWrites(s).RotateCorporate(ctx, *id)
 	if err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func (c *cli) botCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	b, err := s.CreateBot(ctx, *corp, *name)
+	b, err := commandWrites(s).CreateBot(ctx, *corp, *name)
 	if err != nil {
 		return err
 	}
@@ -355,15 +356,16 @@ func (c *cli) linkRevoke(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
+	w := commandWrites(s)
 	if *user != "" {
-		n, err := s.RevokeUserLinks(ctx, *corp, *user)
+		n, err := w.RevokeUserLinks(ctx, *corp, *user)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "%d links revoked\n", n)
 		return nil
 	}
-	if _, err := s.RevokeLink(ctx, 0, token); err != nil {
+	if _, err := w.RevokeLink(ctx, 0, token); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout, "link revoked")
@@ -386,7 +388,7 @@ func (c *cli) botRevoke(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	n, err := s.RevokeBot(ctx, *corp, strings.TrimSpace(*bot))
+	n, err := commandWrites(s).RevokeBot(ctx, *corp, strings.TrimSpace(*bot))
 	if err != nil {
 		return err
 	}
@@ -411,7 +413,7 @@ func (c *cli) userRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	u, err := s.RotateUser(ctx, *corp, *user)
+	u, err := commandWrites(s).RotateUser(ctx, *corp, *user)
 	if err != nil {
 		return err
 	}

@@ -8,21 +8,27 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 type cli struct {
 	getenv func(string) string
 	stdout io.Writer
 	stderr io.Writer
+	// now is the clock of everything the command runs: the store, and a
+	// server's API, pages and workers.
+	now func() time.Time
 }
 
 // storeFlags are the flags every command that opens the database shares.
 type storeFlags struct {
 	db      string
 	keyFile string
+	now     func() time.Time // the command's clock, the store's
 }
 
 func (c *cli) flagSet(name, summary string) *flag.FlagSet {
@@ -37,7 +43,7 @@ func (c *cli) flagSet(name, summary string) *flag.FlagSet {
 }
 
 func (c *cli) addStoreFlags(fs *flag.FlagSet) *storeFlags {
-	sf := &storeFlags{}
+	sf := &storeFlags{now: c.now}
 	fs.StringVar(&sf.db, "db", "sqlite:imbee.db", "database: sqlite:PATH, or postgres://USER:PASSWORD@HOST/DB for PostgreSQL")
 	fs.StringVar(&sf.keyFile, "key-file", "", "file holding the server key that secrets are derived from; created on first use (default: the SQLite file's path + \".key\"). Keep it outside database backups")
 	return sf
@@ -97,13 +103,20 @@ func (sf *storeFlags) keyring() (*secret.Keyring, error) {
 	return k, nil
 }
 
+// open opens the database, on the command's clock.
 func (sf *storeFlags) open(ctx context.Context, opts store.Options) (*store.Store, error) {
 	keys, err := sf.keyring()
 	if err != nil {
 		return nil, err
 	}
+	opts.Now = sf.now
 	return store.Open(ctx, sf.db, keys, opts)
 }
+
+// commandWrites are a command's changes. A command has no sockets and no
+// workers of its own: the servers learn of what it changes from the
+// database (the revocations log, the queues' poll).
+func commandWrites(s *store.Store) *writes.Runner { return writes.New(s, writes.Effects{}, nil) }
 
 func (c *cli) printJSON(v any) error {
 	enc := json.NewEncoder(c.stdout)

@@ -10,6 +10,7 @@ import (
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 type deliveryJSON struct {
@@ -72,7 +73,7 @@ func (c *cli) deliveriesList(ctx context.Context, args []string) error {
 func (c *cli) deliveriesRetry(ctx context.Context, args []string) error {
 	return c.retryDead(ctx, args, "deliveries retry",
 		"Queue dead deliveries again, with a fresh set of attempts: the ones named by --id, or every dead one with --all.\nA running server sends them within a second.",
-		"delivery ids", "deliveries", (*store.Store).RetryDeliveries)
+		"delivery ids", "deliveries", (*writes.Runner).RetryDeliveries)
 }
 
 // oneLine shortens s to one line of at most n characters.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 const usage = `imbee: a self-hosted server for the third-party chat API.
@@ -40,7 +41,7 @@ is IMBEE_PUBLIC_URL. "imbee COMMAND --help" lists a command's flags.
 // Run is the whole program: main calls it with the process's arguments
 // (without the program name), environment and output; tests call it the same way.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr}
+	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr, now: time.Now}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")

@@ -21,177 +21,262 @@ import (
 	"github.com/imbee/imbee/internal/metrics"
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
-func (c *cli) serve(ctx context.Context, args []string) error {
+// serveFlags are serve's settings, read from its flags (and their
+// IMBEE_* variables and the config file) into each part's own options.
+type serveFlags struct {
+	db         *storeFlags
+	transport  *transportFlags
+	store      store.Options
+	api        api.Config
+	pages      linkpage.Config
+	timeouts   struct{ readHeader, read, write, idle time.Duration }
+	maxSockets int
+
+	addr, publicURL              string
+	bootstrap                    bool
+	trustedProxies, metricsAllow string
+	metricsAddr, debugAddr       string
+	logFormat, logLevel          string
+}
+
+// parseServeFlags reads serve's settings; the networks they name are
+// checked here, before anything starts.
+func (c *cli) parseServeFlags(args []string) (*serveFlags, error) {
+	f := &serveFlags{}
 	fs := c.flagSet("serve", "Run the server: the API, the link pages and the delivery worker.")
-	sf := c.addStoreFlags(fs)
-	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on, host:port (port 0 picks a free one)")
-	publicURL := fs.String("public-url", "", "base of the links sent to people, e.g. https://chat.example.com (default http://<addr>)")
-	bootstrap := fs.Bool("bootstrap", true, "on an empty database, create a demo corporate and bot and print their credentials")
-	synchronous := fs.String("sqlite-synchronous", "full", "SQLite durability: full (an acknowledged write survives power loss) or normal (survives a process crash only; faster)")
-	maxConns := fs.Int("pg-max-conns", 16, "PostgreSQL: the most connections this server opens (size it as in docs/deployment.md)")
-	stmtTimeout := fs.Duration("pg-statement-timeout", 10*time.Second, "PostgreSQL: the longest one statement may run")
-	rateLimit := fs.Float64("rate-limit", 5000, "requests per second allowed to each corporate; 0 turns the limit off")
-	rateBurst := fs.Int("rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
-	probeLimit := fs.Float64("probe-limit", 1, "unknown link tokens one client address may try per second on /l/ (0 turns the limit off)")
-	probeBurst := fs.Int("probe-burst", 20, "unknown link tokens one client address may try at once above --probe-limit")
-	userRateShare := fs.Float64("user-rate-share", 0.1, "share of its corporate's rate limit and burst one user's apikey may use on user-level calls; 0 turns the per-user limit off")
-	authFailLimit := fs.Float64("auth-fail-limit", 1, "failed authentications one client address may make per second (0 turns the limit off)")
-	authFailBurst := fs.Int("auth-fail-burst", 30, "failed authentications one client address may make at once above --auth-fail-limit")
-	webSendLimit := fs.Float64("web-send-limit", 1, "messages one web chat session may send per second (0 turns the limit off)")
-	webSendBurst := fs.Int("web-send-burst", 20, "messages one web chat session may send at once above --web-send-limit")
-	trustedProxies := fs.String("trusted-proxies", "", "comma-separated networks (CIDRs or addresses) of reverse proxies whose X-Forwarded-For names the client; default none")
-	logFormat := fs.String("log-format", "json", "log format: json or text")
-	logLevel := fs.String("log-level", "info", "least level logged: debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
-	metricsAddr := fs.String("metrics-addr", "", "if set, serve the Prometheus metrics (/metrics) on this address only, e.g. 127.0.0.1:9090; unset: on --addr")
-	metricsAllow := fs.String("metrics-allow", "127.0.0.0/8,::1", "networks (comma-separated CIDRs or addresses) allowed to read /metrics on --addr; others, and requests forwarded by a proxy, get 404")
-	readHeaderTimeout := fs.Duration("read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers (slow clients are cut off)")
-	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest a client may take to send a whole request")
-	writeTimeout := fs.Duration("write-timeout", 30*time.Second, "longest an answer may take to be written")
-	idleTimeout := fs.Duration("idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
-	maxSockets := fs.Int("max-sockets", 5, "WebSockets open at once per web chat session and per apikey, on each server; 0 turns the cap off")
-	idempotencyTTL := fs.Duration("idempotency-ttl", 24*time.Hour, "how long an Idempotency-Key and its stored response are kept")
-	tf := addTransportFlags(fs)
+	f.db = c.addStoreFlags(fs)
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on, host:port (port 0 picks a free one)")
+	fs.StringVar(&f.publicURL, "public-url", "", "base of the links sent to people, e.g. https://chat.example.com (default http://<addr>)")
+	fs.BoolVar(&f.bootstrap, "bootstrap", true, "on an empty database, create a demo corporate and bot and print their credentials")
+	fs.StringVar(&f.store.Synchronous, "sqlite-synchronous", "full", "SQLite durability: full (an acknowledged write survives power loss) or normal (survives a process crash only; faster)")
+	fs.IntVar(&f.store.MaxConns, "pg-max-conns", 16, "PostgreSQL: the most connections this server opens (size it as in docs/deployment.md)")
+	fs.DurationVar(&f.store.StatementTimeout, "pg-statement-timeout", 10*time.Second, "PostgreSQL: the longest one statement may run")
+	fs.Float64Var(&f.api.RateLimit, "rate-limit", 5000, "requests per second allowed to each corporate; 0 turns the limit off")
+	fs.IntVar(&f.api.RateBurst, "rate-burst", 10000, "requests a corporate may send at once above --rate-limit")
+	fs.Float64Var(&f.pages.ProbeLimit, "probe-limit", 1, "unknown link tokens one client address may try per second on /l/ (0 turns the limit off)")
+	fs.IntVar(&f.pages.ProbeBurst, "probe-burst", 20, "unknown link tokens one client address may try at once above --probe-limit")
+	fs.Float64Var(&f.api.UserRateShare, "user-rate-share", 0.1, "share of its corporate's rate limit and burst one user's apikey may use on user-level calls; 0 turns the per-user limit off")
+	fs.Float64Var(&f.api.AuthFailLimit, "auth-fail-limit", 1, "failed authentications one client address may make per second (0 turns the limit off)")
+	fs.IntVar(&f.api.AuthFailBurst, "auth-fail-burst", 30, "failed authentications one client address may make at once above --auth-fail-limit")
+	fs.Float64Var(&f.pages.SendLimit, "web-send-limit", 1, "messages one web chat session may send per second (0 turns the limit off)")
+	fs.IntVar(&f.pages.SendBurst, "web-send-burst", 20, "messages one web chat session may send at once above --web-send-limit")
+	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated networks (CIDRs or addresses) of reverse proxies whose X-Forwarded-For names the client; default none")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&f.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
+	fs.StringVar(&f.debugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this address (keep it private), e.g. 127.0.0.1:6060")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "if set, serve the Prometheus metrics (/metrics) on this address only, e.g. 127.0.0.1:9090; unset: on --addr")
+	fs.StringVar(&f.metricsAllow, "metrics-allow", "127.0.0.0/8,::1", "networks (comma-separated CIDRs or addresses) allowed to read /metrics on --addr; others, and requests forwarded by a proxy, get 404")
+	fs.DurationVar(&f.timeouts.readHeader, "read-header-timeout", 5*time.Second, "longest a client may take to send a request's headers (slow clients are cut off)")
+	fs.DurationVar(&f.timeouts.read, "read-timeout", 30*time.Second, "longest a client may take to send a whole request")
+	fs.DurationVar(&f.timeouts.write, "write-timeout", 30*time.Second, "longest an answer may take to be written")
+	fs.DurationVar(&f.timeouts.idle, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&f.maxSockets, "max-sockets", 5, "WebSockets open at once per web chat session and per apikey, on each server; 0 turns the cap off")
+	fs.DurationVar(&f.api.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long an Idempotency-Key and its stored response are kept")
+	f.transport = addTransportFlags(fs)
 	if err := c.parse(fs, args); err != nil {
+		return nil, err
+	}
+	var err error
+	if f.api.MetricsAllow, err = clientaddr.ParseNetworks(strings.Split(f.metricsAllow, ",")); err != nil {
+		return nil, fmt.Errorf("--metrics-allow: %w", err)
+	}
+	if f.api.Clients, err = clientaddr.New(strings.Split(f.trustedProxies, ",")); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	f.pages.Clients = f.api.Clients
+	f.api.RecipientLimit = f.transport.recipientLimit
+	f.api.AllowPrivateWebhooks = f.transport.allowPrivateWebhooks
+	return f, nil
+}
+
+// serve runs the server until ctx ends, then shuts it down: requests on
+// their way are answered, background work finishes, the store closes last.
+func (c *cli) serve(ctx context.Context, args []string) error {
+	f, err := c.parseServeFlags(args)
+	if err != nil {
 		return err
-	}
-	allowMetrics, err := clientaddr.ParseNetworks(strings.Split(*metricsAllow, ","))
-	if err != nil {
-		return fmt.Errorf("--metrics-allow: %w", err)
-	}
-	clients, err := clientaddr.New(strings.Split(*trustedProxies, ","))
-	if err != nil {
-		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	tuneGC(c.getenv)
-	log, err := newLogger(c.stderr, *logFormat, *logLevel)
+	log, err := newLogger(c.stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
-
-	s, err := sf.open(ctx, store.Options{Synchronous: *synchronous, MaxConns: *maxConns, StatementTimeout: *stmtTimeout})
+	s, err := f.db.open(ctx, f.store)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-
-	ln, err := net.Listen("tcp", *addr)
+	ln, base, err := listen(f.addr, f.publicURL)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	base := strings.TrimRight(*publicURL, "/")
-	if base == "" {
-		base = "http://" + ln.Addr().String()
-	}
-
-	if *bootstrap {
+	if f.bootstrap {
 		if err := c.bootstrap(ctx, s, base, isLoopback(ln.Addr())); err != nil {
 			return err
 		}
 	}
-
-	senders, err := tf.senders(c.stdout, log)
+	sv, err := c.assemble(ctx, f, s, base, log)
 	if err != nil {
 		return err
 	}
-	worker := delivery.NewWorker(s, senders, base, tf.worker, log)
-	webhooks := delivery.NewWebhookWorker(s, tf.webhookConfig(), delivery.WebhookClient(tf.webhookTimeout, tf.allowPrivateWebhooks), log)
+	stop := sv.start(ctx)
+	defer stop()
+	if f.metricsAddr != "" {
+		closeMetrics, err := c.serveMetrics(f, sv.metrics, log)
+		if err != nil {
+			return err
+		}
+		defer closeMetrics()
+	}
+	if f.debugAddr != "" {
+		closeDebug, err := serveDebug(f.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer closeDebug()
+	}
+	return c.serveHTTP(ctx, f, ln, base, sv.handler, log)
+}
+
+// listen listens on addr; base is the links' public URL: publicURL, or
+// the address listened on.
+func listen(addr, publicURL string) (ln net.Listener, base string, err error) {
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		return nil, "", err
+	}
+	base = strings.TrimRight(publicURL, "/")
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	return ln, base, nil
+}
+
+// server is what serve runs: the HTTP surface and the background work.
+type server struct {
+	handler http.Handler
+	metrics *metrics.Metrics
+	loops   []func(ctx context.Context) // each runs until ctx ends
+}
+
+// assemble builds the server's parts over the store s, in the order they
+// need each other: metrics, the workers (whose sends they count), the
+// sockets' hub, the writes (which tell the hub and wake the workers), and
+// the handlers (which read from s and change through the writes). Every
+// part reads the one clock, c.now.
+func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base string, log *slog.Logger) (*server, error) {
+	b := readBuild()
+	m := metrics.New(metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.Go}, s, s.Pools(), log)
+
+	senders, err := f.transport.senders(c.stdout, log)
+	if err != nil {
+		return nil, err
+	}
+	queues := writes.NewQueues(s, m)
+	links := f.transport.worker
+	links.Now = c.now
+	worker := delivery.NewWorker(queues, senders, base, links, log)
+	hooks := f.transport.webhookConfig()
+	hooks.Now = c.now
+	webhooks := delivery.NewWebhookWorker(queues, hooks, delivery.WebhookClient(f.transport.webhookTimeout, f.transport.allowPrivateWebhooks), log)
+
 	hub := realtime.NewHub()
-	hub.MaxSockets = *maxSockets
+	hub.MaxSockets = f.maxSockets
 	// Sockets end when access does: the hub follows the revocations log
 	// from here on.
 	if err := hub.Follow(ctx, s); err != nil {
-		return err
+		return nil, err
 	}
 
-	pages := linkpage.New(s, linkpage.Config{PublicURL: base, Events: hub, MessageSent: webhooks.Kick, ProbeLimit: *probeLimit, ProbeBurst: *probeBurst,
-		SendLimit: *webSendLimit, SendBurst: *webSendBurst, Clients: clients}, log)
-	b := readBuild()
-	m := metrics.New(metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.Go}, s, s.Pools(), log)
-	worker.Sent, webhooks.Sent = m.DeliverySent, m.WebhookSent
-	var mainMetrics http.Handler // on --addr, unless it has its own
-	if *metricsAddr == "" {
-		mainMetrics = m.Handler()
+	w := writes.New(s, writes.Effects{Events: hub, Deliveries: worker, Webhooks: webhooks}, log)
+
+	pagesCfg := f.pages
+	pagesCfg.PublicURL, pagesCfg.Now, pagesCfg.Events = base, c.now, hub
+	pages := linkpage.New(s, w, pagesCfg, log)
+	apiCfg := f.api
+	apiCfg.PublicURL, apiCfg.Now, apiCfg.Events = base, c.now, hub
+	apiCfg.Observe, apiCfg.Ready = m.ObserveRequest, s.Ready
+	if f.metricsAddr == "" {
+		apiCfg.Metrics = m.Handler() // on --addr, since it has no address of its own
 	}
-	handler := api.NewHandler(s, pages, api.Config{
-		PublicURL:      base,
-		RateLimit:      *rateLimit,
-		RateBurst:      *rateBurst,
-		UserRateShare:  *userRateShare,
-		AuthFailLimit:  *authFailLimit,
-		AuthFailBurst:  *authFailBurst,
-		Clients:        clients,
-		RecipientLimit: tf.recipientLimit,
-		IdempotencyTTL: *idempotencyTTL,
-		LinkIssued:     worker.Kick,
-		MessageSent:    webhooks.Kick,
-		Events:         hub,
-		Observe:        m.ObserveRequest,
-		Ready:          s.Ready,
-		Metrics:        mainMetrics,
-		MetricsAllow:   allowMetrics,
+	return &server{
+		handler: api.NewHandler(s, w, pages, apiCfg, log),
+		metrics: m,
+		loops: []func(context.Context){
+			worker.Run,
+			webhooks.Run,
+			// Other servers' messages and read marks (PostgreSQL), for
+			// this server's sockets.
+			func(ctx context.Context) { s.ListenEvents(ctx, hub.Publish) },
+			func(ctx context.Context) { hub.Poll(ctx, revocationPoll) },
+			func(ctx context.Context) { purgeExpired(ctx, s, c.now, log) },
+			pages.Run,
+		},
+	}, nil
+}
 
-		AllowPrivateWebhooks: tf.allowPrivateWebhooks,
-	}, log)
+// start runs the background work until the returned stop is called: not
+// when ctx ends, so that the work outlives the HTTP server's shutdown.
+func (sv *server) start(ctx context.Context) (stop func()) {
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, loop := range sv.loops {
+		wg.Go(func() { loop(loopCtx) })
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
 
+// serveMetrics serves /metrics on its own address, --metrics-addr.
+func (c *cli) serveMetrics(f *serveFlags, m *metrics.Metrics, log *slog.Logger) (closeFn func(), err error) {
+	mln, err := net.Listen("tcp", f.metricsAddr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Instrument("/metrics", m.Handler()))
+	msrv := &http.Server{Handler: mux, ReadHeaderTimeout: f.timeouts.readHeader, WriteTimeout: f.timeouts.write,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go msrv.Serve(mln)
+	log.Info("metrics listening", "addr", mln.Addr().String())
+	fmt.Fprintf(c.stdout, "imbee metrics on http://%s/metrics\n", mln.Addr())
+	return func() { msrv.Close() }, nil
+}
+
+// serveDebug serves Go's pprof profiles on addr, --debug-addr.
+func serveDebug(addr string, log *slog.Logger) (closeFn func(), err error) {
+	dbg, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go http.Serve(dbg, mux)
+	log.Info("pprof listening", "addr", dbg.Addr().String())
+	return func() { dbg.Close() }, nil
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down: the listener
+// closes, open connections are drained (see connTracker), and requests
+// on their way are answered.
+func (c *cli) serveHTTP(ctx context.Context, f *serveFlags, ln net.Listener, base string, h http.Handler, log *slog.Logger) error {
 	conns := newConnTracker()
 	srv := &http.Server{
-		Handler:           conns.handler(handler),
+		Handler:           conns.handler(h),
 		ConnState:         conns.track,
-		ReadHeaderTimeout: *readHeaderTimeout,
-		ReadTimeout:       *readTimeout,
-		WriteTimeout:      *writeTimeout,
-		IdleTimeout:       *idleTimeout,
+		ReadHeaderTimeout: f.timeouts.readHeader,
+		ReadTimeout:       f.timeouts.read,
+		WriteTimeout:      f.timeouts.write,
+		IdleTimeout:       f.timeouts.idle,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-
-	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Go(func() { worker.Run(workerCtx) })
-	wg.Go(func() { webhooks.Run(workerCtx) })
-	// Other servers' messages and read marks (PostgreSQL), for this
-	// server's sockets.
-	wg.Go(func() { s.ListenEvents(workerCtx, hub.Publish) })
-	wg.Go(func() { hub.Poll(workerCtx, revocationPoll) })
-	wg.Go(func() { purgeExpired(workerCtx, s, log) })
-	wg.Go(func() { pages.Run(workerCtx) })
-	defer func() {
-		stopWorker()
-		wg.Wait()
-	}()
-
-	if *metricsAddr != "" {
-		mln, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			return err
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", m.Instrument("/metrics", m.Handler()))
-		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: *readHeaderTimeout, WriteTimeout: *writeTimeout,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		defer msrv.Close()
-		go msrv.Serve(mln)
-		log.Info("metrics listening", "addr", mln.Addr().String())
-		fmt.Fprintf(c.stdout, "imbee metrics on http://%s/metrics\n", mln.Addr())
-	}
-
-	if *debugAddr != "" {
-		dbg, err := net.Listen("tcp", *debugAddr)
-		if err != nil {
-			return err
-		}
-		defer dbg.Close()
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		go http.Serve(dbg, mux)
-		log.Info("pprof listening", "addr", dbg.Addr().String())
-	}
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", base)
@@ -226,7 +311,7 @@ const keepRevocations = time.Hour
 
 // purgeExpired deletes expired Idempotency-Keys and old revocations now and
 // then; until it does, an expired key is already treated as new.
-func purgeExpired(ctx context.Context, s *store.Store, log *slog.Logger) {
+func purgeExpired(ctx context.Context, s *store.Store, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -240,7 +325,7 @@ func purgeExpired(ctx context.Context, s *store.Store, log *slog.Logger) {
 		} else if n > 0 {
 			log.Info("purged idempotency keys", "count", n)
 		}
-		if _, err := s.PurgeRevocations(ctx, time.Now().Add(-keepRevocations)); err != nil && ctx.Err() == nil {
+		if _, err := s.PurgeRevocations(ctx, now().Add(-keepRevocations)); err != nil && ctx.Err() == nil {
 			log.Error("purge revocations", "err", err)
 		}
 	}

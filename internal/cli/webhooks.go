@@ -11,6 +11,7 @@ import (
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 func (c *cli) botWebhook(ctx context.Context, args []string) error {
@@ -39,7 +40,7 @@ func (c *cli) botWebhook(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.Close()
-	secret, err := s.SetBotWebhook(ctx, *corp, strings.TrimSpace(*bot), *hook)
+	secret, err := commandWrites(s).SetBotWebhook(ctx, *corp, strings.TrimSpace(*bot), *hook)
 	if err != nil {
 		return err
 	}
@@ -102,12 +103,12 @@ func (c *cli) webhooksList(ctx context.Context, args []string) error {
 func (c *cli) webhooksRetry(ctx context.Context, args []string) error {
 	return c.retryDead(ctx, args, "webhooks retry",
 		"Queue dead webhook events again (replay), with a fresh set of attempts: the ones named by --id, or every dead one with --all.\nThey keep their event id, so a receiver that saw one already can dedupe it.",
-		"event row ids", "events", (*store.Store).RetryWebhookEvents)
+		"event row ids", "events", (*writes.Runner).RetryWebhookEvents)
 }
 
 // retryDead is the retry command of a queue: --id or --all, then retry.
 func (c *cli) retryDead(ctx context.Context, args []string, name, summary, idsHelp, noun string,
-	retry func(*store.Store, context.Context, []int64) (int64, error)) error {
+	retry func(*writes.Runner, context.Context, []int64) (int64, error)) error {
 	fs := c.flagSet(name, summary)
 	sf := c.addStoreFlags(fs)
 	ids := fs.String("id", "", "comma-separated "+idsHelp)
@@ -124,7 +125,7 @@ func (c *cli) retryDead(ctx context.Context, args []string, name, summary, idsHe
 		return err
 	}
 	defer s.Close()
-	n, err := retry(s, ctx, list)
+	n, err := retry(commandWrites(s), ctx, list)
 	if err != nil {
 		return err
 	}

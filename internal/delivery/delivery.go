@@ -60,7 +60,8 @@ type Queue interface {
 	// ClaimDeliveries leases up to limit due deliveries, each corporate
 	// getting a fair share of pool.
 	ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error)
-	MarkSent(ctx context.Context, id int64, providerID string) error
+	// MarkSent records d sent, with the provider's id for it.
+	MarkSent(ctx context.Context, d imbee.Delivery, providerID string) error
 	// MarkFailed records a failed attempt: cause is the whole error (the
 	// operator's), reason its class (Reason: what the tenant sees).
 	MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error
@@ -83,6 +84,9 @@ type Config struct {
 	// Timeout bounds one send. A delivery claimed by a server that died is
 	// claimed again after twice this (its lease).
 	Timeout time.Duration
+	// Now is the server's clock, which retry times are counted from
+	// (time.Now when nil).
+	Now func() time.Time
 }
 
 // The defaults of Config.
@@ -118,16 +122,14 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
 }
 
 // Worker sends due deliveries until its context ends.
 type Worker struct {
-	// Sent, when set before Run, is told of each delivery recorded as
-	// sent (the metrics count them as they happen, rather than counting
-	// the whole history at every scrape).
-	Sent func(imbee.Channel)
-
 	queue     Queue
 	senders   map[imbee.Channel]Sender
 	publicURL string
@@ -146,7 +148,7 @@ func NewWorker(q Queue, senders map[imbee.Channel]Sender, publicURL string, cfg 
 		publicURL: strings.TrimRight(publicURL, "/"),
 		cfg:       cfg.withDefaults(),
 		log:       log,
-		now:       time.Now,
+		now:       cfg.Now,
 		kick:      make(chan struct{}, 1),
 	}
 }
@@ -257,10 +259,8 @@ func (w *Worker) send(ctx context.Context, d imbee.Delivery) {
 		DeliveryID:    d.ID,
 	})
 	if err == nil {
-		if err := w.queue.MarkSent(ctx, d.ID, id); err != nil {
+		if err := w.queue.MarkSent(ctx, d, id); err != nil {
 			w.log.Error("record sent delivery", "delivery_id", d.ID, "err", err)
-		} else if w.Sent != nil {
-			w.Sent(d.Recipient.Channel)
 		}
 		return
 	}

@@ -122,9 +122,9 @@ func (q *fakeQueue) ClaimDeliveries(_ context.Context, limit, _ int, lease time.
 	return out, nil
 }
 
-func (q *fakeQueue) MarkSent(_ context.Context, id int64, providerID string) error {
+func (q *fakeQueue) MarkSent(_ context.Context, d imbee.Delivery, providerID string) error {
 	q.mu.Lock()
-	q.sent[id] = providerID
+	q.sent[d.ID] = providerID
 	q.mu.Unlock()
 	q.signal()
 	return nil
@@ -207,8 +207,7 @@ var fixedNow = time.Date(2030, 3, 14, 9, 0, 0, 0, time.UTC)
 // for Run to return.
 func startWorker(t *testing.T, q Queue, senders map[imbee.Channel]Sender) (w *Worker, stop func()) {
 	t.Helper()
-	w = NewWorker(q, senders, "http://example.test/", Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	w.now = func() time.Time { return fixedNow }
+	w = NewWorker(q, senders, "http://example.test/", Config{Now: func() time.Time { return fixedNow }}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -450,8 +449,7 @@ func TestFailureLogMasksAddress(t *testing.T) {
 	s := &senderFunc{fn: func(m Message) (string, error) {
 		return "", fmt.Errorf("550 affected recipient(s): <%s>", m.Recipient.Address)
 	}}
-	w := NewWorker(q, map[imbee.Channel]Sender{imbee.ChannelMail: s}, "http://example.test/", Config{}, slog.New(slog.NewJSONHandler(&logs, nil)))
-	w.now = func() time.Time { return fixedNow }
+	w := NewWorker(q, map[imbee.Channel]Sender{imbee.ChannelMail: s}, "http://example.test/", Config{Now: func() time.Time { return fixedNow }}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()

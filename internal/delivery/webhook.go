@@ -30,9 +30,6 @@ type WebhookQueue interface {
 // cfg.FirstRetry: its events meanwhile count a failed attempt each and are
 // retried after the cool-down (or their backoff, if longer).
 type WebhookWorker struct {
-	// Sent, when set before Run, is told of each event recorded as sent.
-	Sent func()
-
 	queue   WebhookQueue
 	client  *http.Client
 	cfg     Config
@@ -49,7 +46,7 @@ func NewWebhookWorker(q WebhookQueue, cfg Config, client *http.Client, log *slog
 	if client == nil {
 		client = WebhookClient(cfg.Timeout, false)
 	}
-	return &WebhookWorker{queue: q, client: client, cfg: cfg, log: log, now: time.Now, kick: make(chan struct{}, 1),
+	return &WebhookWorker{queue: q, client: client, cfg: cfg, log: log, now: cfg.Now, kick: make(chan struct{}, 1),
 		breaker: newBreaker(cfg.FirstRetry)}
 }
 
@@ -73,8 +70,6 @@ func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
 	if err == nil {
 		if err := w.queue.MarkWebhookSent(ctx, e.ID); err != nil {
 			w.log.Error("record webhook sent", "event_id", e.EventID, "err", err)
-		} else if w.Sent != nil {
-			w.Sent()
 		}
 		return
 	}

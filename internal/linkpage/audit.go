@@ -81,7 +81,7 @@ func (h *Handler) Run(ctx context.Context) {
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := h.store.RecordLinkAttempts(wctx, batch); err != nil {
+		if err := h.writes.RecordLinkAttempts(wctx, batch); err != nil {
 			h.log.Error("record link page views", "err", err, "count", len(batch))
 		}
 		batch = batch[:0]

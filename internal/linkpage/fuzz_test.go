@@ -21,6 +21,7 @@ import (
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 // FuzzLinkPages fuzzes the link pages (docs/api.md, "The link"): the
@@ -188,7 +189,7 @@ func newPagesFuzz(f *testing.F) *pagesFuzz {
 		"$ENDEDSESSION": endedSess.Token, "$ENDEDCONV": endedSess.ConversationID,
 	}
 	w.pg = &pgTextStore{Store: s}
-	w.h = New(w.pg, Config{PublicURL: "https://chat.example.test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.h = New(w.pg, writes.New(w.pg, writes.Effects{}, nil), Config{PublicURL: "https://chat.example.test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return w
 }
 

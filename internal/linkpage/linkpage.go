@@ -31,7 +31,6 @@ import (
 	"github.com/imbee/imbee/internal/clientaddr"
 	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/realtime"
-	"github.com/imbee/imbee/internal/store"
 )
 
 //go:embed templates/*.html
@@ -42,15 +41,20 @@ var assets embed.FS
 
 var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
 
-// Store is what the pages need from storage.
+// Store is what the pages read.
 type Store interface {
-	LinkByToken(ctx context.Context, token string) (store.LinkPage, error)
-	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
-	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
+	LinkByToken(ctx context.Context, token string) (imbee.LinkPage, error)
 	SessionByToken(ctx context.Context, token string) (imbee.Session, error)
-	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
 	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
+}
+
+// Writes are the pages' changes, each with what follows its commit
+// (internal/writes).
+type Writes interface {
+	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
+	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
+	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
 }
 
 // Config is what the pages are told at start.
@@ -59,9 +63,7 @@ type Config struct {
 	// origin a link may be spent from.
 	PublicURL string
 	Now       func() time.Time
-	Events    *realtime.Hub // new messages, for the chat's socket
-	// MessageSent is called after a message from the chat is committed.
-	MessageSent func()
+	Events    *realtime.Hub // the chat's sockets: the hub the writes tell
 	// ProbeLimit and ProbeBurst limit the unknown link tokens one client
 	// address may try, per second and at once (0: no limit).
 	ProbeLimit float64
@@ -77,6 +79,7 @@ type Config struct {
 // Handler serves /l/{token}, /w/{conversation} and the chat's assets.
 type Handler struct {
 	store  Store
+	writes Writes
 	cfg    Config
 	probes *ratelimit.Keyed[netip.Prefix] // unknown tokens tried, per client address
 	sends  *ratelimit.Keyed[string]       // messages sent, per session cookie
@@ -90,14 +93,14 @@ type Handler struct {
 }
 
 // New returns the pages' handler.
-func New(s Store, cfg Config, log *slog.Logger) *Handler {
+func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Events == nil {
 		cfg.Events = realtime.NewHub()
 	}
-	h := &Handler{store: s, cfg: cfg,
+	h := &Handler{store: s, writes: writes, cfg: cfg,
 		probes: ratelimit.New[netip.Prefix](cfg.ProbeLimit, cfg.ProbeBurst, 0),
 		sends:  ratelimit.New[string](cfg.SendLimit, cfg.SendBurst, 0),
 		origin: origin(cfg.PublicURL), secure: strings.HasPrefix(cfg.PublicURL, "https://"),
@@ -165,7 +168,7 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 			"Another site tried to open this link for you. Open the link you were sent directly.")
 		return
 	}
-	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"), h.attempt(r))
+	sess, st, err := h.writes.SpendLink(r.Context(), r.PathValue("token"), h.attempt(r))
 	if err != nil {
 		h.failLink(w, r, err)
 		return
@@ -317,7 +320,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId must not contain NUL characters"})
 		return
 	}
-	m, existed, err := h.store.SendMessage(r.Context(), imbee.MessageRequest{
+	m, existed, err := h.writes.SendMessage(r.Context(), imbee.MessageRequest{
 		CorporateID: sess.CorporateID, ConversationID: sess.ConversationID, Sender: sess.UserIDSha,
 		ClientMsgID: req.ClientMsgID, Text: text,
 	})
@@ -325,12 +328,6 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		h.log.Error("chat send", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the message was not sent: try again"})
 		return
-	}
-	if !existed {
-		h.cfg.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID, Seq: m.Seq, Message: &m, Horizon: m.Horizon})
-		if h.cfg.MessageSent != nil {
-			h.cfg.MessageSent()
-		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"message": realtime.View(m), "previously_sent": existed})
 }

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/writes"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -73,7 +75,8 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(s, Config{PublicURL: "http://example.test", Now: clock.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	hub := realtime.NewHub()
+	h := New(s, writes.New(s, writes.Effects{Events: hub}, nil), Config{PublicURL: "http://example.test", Now: clock.Now, Events: hub}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	client := &http.Client{
@@ -324,7 +327,7 @@ func TestSpend(t *testing.T) {
 
 	t.Run("SecureCookieOnHTTPS", func(t *testing.T) {
 		e := setup(t)
-		h := New(e.store, Config{PublicURL: "https://chat.example.test", Now: e.clock.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h := New(e.store, writes.New(e.store, writes.Effects{}, nil), Config{PublicURL: "https://chat.example.test", Now: e.clock.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		l := e.issue(t, "ana", 1)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/l/"+l.Token, nil))

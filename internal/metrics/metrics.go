@@ -99,10 +99,12 @@ func New(build Build, stats Source, pools map[string]*sql.DB, log *slog.Logger) 
 	return m
 }
 
-// DeliverySent counts a link delivery sent on ch (delivery.Worker.Sent).
+// DeliverySent counts a link delivery sent on ch, once its record is
+// committed (writes.Queues).
 func (m *Metrics) DeliverySent(ch imbee.Channel) { m.deliveriesSent.WithLabelValues(string(ch)).Inc() }
 
-// WebhookSent counts a webhook event delivered (delivery.WebhookWorker.Sent).
+// WebhookSent counts a webhook event delivered, once its record is
+// committed (writes.Queues).
 func (m *Metrics) WebhookSent() { m.webhooksSent.Inc() }
 
 // Handler serves the registry in the Prometheus text format. A collector

@@ -16,18 +16,17 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
-	"github.com/imbee/imbee/internal/store"
 )
 
 // fakeSource answers the queue reads with fixed numbers or errors, and
 // records the deadline it was given.
 type fakeSource struct {
-	queues   store.QueueStats
+	queues   imbee.QueueStats
 	queueErr error
 	deadline time.Duration
 }
 
-func (f *fakeSource) Queues(ctx context.Context) (store.QueueStats, error) {
+func (f *fakeSource) Queues(ctx context.Context) (imbee.QueueStats, error) {
 	if d, ok := ctx.Deadline(); ok {
 		f.deadline = time.Until(d)
 	}
@@ -134,8 +133,8 @@ func TestInstrument(t *testing.T) {
 
 func TestQueueMetrics(t *testing.T) {
 	src := &fakeSource{
-		queues: store.QueueStats{
-			Deliveries: map[store.QueueKey]int64{
+		queues: imbee.QueueStats{
+			Deliveries: map[imbee.QueueKey]int64{
 				{Channel: imbee.ChannelMail, Status: imbee.DeliveryQueued}: 2,
 				{Channel: imbee.ChannelMail, Status: imbee.DeliveryFailed}: 1,
 				{Channel: imbee.ChannelSMS, Status: imbee.DeliverySending}: 1,

@@ -8,12 +8,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imbee/imbee"
-	"github.com/imbee/imbee/internal/store"
 )
 
 // Source is where the queue metrics are read from at each scrape: the store.
 type Source interface {
-	Queues(ctx context.Context) (store.QueueStats, error)
+	Queues(ctx context.Context) (imbee.QueueStats, error)
 }
 
 // statsTimeout bounds the database reads of one scrape, well within
@@ -75,10 +74,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		var depth, hooksDepth int64
 		for _, chn := range channels {
 			for _, st := range unsent {
-				gauge(c.deliveries, q.Deliveries[store.QueueKey{Channel: chn, Status: st}], string(chn), string(st))
+				gauge(c.deliveries, q.Deliveries[imbee.QueueKey{Channel: chn, Status: st}], string(chn), string(st))
 			}
 			for _, st := range waiting {
-				depth += q.Deliveries[store.QueueKey{Channel: chn, Status: st}]
+				depth += q.Deliveries[imbee.QueueKey{Channel: chn, Status: st}]
 			}
 		}
 		for _, st := range unsent {

@@ -148,18 +148,11 @@ func scanLink(row *sql.Row) (imbee.Link, []byte, error) {
 	return l, nonce, err
 }
 
-// LinkPage is what the landing page of a link shows.
-type LinkPage struct {
-	Link          imbee.Link
-	BotName       string
-	CorporateName string
-}
-
 // LinkByToken finds a link by its token, spending nothing. It returns
 // CodeNotFound for an unknown token. A disabled corporate's links read as
 // revoked.
-func (s *Store) LinkByToken(ctx context.Context, token string) (LinkPage, error) {
-	var p LinkPage
+func (s *Store) LinkByToken(ctx context.Context, token string) (imbee.LinkPage, error) {
+	var p imbee.LinkPage
 	var expires int64
 	var revoked sql.NullInt64
 	err := s.reads.QueryRowContext(ctx, `

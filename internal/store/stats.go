@@ -13,25 +13,6 @@ import (
 	"github.com/imbee/imbee"
 )
 
-// QueueKey names one count of deliveries: a channel and a status.
-type QueueKey struct {
-	Channel imbee.Channel
-	Status  imbee.DeliveryStatus
-}
-
-// QueueStats is what waits in the delivery and webhook queues (queued,
-// sending or failed) and what died there, for metrics.
-type QueueStats struct {
-	// Deliveries counts those link deliveries by channel and status;
-	// pairs without rows are absent.
-	Deliveries map[QueueKey]int64
-	// Webhooks counts those webhook events by status.
-	Webhooks map[imbee.DeliveryStatus]int64
-	// OldestDelivery and OldestWebhook are the age, in whole seconds, of
-	// the oldest row still waiting to be sent; 0 when none waits.
-	OldestDelivery, OldestWebhook int64
-}
-
 // The backlog's statements: by status, never reading the sent rows (the
 // history), so a scrape costs the same at any history size.
 const (
@@ -47,8 +28,8 @@ const (
 // next_attempt_at) indexes: its cost follows the backlog, not the history.
 // It reads through the pool directly rather than the statement
 // cache, so that ctx's deadline interrupts a slow statement.
-func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
-	st := QueueStats{Deliveries: map[QueueKey]int64{}, Webhooks: map[imbee.DeliveryStatus]int64{}}
+func (s *Store) Queues(ctx context.Context) (imbee.QueueStats, error) {
+	st := imbee.QueueStats{Deliveries: map[imbee.QueueKey]int64{}, Webhooks: map[imbee.DeliveryStatus]int64{}}
 	now := unix(s.now())
 	// age raises *oldest to the age of a row created at created if it waits.
 	age := func(status imbee.DeliveryStatus, created int64, oldest *int64) {
@@ -58,7 +39,7 @@ func (s *Store) Queues(ctx context.Context) (QueueStats, error) {
 	}
 	err := s.scan(ctx, queueDeliveries,
 		func(rows *sql.Rows) error {
-			var k QueueKey
+			var k imbee.QueueKey
 			var n, created int64
 			if err := rows.Scan(&k.Channel, &k.Status, &n, &created); err != nil {
 				return err

@@ -76,11 +76,11 @@ func testStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[QueueKey]int64{
-		{imbee.ChannelMail, imbee.DeliveryFailed}:  1,
-		{imbee.ChannelMail, imbee.DeliverySending}: 1,
-		{imbee.ChannelSMS, imbee.DeliveryDead}:     1,
-		{imbee.ChannelSMS, imbee.DeliveryQueued}:   1,
+	want := map[imbee.QueueKey]int64{
+		{Channel: imbee.ChannelMail, Status: imbee.DeliveryFailed}:  1,
+		{Channel: imbee.ChannelMail, Status: imbee.DeliverySending}: 1,
+		{Channel: imbee.ChannelSMS, Status: imbee.DeliveryDead}:     1,
+		{Channel: imbee.ChannelSMS, Status: imbee.DeliveryQueued}:   1,
 	}
 	if !maps.Equal(q.Deliveries, want) {
 		t.Errorf("deliveries = %v, want %v", q.Deliveries, want)

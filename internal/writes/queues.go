@@ -1,0 +1,55 @@
+package writes
+
+import (
+	"context"
+	"time"
+
+	"github.com/imbee/imbee"
+)
+
+// QueueStore is the storage of the delivery and webhook workers: their
+// claims and the outcomes of their sends.
+type QueueStore interface {
+	ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error)
+	MarkSent(ctx context.Context, id int64, providerID string) error
+	MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error
+	ClaimWebhookEvents(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.WebhookEvent, error)
+	MarkWebhookSent(ctx context.Context, id int64) error
+	MarkWebhookFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
+}
+
+// Counter counts what was sent (metrics.Metrics).
+type Counter interface {
+	DeliverySent(ch imbee.Channel)
+	WebhookSent()
+}
+
+// Queues are the workers' writes (delivery.Queue and
+// delivery.WebhookQueue): a send recorded as sent is counted once its
+// record is committed. The claims and failures go to the store as they
+// are.
+type Queues struct {
+	QueueStore
+	counts Counter
+}
+
+// NewQueues returns the workers' writes over s, counted by counts.
+func NewQueues(s QueueStore, counts Counter) *Queues { return &Queues{QueueStore: s, counts: counts} }
+
+// MarkSent records a link's delivery d sent, and counts it by channel.
+func (q *Queues) MarkSent(ctx context.Context, d imbee.Delivery, providerID string) error {
+	if err := q.QueueStore.MarkSent(ctx, d.ID, providerID); err != nil {
+		return err
+	}
+	q.counts.DeliverySent(d.Recipient.Channel)
+	return nil
+}
+
+// MarkWebhookSent records a webhook event delivered, and counts it.
+func (q *Queues) MarkWebhookSent(ctx context.Context, id int64) error {
+	if err := q.QueueStore.MarkWebhookSent(ctx, id); err != nil {
+		return err
+	}
+	q.counts.WebhookSent()
+	return nil
+}
