@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	_ "modernc.org/sqlite" // the pools' driver
+
 	"github.com/imbee/imbee"
 )
 

@@ -290,23 +290,50 @@ func TestRevocations(t *testing.T) {
 		write, refuse func(f *fixture) error
 	}{
 		{"RevokeLink", true,
-			func(f *fixture) error { _, err := f.w.RevokeLink(context.Background(), f.corp.ID, f.link.Token); return err },
-			func(f *fixture) error { _, err := f.w.RevokeLink(context.Background(), f.corp.ID, "imbl_nope"); return err }},
+			func(f *fixture) error {
+				_, err := f.w.RevokeLink(context.Background(), f.corp.ID, f.link.Token)
+				return err
+			},
+			func(f *fixture) error {
+				_, err := f.w.RevokeLink(context.Background(), f.corp.ID, "imbl_nope")
+				return err
+			}},
 		{"RevokeUserLinks", true,
-			func(f *fixture) error { _, err := f.w.RevokeUserLinks(context.Background(), f.corp.ID, "ana"); return err },
-			func(f *fixture) error { _, err := f.w.RevokeUserLinks(context.Background(), f.corp.ID, "nobody"); return err }},
+			func(f *fixture) error {
+				_, err := f.w.RevokeUserLinks(context.Background(), f.corp.ID, "ana")
+				return err
+			},
+			func(f *fixture) error {
+				_, err := f.w.RevokeUserLinks(context.Background(), f.corp.ID, "nobody")
+				return err
+			}},
 		{"RevokeBot", true,
-			func(f *fixture) error { _, err := f.w.RevokeBot(context.Background(), f.corp.ID, f.bot.IDSha); return err },
-			func(f *fixture) error { _, err := f.w.RevokeBot(context.Background(), f.corp.ID, "no-such-bot"); return err }},
+			func(f *fixture) error {
+				_, err := f.w.RevokeBot(context.Background(), f.corp.ID, f.bot.IDSha)
+				return err
+			},
+			func(f *fixture) error {
+				_, err := f.w.RevokeBot(context.Background(), f.corp.ID, "no-such-bot")
+				return err
+			}},
 		{"RotateUser", false,
 			func(f *fixture) error { _, err := f.w.RotateUser(context.Background(), f.corp.ID, "ana"); return err },
-			func(f *fixture) error { _, err := f.w.RotateUser(context.Background(), f.corp.ID, "nobody"); return err }},
+			func(f *fixture) error {
+				_, err := f.w.RotateUser(context.Background(), f.corp.ID, "nobody")
+				return err
+			}},
 		{"RotateCorporate", false,
 			func(f *fixture) error { _, err := f.w.RotateCorporate(context.Background(), f.corp.ID); return err },
 			func(f *fixture) error { _, err := f.w.RotateCorporate(context.Background(), f.corp.ID+1); return err }},
 		{"SetCorporateDisabled", true,
-			func(f *fixture) error { _, err := f.w.SetCorporateDisabled(context.Background(), f.corp.ID, true); return err },
-			func(f *fixture) error { _, err := f.w.SetCorporateDisabled(context.Background(), f.corp.ID+1, true); return err }},
+			func(f *fixture) error {
+				_, err := f.w.SetCorporateDisabled(context.Background(), f.corp.ID, true)
+				return err
+			},
+			func(f *fixture) error {
+				_, err := f.w.SetCorporateDisabled(context.Background(), f.corp.ID+1, true)
+				return err
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -355,8 +382,11 @@ func TestFailedWrites(t *testing.T) {
 	ctx := t.Context()
 	f.s.Close()
 	for name, write := range map[string]func() error{
-		"SendMessage":          func() error { _, _, err := f.w.SendMessage(ctx, f.message("hello", "")); return err },
-		"MarkRead":             func() error { _, err := f.w.MarkRead(ctx, f.corp.ID, f.sess.ConversationID, f.sess.UserIDSha, 0); return err },
+		"SendMessage": func() error { _, _, err := f.w.SendMessage(ctx, f.message("hello", "")); return err },
+		"MarkRead": func() error {
+			_, err := f.w.MarkRead(ctx, f.corp.ID, f.sess.ConversationID, f.sess.UserIDSha, 0)
+			return err
+		},
 		"IssueLink":            func() error { _, err := f.w.IssueLink(ctx, linkRequest(f.corp, f.bot)); return err },
 		"RevokeLink":           func() error { _, err := f.w.RevokeLink(ctx, f.corp.ID, f.link.Token); return err },
 		"RevokeUserLinks":      func() error { _, err := f.w.RevokeUserLinks(ctx, f.corp.ID, "ana"); return err },
