@@ -19,23 +19,13 @@ func (r *Runner) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpor
 // SetCorporateDisabled disables a corporate (its sessions end, its sockets
 // close) or enables it again.
 func (r *Runner) SetCorporateDisabled(ctx context.Context, id int64, disabled bool) (imbee.Corporate, error) {
-	c, err := r.store.SetCorporateDisabled(ctx, id, disabled)
-	if err != nil {
-		return c, err
-	}
-	r.accessEnded(ctx)
-	return c, nil
+	return endingAccess(ctx, r, func() (imbee.Corporate, error) { return r.store.SetCorporateDisabled(ctx, id, disabled) })
 }
 
 // RotateCorporate replaces a corporate's credentials; the sockets opened
 // under the old ones close.
 func (r *Runner) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateCredentials, error) {
-	creds, err := r.store.RotateCorporate(ctx, id)
-	if err != nil {
-		return creds, err
-	}
-	r.accessEnded(ctx)
-	return creds, nil
+	return endingAccess(ctx, r, func() (imbee.CorporateCredentials, error) { return r.store.RotateCorporate(ctx, id) })
 }
 
 // CreateBot creates a bot in a corporate.
@@ -46,12 +36,7 @@ func (r *Runner) CreateBot(ctx context.Context, corporateID int64, name string) 
 // RevokeBot retires a bot: its links end, their sessions end and their
 // sockets close.
 func (r *Runner) RevokeBot(ctx context.Context, corporateID int64, idsha string) (int64, error) {
-	n, err := r.store.RevokeBot(ctx, corporateID, idsha)
-	if err != nil {
-		return n, err
-	}
-	r.accessEnded(ctx)
-	return n, nil
+	return endingAccess(ctx, r, func() (int64, error) { return r.store.RevokeBot(ctx, corporateID, idsha) })
 }
 
 // SetBotWebhook sets (url "": removes) a bot's webhook and returns its new
@@ -63,10 +48,5 @@ func (r *Runner) SetBotWebhook(ctx context.Context, corporateID int64, botIDSha,
 // RetryWebhookEvents queues dead webhook events again and wakes the
 // webhook worker.
 func (r *Runner) RetryWebhookEvents(ctx context.Context, ids []int64) (int64, error) {
-	n, err := r.store.RetryWebhookEvents(ctx, ids)
-	if err != nil {
-		return n, err
-	}
-	r.fx.Webhooks.Kick()
-	return n, nil
+	return waking(r.fx.Webhooks, func() (int64, error) { return r.store.RetryWebhookEvents(ctx, ids) })
 }

@@ -9,12 +9,7 @@ import (
 // IssueLink stores a link with its deliveries (or finds the same link
 // issued before) and wakes the delivery worker to send them.
 func (r *Runner) IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error) {
-	l, err := r.store.IssueLink(ctx, req)
-	if err != nil {
-		return l, err
-	}
-	r.fx.Deliveries.Kick()
-	return l, nil
+	return waking(r.fx.Deliveries, func() (imbee.Link, error) { return r.store.IssueLink(ctx, req) })
 }
 
 // SpendLink spends one use of a link and opens a web session, recording
@@ -31,32 +26,17 @@ func (r *Runner) RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt)
 // RevokeLink ends a link and the web sessions it opened, and closes their
 // sockets on this server.
 func (r *Runner) RevokeLink(ctx context.Context, corporateID int64, token string) (imbee.Link, error) {
-	l, err := r.store.RevokeLink(ctx, corporateID, token)
-	if err != nil {
-		return l, err
-	}
-	r.accessEnded(ctx)
-	return l, nil
+	return endingAccess(ctx, r, func() (imbee.Link, error) { return r.store.RevokeLink(ctx, corporateID, token) })
 }
 
 // RevokeUserLinks ends every link of a user and the sessions they opened,
 // and closes their sockets on this server.
 func (r *Runner) RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID string) (int64, error) {
-	n, err := r.store.RevokeUserLinks(ctx, corporateID, uniqueID)
-	if err != nil {
-		return n, err
-	}
-	r.accessEnded(ctx)
-	return n, nil
+	return endingAccess(ctx, r, func() (int64, error) { return r.store.RevokeUserLinks(ctx, corporateID, uniqueID) })
 }
 
 // RetryDeliveries queues dead deliveries again and wakes the delivery
 // worker.
 func (r *Runner) RetryDeliveries(ctx context.Context, ids []int64) (int64, error) {
-	n, err := r.store.RetryDeliveries(ctx, ids)
-	if err != nil {
-		return n, err
-	}
-	r.fx.Deliveries.Kick()
-	return n, nil
+	return waking(r.fx.Deliveries, func() (int64, error) { return r.store.RetryDeliveries(ctx, ids) })
 }

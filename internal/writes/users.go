@@ -20,10 +20,5 @@ func (r *Runner) RegisterUsers(ctx context.Context, corporateID int64, specs []i
 // RotateUser gives a user a new pass and apikey and closes, on this
 // server, the sockets opened with the old apikey.
 func (r *Runner) RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error) {
-	u, err := r.store.RotateUser(ctx, corporateID, uniqueID)
-	if err != nil {
-		return u, err
-	}
-	r.accessEnded(ctx)
-	return u, nil
+	return endingAccess(ctx, r, func() (imbee.User, error) { return r.store.RotateUser(ctx, corporateID, uniqueID) })
 }

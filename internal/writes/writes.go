@@ -99,13 +99,29 @@ type noWorker struct{}
 
 func (noWorker) Kick() {}
 
-// accessEnded closes this server's sockets that a committed revocation
-// ends, before the answer goes out. Other servers close theirs when they
-// read the revocations log: at once on PostgreSQL's NOTIFY, or at their
-// next poll.
-func (r *Runner) accessEnded(ctx context.Context) {
+// endingAccess runs write, which may end access (a revocation, a
+// rotation), and once it has committed closes this server's sockets that
+// it ends, before the answer goes out. Other servers close theirs when
+// they read the revocations log: at once on PostgreSQL's NOTIFY, or at
+// their next poll.
+func endingAccess[T any](ctx context.Context, r *Runner, write func() (T, error)) (T, error) {
+	v, err := write()
+	if err != nil {
+		return v, err
+	}
 	if err := r.fx.Events.Sync(ctx); err != nil {
 		// The hub's poll applies it within a fraction of a second.
 		r.log.Warn("apply revocations", "err", err)
 	}
+	return v, nil
+}
+
+// waking runs write, which queues rows for worker, and once it has
+// committed wakes worker to send them.
+func waking[T any](worker Waker, write func() (T, error)) (T, error) {
+	v, err := write()
+	if err == nil {
+		worker.Kick()
+	}
+	return v, err
 }
