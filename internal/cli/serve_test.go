@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// syncBuffer is stdout shared by the server and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeOneClock: the command's clock is the whole server's. A link is
+// issued on the API by its date (its default date_limit is 30 days from
+// that day), and once the clock passes its end the API's status, the
+// landing page and the store's spend all find it expired, although the
+// real time is years before.
+func TestServeOneClock(t *testing.T) {
+	start := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
+	var at atomic.Int64
+	at.Store(start.UnixNano())
+	var stdout syncBuffer
+	c := &cli{getenv: func(string) string { return "" }, stdout: &stdout, stderr: io.Discard,
+		now: func() time.Time { return time.Unix(0, at.Load()) }}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.serve(ctx, []string{"--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(t.TempDir(), "imbee.db"),
+			"--sqlite-synchronous", "normal"})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	listening := regexp.MustCompile(`imbee listening on (http://\S+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for !listening.MatchString(stdout.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not start; it said:\n%s", stdout.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	out := stdout.String()
+	base := listening.FindStringSubmatch(out)[1]
+	credential := func(name string) string {
+		return regexp.MustCompile(name + `:\s+(\S+)`).FindStringSubmatch(out)[1]
+	}
+	auth, token, bot := credential("Authorization"), credential("X-WOOS-KEY"), credential("bot_idsha")
+
+	call := func(path, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("X-WOOS-KEY", token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Code int            `json:"code"`
+			Body map[string]any `json:"body"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || env.Code != 0 {
+			t.Fatalf("%s: code %d, %v", path, env.Code, err)
+		}
+		return env.Body
+	}
+	link := call("/token/new", `{"virtual_user": "ana", "bot_idsha": "`+bot+`", "mail": "ana@example.com"}`)
+	if link["date_limit"] != "2031-05-31" {
+		t.Fatalf("date_limit %v, want 2031-05-31: 30 days from the clock's day", link["date_limit"])
+	}
+	url := link["url"].(string)
+
+	at.Store(start.AddDate(0, 0, 31).UnixNano()) // 2031-06-01 12:00: the link ended at midnight
+	if st := call("/token/status", `{"url": "`+url+`"}`); st["state"] != "expired" {
+		t.Errorf("API: state %v, want expired", st["state"])
+	}
+	for _, method := range []string{"GET", "POST"} { // the page's check, the store's spend
+		req, _ := http.NewRequestWithContext(t.Context(), method, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGone || !strings.Contains(string(page), "This link has expired") {
+			t.Errorf("%s %s: %d, want 410 with the link expired", method, url, resp.StatusCode)
+		}
+	}
+}
