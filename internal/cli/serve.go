@@ -170,43 +170,21 @@ type server struct {
 func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base string, log *slog.Logger) (*server, error) {
 	b := readBuild()
 	m := metrics.New(metrics.Build{Version: b.Version, Revision: b.Revision, GoVersion: b.Go}, s, s.Pools(), log)
-
-	senders, err := f.transport.senders(c.stdout, log)
+	links, webhooks, err := c.workers(f, writes.NewQueues(s, m), base, log)
 	if err != nil {
 		return nil, err
 	}
-	queues := writes.NewQueues(s, m)
-	links := f.transport.worker
-	links.Now = c.now
-	worker := delivery.NewWorker(queues, senders, base, links, log)
-	hooks := f.transport.webhookConfig()
-	hooks.Now = c.now
-	webhooks := delivery.NewWebhookWorker(queues, hooks, delivery.WebhookClient(f.transport.webhookTimeout, f.transport.allowPrivateWebhooks), log)
-
-	hub := realtime.NewHub()
-	hub.MaxSockets = f.maxSockets
-	// Sockets end when access does: the hub follows the revocations log
-	// from here on.
-	if err := hub.Follow(ctx, s); err != nil {
+	hub, err := newHub(ctx, s, f.maxSockets)
+	if err != nil {
 		return nil, err
 	}
-
-	w := writes.New(s, writes.Effects{Events: hub, Deliveries: worker, Webhooks: webhooks}, log)
-
-	pagesCfg := f.pages
-	pagesCfg.PublicURL, pagesCfg.Now, pagesCfg.Events = base, c.now, hub
-	pages := linkpage.New(s, w, pagesCfg, log)
-	apiCfg := f.api
-	apiCfg.PublicURL, apiCfg.Now, apiCfg.Events = base, c.now, hub
-	apiCfg.Observe, apiCfg.Ready = m.ObserveRequest, s.Ready
-	if f.metricsAddr == "" {
-		apiCfg.Metrics = m.Handler() // on --addr, since it has no address of its own
-	}
+	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks}, log)
+	handler, pages := c.handlers(f, s, w, hub, m, base, log)
 	return &server{
-		handler: api.NewHandler(s, w, pages, apiCfg, log),
+		handler: handler,
 		metrics: m,
 		loops: []func(context.Context){
-			worker.Run,
+			links.Run,
 			webhooks.Run,
 			// Other servers' messages and read marks (PostgreSQL), for
 			// this server's sockets.
@@ -216,6 +194,43 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 			pages.Run,
 		},
 	}, nil
+}
+
+// workers are the link delivery worker, over the transports the flags
+// name (it says on stdout where each sends), and the webhook worker.
+func (c *cli) workers(f *serveFlags, queues *writes.Queues, base string, log *slog.Logger) (*delivery.Worker, *delivery.WebhookWorker, error) {
+	senders, err := f.transport.senders(c.stdout, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	links, hooks := f.transport.worker, f.transport.webhookConfig()
+	links.Now, hooks.Now = c.now, c.now
+	client := delivery.WebhookClient(f.transport.webhookTimeout, f.transport.allowPrivateWebhooks)
+	return delivery.NewWorker(queues, senders, base, links, log), delivery.NewWebhookWorker(queues, hooks, client, log), nil
+}
+
+// newHub is the sockets' hub. Sockets end when access does: it follows
+// the revocations log from here on.
+func newHub(ctx context.Context, s *store.Store, maxSockets int) (*realtime.Hub, error) {
+	hub := realtime.NewHub()
+	hub.MaxSockets = maxSockets
+	return hub, hub.Follow(ctx, s)
+}
+
+// handlers are the HTTP surface: the API, and the link pages (which have
+// background work of their own, Run). Both read from s and change through
+// w, with their sockets on hub.
+func (c *cli) handlers(f *serveFlags, s *store.Store, w *writes.Runner, hub *realtime.Hub, m *metrics.Metrics, base string, log *slog.Logger) (http.Handler, *linkpage.Handler) {
+	pagesCfg := f.pages
+	pagesCfg.PublicURL, pagesCfg.Now, pagesCfg.Events = base, c.now, hub
+	pages := linkpage.New(s, w, pagesCfg, log)
+	apiCfg := f.api
+	apiCfg.PublicURL, apiCfg.Now, apiCfg.Events = base, c.now, hub
+	apiCfg.Observe, apiCfg.Ready = m.ObserveRequest, s.Ready
+	if f.metricsAddr == "" {
+		apiCfg.Metrics = m.Handler() // on --addr, since it has no address of its own
+	}
+	return api.NewHandler(s, w, pages, apiCfg, log), pages
 }
 
 // start runs the background work until the returned stop is called: not
@@ -309,9 +324,15 @@ const revocationPoll = 250 * time.Millisecond
 // than any server takes to read it.
 const keepRevocations = time.Hour
 
+// purger is the storage purgeExpired cleans.
+type purger interface {
+	PurgeIdempotencyKeys(ctx context.Context) (int64, error)
+	PurgeRevocations(ctx context.Context, before time.Time) (int64, error)
+}
+
 // purgeExpired deletes expired Idempotency-Keys and old revocations now and
 // then; until it does, an expired key is already treated as new.
-func purgeExpired(ctx context.Context, s *store.Store, now func() time.Time, log *slog.Logger) {
+func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
