@@ -102,3 +102,46 @@ func testClaimOldestAcrossStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimSkipsDisabled: a disabled corporate's deliveries are not sent
+// (an operator stopping an abusive tenant stops its mails and SMS too), and
+// take no share from the others; enabled again, they are.
+func TestClaimSkipsDisabled(t *testing.T) { forEachBackend(t, testClaimSkipsDisabled) }
+
+func testClaimSkipsDisabled(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	s := mustOpen(t, clock.Now)
+	claim := func() map[int64]int {
+		t.Helper()
+		ds, err := s.ClaimDeliveries(ctx, 8, 4, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := map[int64]int{}
+		for _, d := range ds {
+			per[d.CorporateID]++
+		}
+		return per
+	}
+	a, b := mustCorporate(t, s, "A"), mustCorporate(t, s, "B")
+	for _, c := range []imbee.Corporate{a, b} {
+		bot := mustBot(t, s, c.ID, "bot")
+		for i := range 4 {
+			mustIssue(t, s, linkRequest(c, fmt.Sprint("u", i), bot, 1, clock.Now().Add(time.Hour),
+				imbee.Recipient{Channel: imbee.ChannelMail, Address: fmt.Sprintf("u%d@example.com", i)}))
+		}
+	}
+	if _, err := s.SetCorporateDisabled(ctx, a.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(); got[a.ID] != 0 || got[b.ID] != 4 {
+		t.Fatalf("A disabled: claimed %v, want none of A's and B's 4 (the whole pool)", got)
+	}
+	if _, err := s.SetCorporateDisabled(ctx, a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(); got[a.ID] != 2 {
+		t.Fatalf("A enabled again: claimed %v, want 2 of A's (its share of 4, B holding 4)", got)
+	}
+}
