@@ -7,18 +7,19 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestClaimFairShare: a corporate with a backlog gets the whole pool while
 // it is alone, no more than its share once another has due work (whose rows
 // are claimed first), and none while it holds its share; leases of any
 // server count as held.
-func TestClaimFairShare(t *testing.T) { forEachBackend(t, testClaimFairShare) }
+func TestClaimFairShare(t *testing.T) { testkit.ForEachBackend(t, testClaimFairShare) }
 
 func testClaimFairShare(t *testing.T) {
 	ctx := context.Background()
 	const lease = time.Minute
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	issue := func(c imbee.Corporate, bot imbee.Bot, n int) {
 		for i := range n {
@@ -65,11 +66,13 @@ func testClaimFairShare(t *testing.T) {
 // TestClaimOldestAcrossStatuses: within a corporate's share the oldest due
 // rows go first whatever their status: a failed row due for its retry, a
 // queued one, one whose lease ran out.
-func TestClaimOldestAcrossStatuses(t *testing.T) { forEachBackend(t, testClaimOldestAcrossStatuses) }
+func TestClaimOldestAcrossStatuses(t *testing.T) {
+	testkit.ForEachBackend(t, testClaimOldestAcrossStatuses)
+}
 
 func testClaimOldestAcrossStatuses(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "A")
 	bot := mustBot(t, s, c.ID, "A bot")

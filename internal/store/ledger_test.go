@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestSendLimit(t *testing.T) { forEachBackend(t, testSendLimit) }
+func TestSendLimit(t *testing.T) { testkit.ForEachBackend(t, testSendLimit) }
 
 // testSendLimit: a corporate sends at most SendsPerHour links an hour to one
 // address; the refusal creates nothing and says when to come back.
 func testSendLimit(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	other := mustCorporate(t, s, "Globex")
@@ -59,13 +60,13 @@ func testSendLimit(t *testing.T) {
 	mustIssue(t, s, r)
 }
 
-func TestLinkStatus(t *testing.T) { forEachBackend(t, testLinkStatus) }
+func TestLinkStatus(t *testing.T) { testkit.ForEachBackend(t, testLinkStatus) }
 
 // testLinkStatus: a link's status and ledger are its corporate's only;
 // revoking is scoped the same way and says whether it was revoked before.
 func testLinkStatus(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	other := mustCorporate(t, s, "Globex")
@@ -125,13 +126,13 @@ func testLinkStatus(t *testing.T) {
 	}
 }
 
-func TestRetryDeliveries(t *testing.T) { forEachBackend(t, testRetryDeliveries) }
+func TestRetryDeliveries(t *testing.T) { testkit.ForEachBackend(t, testRetryDeliveries) }
 
 // testRetryDeliveries: dead deliveries are queued again with a fresh set of
 // attempts; others are left alone.
 func testRetryDeliveries(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	bot := mustBot(t, s, c.ID, "Helper")
@@ -170,7 +171,7 @@ func testRetryDeliveries(t *testing.T) {
 	}
 }
 
-func TestUpdateCorporate(t *testing.T) { forEachBackend(t, testUpdateCorporate) }
+func TestUpdateCorporate(t *testing.T) { testkit.ForEachBackend(t, testUpdateCorporate) }
 
 func testUpdateCorporate(t *testing.T) {
 	ctx := context.Background()

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestSendMessage(t *testing.T) { forEachBackend(t, testSendMessage) }
+func TestSendMessage(t *testing.T) { testkit.ForEachBackend(t, testSendMessage) }
 
 // testSendMessage: seqs are 1..N without gaps or repeats under concurrent
 // senders; a repeated clientMsgId, even sent concurrently, is one message;
@@ -121,7 +122,7 @@ func testSendMessage(t *testing.T) {
 	}
 }
 
-func TestMessagePages(t *testing.T) { forEachBackend(t, testMessagePages) }
+func TestMessagePages(t *testing.T) { testkit.ForEachBackend(t, testMessagePages) }
 
 // testMessagePages: history pages in both directions, the chat list with
 // unread counts, and read marks that never move back.

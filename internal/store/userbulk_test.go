@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 func specs(ids ...string) []imbee.UserSpec {
@@ -36,11 +37,11 @@ func countRows(t testing.TB, s *Store, query string, args ...any) int {
 	return n
 }
 
-func TestRegisterUsers(t *testing.T) { forEachBackend(t, testRegisterUsers) }
+func TestRegisterUsers(t *testing.T) { testkit.ForEachBackend(t, testRegisterUsers) }
 
 func testRegisterUsers(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	other := mustCorporate(t, s, "Globex")
@@ -182,7 +183,9 @@ func testRegisterUsers(t *testing.T) {
 	}
 }
 
-func TestRegisterUsersConcurrent(t *testing.T) { forEachBackend(t, testRegisterUsersConcurrent) }
+func TestRegisterUsersConcurrent(t *testing.T) {
+	testkit.ForEachBackend(t, testRegisterUsersConcurrent)
+}
 
 // testRegisterUsersConcurrent runs bulk calls over overlapping ids, in
 // different orders, beside single user/new calls: each id is created once,
