@@ -109,11 +109,11 @@ func testClaimOldestAcrossStatuses(t *testing.T) {
 // TestClaimSkipsDisabled: a disabled corporate's deliveries are not sent
 // (an operator stopping an abusive tenant stops its mails and SMS too), and
 // take no share from the others; enabled again, they are.
-func TestClaimSkipsDisabled(t *testing.T) { forEachBackend(t, testClaimSkipsDisabled) }
+func TestClaimSkipsDisabled(t *testing.T) { testkit.ForEachBackend(t, testClaimSkipsDisabled) }
 
 func testClaimSkipsDisabled(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	claim := func() map[int64]int {
 		t.Helper()
