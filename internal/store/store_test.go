@@ -317,11 +317,6 @@ func testCorporates(t *testing.T) {
 		wantCode(t, err, imbee.CodeNotFound, "rotate unknown corporate")
 	})
 
-	t.Run("UnknownTimeZone", func(t *testing.T) {
-		_, _, err := s.CreateCorporate(ctx, "TZ", "Mars/Olympus")
-		wantCode(t, err, imbee.CodeParam, "unknown time zone")
-	})
-
 	t.Run("BotOfUnknownCorporate", func(t *testing.T) {
 		_, err := s.CreateBot(ctx, 1<<40, "ghost")
 		wantCode(t, err, imbee.CodeNotFound, "bot of unknown corporate")
