@@ -36,7 +36,7 @@ func testSendLimit(t *testing.T) {
 	wantCode(t, err, imbee.CodeRateLimited, "third link to one address within an hour")
 	var e *imbee.Error
 	errors.As(err, &e)
-	if e == nil || e.Field != "mail" || e.RetryAfter != 49*time.Minute {
+	if e == nil || e.Field != imbee.SubjectMail || e.RetryAfter != 49*time.Minute {
 		t.Errorf("refusal = %+v, want field mail and Retry-After 49m (the first send leaves the hour then)", e)
 	}
 	if _, existed, err := s.RegisterUser(ctx, c.ID, "u3", nil); err != nil || existed {

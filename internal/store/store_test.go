@@ -975,8 +975,8 @@ func testLinks(t *testing.T) {
 			_, err := e.s.IssueLink(ctx, linkRequest(e.c, "ana", b, 1, e.clock.Now().Add(time.Hour)))
 			wantCode(t, err, imbee.CodeNotFound, "link to a bot not of this corporate")
 			var ie *imbee.Error
-			if errors.As(err, &ie) && ie.Field != "bot_idsha" {
-				t.Errorf("field = %q, want bot_idsha", ie.Field)
+			if errors.As(err, &ie) && ie.Field != imbee.SubjectBot {
+				t.Errorf("subject = %q, want %q", ie.Field, imbee.SubjectBot)
 			}
 		}
 	})
