@@ -37,8 +37,8 @@ var userNames = aliases{imbee.SubjectUser: "uniqueIdSha"}
 // aliases names subjects as one request did, before fieldNames.
 type aliases map[string]string
 
-// withFieldNames returns err in the document's terms: a domain error's subjects by
-// as's names, then fieldNames'. Other errors pass as they are.
+// withFieldNames returns err in the document's terms: a domain error's
+// subjects by as's names, then fieldNames'. Other errors pass as they are.
 func withFieldNames(err error, as aliases) error {
 	var e *imbee.Error
 	if !errors.As(err, &e) {

@@ -135,9 +135,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const cookieName = "imbee_session"
 
 func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
-	token := r.PathValue("token")
-	if err := imbee.CheckLinkToken(token); err != nil {
-		h.failLink(w, r, err)
+	token, ok := h.linkToken(w, r)
+	if !ok {
 		return
 	}
 	p, err := h.store.LinkByToken(r.Context(), token)
@@ -163,15 +162,26 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// linkToken is the token in the request's path when it can name a link
+// (imbee.CheckLinkToken); for one that cannot, it answers as for a link
+// that does not exist, without looking it up.
+func (h *Handler) linkToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	token := r.PathValue("token")
+	if err := imbee.CheckLinkToken(token); err != nil {
+		h.failLink(w, r, err)
+		return "", false
+	}
+	return token, true
+}
+
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 	if h.crossSite(r) {
 		h.ended(w, http.StatusForbidden, "Open your link from its own page",
 			"Another site tried to open this link for you. Open the link you were sent directly.")
 		return
 	}
-	token := r.PathValue("token")
-	if err := imbee.CheckLinkToken(token); err != nil {
-		h.failLink(w, r, err)
+	token, ok := h.linkToken(w, r)
+	if !ok {
 		return
 	}
 	sess, st, err := h.store.SpendLink(r.Context(), token, h.attempt(r))
