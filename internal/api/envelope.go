@@ -94,9 +94,10 @@ func asError(err error) *imbee.Error {
 }
 
 // writeError writes err in the envelope: its code, a safe message, and
-// {"field": …} when a parameter is at fault. The cause is kept for the log.
+// {"field": …} when a parameter is at fault, in the document's terms
+// (withFieldNames). The cause is kept for the log.
 func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
-	e := asError(err)
+	e := asError(withFieldNames(err, nil))
 	info(r).err = e
 	msg := e.Message
 	if msg == "" {
@@ -111,16 +112,4 @@ func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err err
 	}
 	info(r).code, info(r).envelope = e.Code, true
 	writeEnvelope(w, errorStatus(e), start, e.Code, msg, body)
-}
-
-// asField renames the Field of a domain error about subject to the
-// document's name for it, field; other errors pass as they are.
-func asField(err error, subject, field string) error {
-	var e *imbee.Error
-	if errors.As(err, &e) && e.Field == subject {
-		c := *e
-		c.Field = field
-		return &c
-	}
-	return err
 }

@@ -2,17 +2,11 @@ package api
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 )
-
-// maxLinkURL bounds the url of /token/status and /token/revoke: a link's
-// URL is the public URL and 51 characters.
-const maxLinkURL = 2048
 
 type linkRef struct {
 	URL         string `json:"url"`
@@ -91,11 +85,11 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &ref); err != nil {
 		return nil, err
 	}
-	if utf8.RuneCountInString(ref.URL) > maxLinkURL {
-		return nil, imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
+	if err := imbee.CheckLinkURL(ref.URL); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(ref.URL) == "" && ref.VirtualUser != "" {
-		user, err := requiredID("virtual_user", ref.VirtualUser)
+		user, err := imbee.CheckID(imbee.SubjectUser, ref.VirtualUser)
 		if err != nil {
 			return nil, err
 		}
@@ -137,8 +131,7 @@ func (s *Server) accessEnded(ctx context.Context) {
 	}
 }
 
-// linkToken takes the token out of {"url": …}: a URL /token/new returned,
-// or just its last path segment.
+// linkToken takes the token out of {"url": …} (imbee.ParseLinkToken).
 func linkToken(body []byte) (string, error) {
 	var req struct {
 		URL string `json:"url"` // virtual_user is /token/revoke's alone
@@ -146,22 +139,7 @@ func linkToken(body []byte) (string, error) {
 	if err := decode(body, &req); err != nil {
 		return "", err
 	}
-	if utf8.RuneCountInString(req.URL) > maxLinkURL {
-		return "", imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
-	}
-	raw := strings.TrimSpace(req.URL)
-	if raw == "" {
-		return "", imbee.ParamError("url", "url can not be null or empty")
-	}
-	path := raw
-	if u, err := url.Parse(raw); err == nil && u.Path != "" {
-		path = u.Path
-	}
-	token := path[strings.LastIndexByte(path, '/')+1:]
-	if token == "" || len(token) > 128 || checkText("url", token) != nil {
-		return "", imbee.ParamError("url", "url must be a link returned by /token/new")
-	}
-	return token, nil
+	return imbee.ParseLinkToken(req.URL)
 }
 
 func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery, as []imbee.LinkAttempt) linkView {

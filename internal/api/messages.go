@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/realtime"
@@ -18,10 +17,8 @@ import (
 // clients go.
 const socketRetryAfter = 5
 
-// Message limits, documented in docs/api.md.
+// Page limits, documented in docs/api.md.
 const (
-	MaxMessageLength  = 4000 // characters
-	MaxClientMsgID    = 64
 	DefaultPageSize   = 50
 	MaxPageSize       = 200
 	DefaultChatsLimit = 100
@@ -49,25 +46,10 @@ type messageSendResponse struct {
 	PreviouslySent bool                  `json:"previously_sent"`
 }
 
-// messageRequest validates the parts of a send common to users and bots.
+// messageRequest reads the parts of a send common to users and bots by the
+// domain's rule.
 func messageRequest(req *messageSendRequest) (imbee.MessageRequest, error) {
-	mr := imbee.MessageRequest{ClientMsgID: strings.TrimSpace(req.ClientMsgID), Text: req.Text}
-	var err error
-	if mr.ConversationID, err = requiredID("conversationId", req.ConversationID); err != nil {
-		return mr, err
-	}
-	switch n := utf8.RuneCountInString(req.Text); {
-	case strings.TrimSpace(req.Text) == "":
-		return mr, imbee.ParamError("text", "text can not be null or empty")
-	case n > MaxMessageLength:
-		return mr, imbee.ParamError("text", "text is longer than %d characters", MaxMessageLength)
-	case !utf8.ValidString(req.Text) || strings.ContainsRune(req.Text, 0):
-		return mr, imbee.ParamError("text", "text must be valid UTF-8 without NUL characters")
-	}
-	if utf8.RuneCountInString(req.ClientMsgID) > MaxClientMsgID { // as sent, blanks included
-		return mr, imbee.ParamError("clientMsgId", "clientMsgId is longer than %d characters", MaxClientMsgID)
-	}
-	return mr, checkText("clientMsgId", mr.ClientMsgID)
+	return imbee.NewMessageRequest(req.ConversationID, req.Text, req.ClientMsgID)
 }
 
 // messageSend is POST /chat/message/send, by a member with their apikey.
@@ -91,7 +73,7 @@ func (s *Server) botMessageSend(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	bot, err := requiredID("bot_idsha", req.BotIDSha)
+	bot, err := imbee.CheckID(imbee.SubjectBot, req.BotIDSha)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +148,7 @@ func (s *Server) messageList(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	conv, err := requiredID("conversationId", req.ConversationID)
+	conv, err := imbee.CheckID(imbee.SubjectConversation, req.ConversationID)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +230,7 @@ func (s *Server) chatRead(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	conv, err := requiredID("conversationId", req.ConversationID)
+	conv, err := imbee.CheckID(imbee.SubjectConversation, req.ConversationID)
 	if err != nil {
 		return nil, err
 	}
@@ -279,13 +261,13 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	bot, err := requiredID("bot_idsha", req.BotIDSha)
+	bot, err := imbee.CheckID(imbee.SubjectBot, req.BotIDSha)
 	if err != nil {
 		return nil, err
 	}
 	hook, err := imbee.CheckWebhookURL(req.URL, s.cfg.AllowPrivateWebhooks)
 	if err != nil {
-		return nil, asField(err, imbee.SubjectWebhookURL, "url")
+		return nil, err
 	}
 	secret, err := s.store.SetBotWebhook(ctx, c.corporate.ID, bot, hook)
 	if err != nil {
@@ -327,7 +309,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
 		return
 	}
-	conv, err := requiredID("conversationId", r.URL.Query().Get("conversationId"))
+	conv, err := imbee.CheckID(imbee.SubjectConversation, r.URL.Query().Get("conversationId"))
 	if err != nil {
 		writeError(w, r, start, err)
 		return
@@ -345,7 +327,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !member {
-		writeError(w, r, start, &imbee.Error{Code: imbee.CodeNotFound, Field: "conversationId", Message: "no such conversation of yours"})
+		writeError(w, r, start, imbee.NotFound(imbee.SubjectConversation, "no such conversation of yours"))
 		return
 	}
 	sub, err := s.cfg.Events.Subscribe(realtime.Grant{CorporateID: corp.ID, ConversationID: conv,

@@ -25,7 +25,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/clientaddr"
@@ -136,7 +135,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const cookieName = "imbee_session"
 
 func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
-	p, err := h.store.LinkByToken(r.Context(), r.PathValue("token"))
+	token, ok := h.linkToken(w, r)
+	if !ok {
+		return
+	}
+	p, err := h.store.LinkByToken(r.Context(), token)
 	if err != nil {
 		h.failLink(w, r, err)
 		return
@@ -159,13 +162,29 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// linkToken is the token in the request's path when it can name a link
+// (imbee.CheckLinkToken); for one that cannot, it answers as for a link
+// that does not exist, without looking it up.
+func (h *Handler) linkToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	token := r.PathValue("token")
+	if err := imbee.CheckLinkToken(token); err != nil {
+		h.failLink(w, r, err)
+		return "", false
+	}
+	return token, true
+}
+
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 	if h.crossSite(r) {
 		h.ended(w, http.StatusForbidden, "Open your link from its own page",
 			"Another site tried to open this link for you. Open the link you were sent directly.")
 		return
 	}
-	sess, st, err := h.store.SpendLink(r.Context(), r.PathValue("token"), h.attempt(r))
+	token, ok := h.linkToken(w, r)
+	if !ok {
+		return
+	}
+	sess, st, err := h.store.SpendLink(r.Context(), token, h.attempt(r))
 	if err != nil {
 		h.failLink(w, r, err)
 		return
@@ -305,22 +324,13 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send {\"text\": …}"})
 		return
 	}
-	text := strings.TrimSpace(req.Text)
-	switch {
-	case text == "" || utf8.RuneCountInString(text) > maxText || !utf8.ValidString(text) || strings.ContainsRune(text, 0):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("a message has 1 to %d characters", maxText)})
-		return
-	case len(req.ClientMsgID) > 64:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId is too long"})
-		return
-	case strings.ContainsRune(req.ClientMsgID, 0): // PostgreSQL cannot store NUL in text
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId must not contain NUL characters"})
+	mr, err := imbee.NewMessageRequest(sess.ConversationID, req.Text, req.ClientMsgID)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": sendError(err)})
 		return
 	}
-	m, existed, err := h.store.SendMessage(r.Context(), imbee.MessageRequest{
-		CorporateID: sess.CorporateID, ConversationID: sess.ConversationID, Sender: sess.UserIDSha,
-		ClientMsgID: req.ClientMsgID, Text: text,
-	})
+	mr.CorporateID, mr.Sender = sess.CorporateID, sess.UserIDSha
+	m, existed, err := h.store.SendMessage(r.Context(), mr)
 	if err != nil {
 		h.log.Error("chat send", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the message was not sent: try again"})
@@ -335,8 +345,16 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"message": realtime.View(m), "previously_sent": existed})
 }
 
-// maxText is the longest message, in characters (as the API's).
-const maxText = 4000
+// sendError is what the chat is told of a message the domain's rule
+// refused: its clientMsgId by the rule's message, its text in words for
+// people.
+func sendError(err error) string {
+	var e *imbee.Error
+	if errors.As(err, &e) && e.Field == imbee.SubjectClientMsgID {
+		return e.Named(func(string) string { return "clientMsgId" }).Message
+	}
+	return fmt.Sprintf("a message has 1 to %d characters", imbee.MaxMessageLength)
+}
 
 // socket is GET /w/{conversation}/socket?after=SEQ: the chat's live
 // updates, for the session's user, until the session ends (expiry, or its

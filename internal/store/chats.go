@@ -109,7 +109,7 @@ func memberByIDSha(ctx context.Context, q querier, corporateID int64, idsha stri
 		SELECT 1, name FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 		corporateID, idsha, corporateID, idsha).Scan(&m.IsBot, &m.Name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return m, &imbee.Error{Code: imbee.CodeNotFound, Field: "contacts", Message: "contact " + idsha + " does not exist"}
+		return m, &imbee.Error{Code: imbee.CodeNotFound, Field: imbee.SubjectContact, Message: "contact " + idsha + " does not exist"}
 	}
 	if err != nil {
 		return m, internal("find contact", err)

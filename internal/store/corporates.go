@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -13,13 +11,8 @@ import (
 )
 
 // CreateCorporate creates a tenant and returns it with its credentials.
+// Its settings are the caller's to check (imbee.NewCorporate).
 func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imbee.Corporate, imbee.CorporateCredentials, error) {
-	if timezone == "" {
-		timezone = "UTC"
-	}
-	if _, err := time.LoadLocation(timezone); err != nil {
-		return imbee.Corporate{}, imbee.CorporateCredentials{}, imbee.ParamError("timezone", "unknown time zone %q", timezone)
-	}
 	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
 	creds := s.corporateCredentials(authNonce, tokenNonce)
 	c := imbee.Corporate{Name: name, TimeZone: timezone, Language: imbee.Languages[0], CreatedAt: s.now().UTC().Truncate(time.Second)}
@@ -75,24 +68,10 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 	return creds, err
 }
 
-// UpdateCorporate changes the settings given in set and returns the
-// corporate as it is then. It returns CodeNotFound for an unknown id and
-// CodeParam for a setting that is not valid.
+// UpdateCorporate changes the settings given in set, which the caller has
+// checked (CorporateSettings.Check), and returns the corporate as it is
+// then. It returns CodeNotFound for an unknown id.
 func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.CorporateSettings) (imbee.Corporate, error) {
-	if set.TimeZone != nil {
-		if _, err := time.LoadLocation(*set.TimeZone); err != nil || *set.TimeZone == "" {
-			return imbee.Corporate{}, imbee.ParamError("timezone", "unknown time zone %q", *set.TimeZone)
-		}
-	}
-	if set.Language != nil && !slices.Contains(imbee.Languages, *set.Language) {
-		return imbee.Corporate{}, imbee.ParamError("language", "language must be one of %s", strings.Join(imbee.Languages, ", "))
-	}
-	if set.Name != nil && strings.TrimSpace(*set.Name) == "" {
-		return imbee.Corporate{}, imbee.ParamError("name", "name can not be empty")
-	}
-	if set.RateLimit != nil && !(*set.RateLimit > 0) || set.RateBurst != nil && *set.RateBurst < 1 {
-		return imbee.Corporate{}, imbee.ParamError("rate_limit", "a rate limit is a number of requests per second above 0, with a burst of at least 1")
-	}
 	var c imbee.Corporate
 	err := s.inWrite(ctx, func(q querier) error {
 		var created int64

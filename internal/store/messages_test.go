@@ -108,7 +108,7 @@ func testSendMessage(t *testing.T) {
 			t.Errorf("event %+v", e)
 		}
 		ids[e.EventID] = true
-		var p WebhookMessage
+		var p imbee.WebhookMessage
 		if err := json.Unmarshal(e.Payload, &p); err != nil || p.Type != "message.created" || p.Data.ConversationID != g.PublicID || p.Data.SenderIsBot {
 			t.Errorf("payload %s: %v", e.Payload, err)
 		}

@@ -279,11 +279,6 @@ func testCorporates(t *testing.T) {
 		wantCode(t, err, imbee.CodeNotFound, "rotate unknown corporate")
 	})
 
-	t.Run("UnknownTimeZone", func(t *testing.T) {
-		_, _, err := s.CreateCorporate(ctx, "TZ", "Mars/Olympus")
-		wantCode(t, err, imbee.CodeParam, "unknown time zone")
-	})
-
 	t.Run("BotOfUnknownCorporate", func(t *testing.T) {
 		_, err := s.CreateBot(ctx, 1<<40, "ghost")
 		wantCode(t, err, imbee.CodeNotFound, "bot of unknown corporate")
@@ -942,8 +937,8 @@ func testLinks(t *testing.T) {
 			_, err := e.s.IssueLink(ctx, linkRequest(e.c, "ana", b, 1, e.clock.Now().Add(time.Hour)))
 			wantCode(t, err, imbee.CodeNotFound, "link to a bot not of this corporate")
 			var ie *imbee.Error
-			if errors.As(err, &ie) && ie.Field != "bot_idsha" {
-				t.Errorf("field = %q, want bot_idsha", ie.Field)
+			if errors.As(err, &ie) && ie.Field != imbee.SubjectBot {
+				t.Errorf("subject = %q, want %q", ie.Field, imbee.SubjectBot)
 			}
 		}
 	})

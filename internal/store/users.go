@@ -133,7 +133,7 @@ func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID stri
 			WHERE corporate_id = ? AND unique_id = ?
 			RETURNING id, idsha`, nonce, secret.Hash(u.APIKey), corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
 		if errors.Is(err, sql.ErrNoRows) {
-			return &imbee.Error{Code: imbee.CodeNotFound, Field: "uniqueIdSha", Message: "no such user"}
+			return imbee.NotFound(imbee.SubjectUser, "no such user")
 		}
 		if err != nil {
 			return internal("rotate user", err)
