@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestLinkEndsInCorporateZone: for corporates whose day ends at other UTC
@@ -15,7 +17,9 @@ import (
 // stored expiry is the midnight that ends date_limit in that zone. (The
 // server runs on the real clock: the instant it turns 410 is tested with
 // a moved clock in internal/linkpage, TestLinkEndsAtCorporateMidnight.)
-func TestLinkEndsInCorporateZone(t *testing.T) { forEachBackend(t, testLinkEndsInCorporateZone) }
+func TestLinkEndsInCorporateZone(t *testing.T) {
+	testkit.ForEachBackend(t, testLinkEndsInCorporateZone)
+}
 
 func testLinkEndsInCorporateZone(t *testing.T) {
 	s := startServer(t)
