@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -304,7 +305,9 @@ func TestServeOrderUnderConcurrentPublishers(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for range each {
-				publish(h, hist.add("m")) // the seq is taken, then the event published
+				m := hist.add("m")
+				runtime.Gosched() // between commit and publish: another may publish first
+				publish(h, m)
 			}
 		})
 	}
