@@ -93,6 +93,11 @@ func asError(err error) *imbee.Error {
 	return imbee.Internal("unclassified", err)
 }
 
+// fieldError is an error's body when a parameter is at fault.
+type fieldError struct {
+	Field string `json:"field"`
+}
+
 // writeError writes err in the envelope: its code, a safe message, and
 // {"field": …} when a parameter is at fault, in the document's terms
 // (withFieldNames). The cause is kept for the log.
@@ -105,7 +110,7 @@ func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err err
 	}
 	var body any
 	if e.Field != "" {
-		body = map[string]string{"field": e.Field}
+		body = fieldError{Field: e.Field}
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))

@@ -60,6 +60,12 @@ type linkRevokeResponse struct {
 	PreviouslyRevoked bool `json:"previously_revoked"`
 }
 
+// userLinksRevokeResponse is /token/revoke's answer to {"virtual_user"}.
+type userLinksRevokeResponse struct {
+	RevokedLinks int64  `json:"revoked_links"`
+	VirtualUser  string `json:"virtual_user"`
+}
+
 // tokenStatus is POST /token/status: a link's state and its deliveries.
 func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
 	token, err := linkToken(c.body)
@@ -98,7 +104,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 			return nil, err
 		}
 		s.accessEnded(ctx)
-		return map[string]any{"virtual_user": user, "revoked_links": n}, nil
+		return userLinksRevokeResponse{RevokedLinks: n, VirtualUser: user}, nil
 	}
 	token, err := linkToken(c.body)
 	if err != nil {

@@ -191,6 +191,10 @@ type chatSummaryView struct {
 	Unread         int64                 `json:"unread"`
 }
 
+type chatListResponse struct {
+	Chats []chatSummaryView `json:"chats"`
+}
+
 // chatList is POST /chat/list: the user's conversations, latest first.
 func (s *Server) chatList(ctx context.Context, c *call) (any, error) {
 	var req chatListRequest
@@ -216,12 +220,16 @@ func (s *Server) chatList(ctx context.Context, c *call) (any, error) {
 		}
 		out = append(out, v)
 	}
-	return map[string]any{"chats": out}, nil
+	return chatListResponse{Chats: out}, nil
 }
 
 type chatReadRequest struct {
 	ConversationID string  `json:"conversationId"`
 	Seq            flexInt `json:"seq"`
+}
+
+type chatReadResponse struct {
+	ReadSeq int64 `json:"read_seq"`
 }
 
 // chatRead is POST /chat/read: the user has read up to seq.
@@ -246,11 +254,19 @@ func (s *Server) chatRead(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.cfg.Events.Publish(imbee.Event{Type: "read", CorporateID: c.corporate.ID, ConversationID: conv, Member: c.user.IDSha, Seq: read})
-	return map[string]int64{"read_seq": read}, nil
+	return chatReadResponse{ReadSeq: read}, nil
 }
 
 type botWebhookRequest struct {
 	BotIDSha string `json:"bot_idsha"`
+	URL      string `json:"url"`
+}
+
+// botWebhookResponse's keys are in the order the answer has always had
+// (sorted), not the request's.
+type botWebhookResponse struct {
+	BotIDSha string `json:"bot_idsha"`
+	Secret   string `json:"secret"`
 	URL      string `json:"url"`
 }
 
@@ -273,7 +289,7 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"bot_idsha": bot, "url": hook, "secret": secret}, nil
+	return botWebhookResponse{BotIDSha: bot, Secret: secret, URL: hook}, nil
 }
 
 // socket is GET /chat/socket?conversationId=…&afterSeq=…: a member's

@@ -34,6 +34,14 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 	return userNewResponse{VirtualUser: u.IDSha, Pass: u.Pass, APIKey: u.APIKey, PreviouslyRegistered: existed}, nil
 }
 
+// userRotateResponse's keys are in the order the answer has always had
+// (sorted): not userNewResponse's.
+type userRotateResponse struct {
+	APIKey      string `json:"apikey"`
+	Pass        string `json:"pass"`
+	VirtualUser string `json:"virtualUser"`
+}
+
 // userRotate is POST /third_parties/user/rotate {uniqueIdSha}: the user
 // gets a new pass and apikey, and the old ones stop working at once.
 func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
@@ -52,7 +60,7 @@ func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
 		return nil, withFieldNames(err, userNames)
 	}
 	s.accessEnded(ctx)
-	return map[string]string{"virtualUser": u.IDSha, "pass": u.Pass, "apikey": u.APIKey}, nil
+	return userRotateResponse{APIKey: u.APIKey, Pass: u.Pass, VirtualUser: u.IDSha}, nil
 }
 
 // userRepeat answers a repeat of /third_parties/user/new whose device was

@@ -153,12 +153,12 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.recordView(a)
-	h.render(w, http.StatusOK, "landing", map[string]any{
-		"Title":         "Chat with " + p.BotName,
-		"BotName":       p.BotName,
-		"CorporateName": p.CorporateName,
-		"UsesLeft":      p.Link.MaxUses - p.Link.Uses,
-		"DateLimit":     p.Link.DateLimit,
+	h.render(w, http.StatusOK, "landing", landingPage{
+		Title:         "Chat with " + p.BotName,
+		BotName:       p.BotName,
+		CorporateName: p.CorporateName,
+		UsesLeft:      p.Link.MaxUses - p.Link.Uses,
+		DateLimit:     p.Link.DateLimit,
 	})
 }
 
@@ -236,13 +236,13 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 		h.ended(w, http.StatusGone, "This session has ended", "Your chat session has ended or the link was withdrawn.")
 		return
 	}
-	h.render(w, http.StatusOK, "chat", map[string]any{
-		"Title":          sess.BotName + " · " + sess.CorporateName,
-		"BotName":        sess.BotName,
-		"CorporateName":  sess.CorporateName,
-		"Me":             sess.UserIDSha,
-		"ConversationID": sess.ConversationID,
-		"Until":          sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
+	h.render(w, http.StatusOK, "chat", chatPage{
+		Title:          sess.BotName + " · " + sess.CorporateName,
+		BotName:        sess.BotName,
+		CorporateName:  sess.CorporateName,
+		Me:             sess.UserIDSha,
+		ConversationID: sess.ConversationID,
+		Until:          sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
 	})
 }
 
@@ -253,11 +253,11 @@ func (h *Handler) jsonSession(w http.ResponseWriter, r *http.Request) (imbee.Ses
 	switch {
 	case err != nil:
 		h.log.Error("chat session", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "something went wrong"})
+		writeError(w, http.StatusInternalServerError, "something went wrong")
 	case ended == "none":
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "open your link again"})
+		writeError(w, http.StatusUnauthorized, "open your link again")
 	case ended != "":
-		writeJSON(w, http.StatusGone, map[string]string{"error": "this session has ended"})
+		writeError(w, http.StatusGone, "this session has ended")
 	default:
 		return sess, true
 	}
@@ -275,7 +275,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a seq"})
+			writeError(w, http.StatusBadRequest, "before must be a seq")
 			return
 		}
 		p.Before = &n
@@ -283,7 +283,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	ms, more, last, _, err := h.store.Messages(r.Context(), sess.CorporateID, sess.ConversationID, sess.UserIDSha, p)
 	if err != nil {
 		h.log.Error("chat history", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "something went wrong"})
+		writeError(w, http.StatusInternalServerError, "something went wrong")
 		return
 	}
 	out := []*realtime.MessageView{}
@@ -293,7 +293,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	if p.Before != nil {
 		slices.Reverse(out) // pages before a seq come newest first
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "has_more": more, "last_seq": last})
+	writeJSON(w, http.StatusOK, historyResponse{HasMore: more, LastSeq: last, Messages: out})
 }
 
 // send is POST /w/{conversation}/messages {"text", "clientMsgId"}. Only
@@ -309,11 +309,11 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	c, _ := r.Cookie(cookieName)
 	if wait, ok := h.sends.Allow(c.Value); !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many messages: wait a moment"})
+		writeError(w, http.StatusTooManyRequests, "too many messages: wait a moment")
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send JSON"})
+		writeError(w, http.StatusUnsupportedMediaType, "send JSON")
 		return
 	}
 	var req struct {
@@ -321,19 +321,19 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		ClientMsgID string `json:"clientMsgId"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send {\"text\": …}"})
+		writeError(w, http.StatusBadRequest, "send {\"text\": …}")
 		return
 	}
 	mr, err := imbee.NewMessageRequest(sess.ConversationID, req.Text, req.ClientMsgID)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": sendError(err)})
+		writeError(w, http.StatusBadRequest, sendError(err))
 		return
 	}
 	mr.CorporateID, mr.Sender = sess.CorporateID, sess.UserIDSha
 	m, existed, err := h.store.SendMessage(r.Context(), mr)
 	if err != nil {
 		h.log.Error("chat send", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the message was not sent: try again"})
+		writeError(w, http.StatusInternalServerError, "the message was not sent: try again")
 		return
 	}
 	if !existed {
@@ -342,7 +342,7 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 			h.cfg.MessageSent()
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": realtime.View(m), "previously_sent": existed})
+	writeJSON(w, http.StatusOK, sendResponse{Message: realtime.View(m), PreviouslySent: existed})
 }
 
 // sendError is what the chat is told of a message the domain's rule
@@ -375,7 +375,7 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 		Expires: sess.ExpiresAt, Since: since})
 	if errors.Is(err, realtime.ErrTooManySockets) {
 		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "this chat is open in too many windows: close one and try again"})
+		writeError(w, http.StatusTooManyRequests, "this chat is open in too many windows: close one and try again")
 		return
 	}
 	realtime.Serve(w, r, h.cfg.Events, sub, h.store, h.log, max(after, 0))
@@ -387,6 +387,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// writeError answers a JSON call's failure: {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorResponse{Error: msg})
 }
 
 func (h *Handler) linkEnded(w http.ResponseWriter, st imbee.LinkState) {
@@ -464,14 +469,14 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 }
 
 func (h *Handler) ended(w http.ResponseWriter, status int, title, msg string) {
-	h.render(w, status, "ended", map[string]any{"Title": title, "Message": msg})
+	h.render(w, status, "ended", endedPage{Title: title, Message: msg})
 }
 
 // bufs holds render buffers: a page is rendered whole before it is sent, so
 // that a failure can still answer 500 and the response has a length.
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (h *Handler) render(w http.ResponseWriter, status int, name string, data map[string]any) {
+func (h *Handler) render(w http.ResponseWriter, status int, name string, data any) {
 	buf := bufs.Get().(*bytes.Buffer)
 	defer func() { buf.Reset(); bufs.Put(buf) }()
 	if err := pages.ExecuteTemplate(buf, name, data); err != nil {
