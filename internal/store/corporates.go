@@ -169,8 +169,10 @@ type corporateRow struct {
 
 // dest is what to scan a row of corporateColumns and then more into.
 func (r *corporateRow) dest(more ...any) []any {
-	return append([]any{&r.c.ID, &r.c.Name, &r.c.TimeZone, &r.c.Language, &r.c.SenderName,
-		&r.rateLimit, &r.rateBurst, &r.created, &r.disabledAt}, more...)
+	dest := make([]any, 0, 9+len(more))
+	dest = append(dest, &r.c.ID, &r.c.Name, &r.c.TimeZone, &r.c.Language, &r.c.SenderName,
+		&r.rateLimit, &r.rateBurst, &r.created, &r.disabledAt)
+	return append(dest, more...)
 }
 
 // corporate is the corporate scanned.
