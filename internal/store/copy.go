@@ -76,10 +76,12 @@ func CopyAll(ctx context.Context, src, dst *Store) ([]Copied, error) {
 		}
 		// New ids continue after the copied ones.
 		for _, t := range copiedTables {
-			if query := dst.dialect.continueIDs(t.name); query != "" && t.order == "id" {
-				if _, err := q.ExecContext(ctx, query); err != nil {
-					return fmt.Errorf("reset %s ids: %w", t.name, err)
-				}
+			query := dst.dialect.continueIDs(t.name)
+			if t.order != "id" || query == "" {
+				continue
+			}
+			if _, err := q.ExecContext(ctx, query); err != nil {
+				return fmt.Errorf("reset %s ids: %w", t.name, err)
 			}
 		}
 		return nil
