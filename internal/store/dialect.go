@@ -18,8 +18,8 @@ import (
 type dialect struct {
 	name  string        // the backend, as ParseDSN names it; migrations/<name> holds its migrations
 	goose goose.Dialect // how goose records the migrations
-	// lockMigrations makes servers starting together migrate once (nil:
-	// one process opens the file at a time anyway).
+	// lockMigrations makes servers that start together on one database
+	// migrate it once (nil: no lock is taken).
 	lockMigrations func() (lock.SessionLocker, error)
 	// concurrentWriters: transactions write at the same time (PostgreSQL),
 	// so a read that decides a write locks its rows, and an order that
