@@ -477,8 +477,8 @@ func (c *cli) migrateData(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range []string{"corporates", "bots", "users", "devices", "conversations", "conversation_members", "links", "sessions", "deliveries"} {
-		fmt.Fprintf(c.stdout, "%-22s %d rows\n", t, counts[t])
+	for _, t := range counts {
+		fmt.Fprintf(c.stdout, "%-22s %d rows\n", t.Table, t.Rows)
 	}
 	fmt.Fprintf(c.stdout, "moved %s to %s\n", store.Redact(*from), store.Redact(*to))
 	return nil

@@ -23,7 +23,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "deliveries", "deliveries"+s.indexedBy("deliveries_queue"), unix(now), limit, pool)
+		ids, err := fairDue(ctx, q, "deliveries", "deliveries"+s.dialect.indexedBy("deliveries_queue"), unix(now), limit, pool)
 		if err != nil || len(ids) == 0 {
 			return internalOrNil("claim deliveries", err)
 		}

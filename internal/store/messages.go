@@ -30,7 +30,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 		err := q.QueryRowContext(ctx, `
 			SELECT c.id, c.last_seq, `+horizonSQL+` FROM conversations c
 			WHERE c.public_id = ? AND c.corporate_id = ?
-			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.forUpdate(),
+			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.dialect.forUpdate(),
 			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq, &horizon)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNoConversation()

@@ -3,11 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"io/fs"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/testkit"
@@ -79,16 +76,15 @@ func testRecipientKeyMigration(t *testing.T) {
 
 	// Back to the schema before 00008, then up again as an upgrade would.
 	backend, loc, _ := ParseDSN(dsn)
-	driver, dialect, dir, conn := "sqlite", goose.DialectSQLite3, "migrations/sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)"
+	d, driver, conn := sqliteDialect, "sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)"
 	if backend == "postgres" {
-		driver, dialect, dir, conn = "pgx", goose.DialectPostgres, "migrations/postgres", loc
+		d, driver, conn = postgresDialect, "pgx", loc
 	}
 	db, err := sql.Open(driver, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, _ := fs.Sub(migrations, dir)
-	p, err := goose.NewProvider(dialect, db, fsys)
+	p, err := d.migrations(db)
 	if err != nil {
 		t.Fatal(err)
 	}

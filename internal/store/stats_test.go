@@ -175,7 +175,7 @@ func testReady(t *testing.T) {
 	if err := s.Ready(ctx); err != nil {
 		t.Fatalf("ready on a migrated database: %v", err)
 	}
-	target, err := latestMigration(s.postgres)
+	target, err := s.dialect.latestMigration()
 	if err != nil || target < 4 {
 		t.Fatalf("latest embedded migration = %d, %v", target, err)
 	}

@@ -167,7 +167,7 @@ func testRegisterUsers(t *testing.T) {
 	if n := countRows(t, s, `SELECT count(*) FROM users WHERE unique_id IN ('x', 'y')`); n != 0 {
 		t.Errorf("a failed batch stored %d users", n)
 	}
-	if s.postgres {
+	if s.dialect.name == "postgres" {
 		// PostgreSQL refuses NUL in text: the devices fail after the users
 		// were inserted, and the users go too.
 		_, err := s.RegisterUsers(ctx, c.ID, []imbee.UserSpec{{UniqueID: "z1"}, {UniqueID: "z2", Device: &imbee.Device{Platform: "a\x00b"}}})

@@ -61,7 +61,7 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "webhook_events", "webhook_events"+s.indexedBy("webhook_events_queue"), unix(now), limit, pool)
+		ids, err := fairDue(ctx, q, "webhook_events", "webhook_events"+s.dialect.indexedBy("webhook_events_queue"), unix(now), limit, pool)
 		if err != nil || len(ids) == 0 {
 			return internalOrNil("claim webhook events", err)
 		}
