@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // notCopied are the tables CopyAll leaves behind on purpose, and why.
@@ -21,7 +23,7 @@ var notCopied = map[string]string{
 // same columns in every table.
 func TestDialectSchemas(t *testing.T) {
 	schemas := map[string]map[string][]string{}
-	forEachBackend(t, func(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T) {
 		s := mustOpen(t, nil)
 		schema := readSchema(t, s)
 		schemas[s.dialect.name] = schema
