@@ -31,7 +31,7 @@ var copiedTables = []copiedTable{
 	{"sessions", "id, corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at", "id"},
 	{"deliveries", "id, corporate_id, link_id, channel, recipient, recipient_key, status, attempts, next_attempt_at, last_error, last_reason, provider_id, created_at, updated_at", "id"},
 	{"webhook_events", "id, corporate_id, bot_id, event_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at", "id"},
-	{"link_attempts", "id, link_id, at_ms, method, result, client_hash, agent", "id"},
+	{"link_attempts", "id, link_id, at_us, method, result, client_hash, agent", "id"},
 	{"idempotency_keys", "corporate_id, principal, key_hash, request_hash, response, created_at, expires_at", "corporate_id, principal, key_hash"},
 }
 
