@@ -17,7 +17,6 @@ import (
 func TestClaimFairShare(t *testing.T) { testkit.ForEachBackend(t, testClaimFairShare) }
 
 func testClaimFairShare(t *testing.T) {
-	ctx := context.Background()
 	const lease = time.Minute
 	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
@@ -27,18 +26,7 @@ func testClaimFairShare(t *testing.T) {
 				imbee.Recipient{Channel: imbee.ChannelMail, Address: fmt.Sprintf("u%d@example.com", i)}))
 		}
 	}
-	claim := func(limit, pool int) map[int64]int {
-		t.Helper()
-		ds, err := s.ClaimDeliveries(ctx, limit, pool, lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		per := map[int64]int{}
-		for _, d := range ds {
-			per[d.CorporateID]++
-		}
-		return per
-	}
+	claim := func(limit, pool int) map[int64]int { t.Helper(); return claimPerCorporate(t, s, limit, pool, lease) }
 	a := mustCorporate(t, s, "A")
 	issue(a, mustBot(t, s, a.ID, "A bot"), 10)
 	if got := claim(2, 4); got[a.ID] != 2 {
@@ -115,18 +103,7 @@ func testClaimSkipsDisabled(t *testing.T) {
 	ctx := context.Background()
 	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
-	claim := func() map[int64]int {
-		t.Helper()
-		ds, err := s.ClaimDeliveries(ctx, 8, 4, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		per := map[int64]int{}
-		for _, d := range ds {
-			per[d.CorporateID]++
-		}
-		return per
-	}
+	claim := func() map[int64]int { t.Helper(); return claimPerCorporate(t, s, 8, 4, time.Minute) }
 	a, b := mustCorporate(t, s, "A"), mustCorporate(t, s, "B")
 	for _, c := range []imbee.Corporate{a, b} {
 		bot := mustBot(t, s, c.ID, "bot")
@@ -147,4 +124,18 @@ func testClaimSkipsDisabled(t *testing.T) {
 	if got := claim(); got[a.ID] != 2 {
 		t.Fatalf("A enabled again: claimed %v, want 2 of A's (its share of 4, B holding 4)", got)
 	}
+}
+
+// claimPerCorporate claims deliveries and counts them per corporate.
+func claimPerCorporate(t *testing.T, s *Store, limit, pool int, lease time.Duration) map[int64]int {
+	t.Helper()
+	ds, err := s.ClaimDeliveries(context.Background(), limit, pool, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[int64]int{}
+	for _, d := range ds {
+		per[d.CorporateID]++
+	}
+	return per
 }
