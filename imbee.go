@@ -1,6 +1,9 @@
 // Package imbee holds the domain of the imbee server: the types every other
-// package speaks in, and the error type whose codes are the API's contract.
-// It does no I/O.
+// package speaks in; the rules of docs/api.md, one function each, which the
+// API, the pages and the CLI all call (a link request and its end of day,
+// a message, a user and device, a link token, a webhook URL, a corporate's
+// settings); and the error type whose codes are the API's contract, whose
+// subjects each entry point names its own way. It does no I/O.
 package imbee
 
 import (

@@ -218,8 +218,12 @@ func (r *report) messaging(b *strings.Builder) {
 	}
 }
 
-// sideBySide puts each backend's throughput and p99 next to the others'.
+// sideBySide puts each backend's throughput and p99 next to the others'
+// (nothing when no scenario ran: -only messaging).
 func (r *report) sideBySide(b *strings.Builder, modes []string) {
+	if len(modes) == 0 {
+		return
+	}
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	name := map[string]string{"full": "SQLite full", "normal": "SQLite normal", "postgres": "PostgreSQL"}
 	p("\n## Backends side by side (req/s, p99 ms; empty database)\n\n| scenario | conc |")

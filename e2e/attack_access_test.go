@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imbee/imbee/client"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // The attacker here holds access that has been ended: a link revoked, a
@@ -150,7 +151,9 @@ func (s *server) mustImbee(t testing.TB, args ...string) string {
 // not reach them, and sockets opened with other access stay open. The
 // CLI's revocations come from another process's store: the server learns
 // of them from the revocations log alone.
-func TestAttackRevokedSocketsClose(t *testing.T) { forEachBackend(t, testAttackRevokedSocketsClose) }
+func TestAttackRevokedSocketsClose(t *testing.T) {
+	testkit.ForEachBackend(t, testAttackRevokedSocketsClose)
+}
 
 func testAttackRevokedSocketsClose(t *testing.T) {
 	s := startServer(t)
@@ -259,7 +262,7 @@ func testAttackRevokedSocketsClose(t *testing.T) {
 // TestAttackSessionExpiryClosesSocket: a web chat's socket closes when its
 // session does, with 1008, even with nothing else happening.
 func TestAttackSessionExpiryClosesSocket(t *testing.T) {
-	forEachBackend(t, func(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T) {
 		s := startServer(t)
 		c := s.demo()
 		w := openWebChat(t, s, c, c.bot, "shortlived")
@@ -318,7 +321,7 @@ func TestAttackRevokeAcrossServers(t *testing.T) {
 
 // TestAttackSocketCap: a sixth socket per web session, or per apikey, is
 // refused before the upgrade (429); closing one lets the next in.
-func TestAttackSocketCap(t *testing.T) { forEachBackend(t, testAttackSocketCap) }
+func TestAttackSocketCap(t *testing.T) { testkit.ForEachBackend(t, testAttackSocketCap) }
 
 func testAttackSocketCap(t *testing.T) {
 	s := startServer(t)
@@ -385,7 +388,7 @@ func testAttackSocketCap(t *testing.T) {
 // credentials answer code 2, its links' pages 410, its web sessions end;
 // enabled again, it all works as before (links and credentials unchanged).
 func TestAttackCorporateDisable(t *testing.T) {
-	forEachBackend(t, func(t *testing.T) {
+	testkit.ForEachBackend(t, func(t *testing.T) {
 		s := startServer(t)
 		co := s.newCorporate(t, "Wayward")
 		bystander := s.demo()

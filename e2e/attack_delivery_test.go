@@ -15,6 +15,7 @@ import (
 
 	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/delivery"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // strictWebhooks is the production default, after the harness's
@@ -48,7 +49,9 @@ func newConnCounter(t testing.TB) *connCounter {
 // (DNS rebinding: here the bot's URL is changed under the server, as a
 // name's records would be) is refused when dialled, before connecting, and
 // the attempt is recorded failed.
-func TestAttackWebhookLocalTarget(t *testing.T) { forEachBackend(t, testAttackWebhookLocalTarget) }
+func TestAttackWebhookLocalTarget(t *testing.T) {
+	testkit.ForEachBackend(t, testAttackWebhookLocalTarget)
+}
 
 func testAttackWebhookLocalTarget(t *testing.T) {
 	t.Parallel()
@@ -105,7 +108,7 @@ func testAttackWebhookLocalTarget(t *testing.T) {
 // TestAttackWebhookRedirect: a webhook that answers with a redirect to
 // another (internal) address is not followed: the attempt fails with the
 // 3xx and the other address is never asked.
-func TestAttackWebhookRedirect(t *testing.T) { forEachBackend(t, testAttackWebhookRedirect) }
+func TestAttackWebhookRedirect(t *testing.T) { testkit.ForEachBackend(t, testAttackWebhookRedirect) }
 
 func testAttackWebhookRedirect(t *testing.T) {
 	t.Parallel()
@@ -215,7 +218,7 @@ func (g *smsGateway) flags(base string) []string {
 // timed out) and nothing of the operator's provider: not its host, port,
 // path, query or the words of its errors. The operator's ledger
 // (imbee deliveries list) keeps the whole error.
-func TestAttackProviderDetail(t *testing.T) { forEachBackend(t, testAttackProviderDetail) }
+func TestAttackProviderDetail(t *testing.T) { testkit.ForEachBackend(t, testAttackProviderDetail) }
 
 func testAttackProviderDetail(t *testing.T) {
 	t.Parallel()
@@ -334,7 +337,7 @@ func tenantChat(t testing.TB, s *server, c corporate, hook string, recv *hookRec
 // never answers, with many events queued, delays another tenant's webhook
 // by no more than a few seconds: the workers claim as slots free, the
 // tarpit holds at most its share of them, and its host's circuit opens.
-func TestAttackWebhookTarpit(t *testing.T) { forEachBackend(t, testAttackWebhookTarpit) }
+func TestAttackWebhookTarpit(t *testing.T) { testkit.ForEachBackend(t, testAttackWebhookTarpit) }
 
 func testAttackWebhookTarpit(t *testing.T) {
 	t.Parallel()
@@ -380,7 +383,9 @@ func testAttackWebhookTarpit(t *testing.T) {
 // (it accepts them and never answers), with many queued, delays another
 // tenant's SMS by no more than a few seconds: it holds at most its share
 // of the workers.
-func TestAttackHangingRecipients(t *testing.T) { forEachBackend(t, testAttackHangingRecipients) }
+func TestAttackHangingRecipients(t *testing.T) {
+	testkit.ForEachBackend(t, testAttackHangingRecipients)
+}
 
 func testAttackHangingRecipients(t *testing.T) {
 	t.Parallel()

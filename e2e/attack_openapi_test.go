@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestAttackOverLimitParameters: every limit docs/openapi.json gives a
@@ -19,7 +20,9 @@ import (
 // parameter, and one past it (longer, blanks included, or larger) is code 6
 // naming it. So a client generated from the document never sends what the
 // server refuses, and the server holds what the document promises.
-func TestAttackOverLimitParameters(t *testing.T) { forEachBackend(t, testAttackOverLimitParameters) }
+func TestAttackOverLimitParameters(t *testing.T) {
+	testkit.ForEachBackend(t, testAttackOverLimitParameters)
+}
 
 func testAttackOverLimitParameters(t *testing.T) {
 	s := startServer(t)

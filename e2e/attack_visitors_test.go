@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // These tests play visitors from the open internet: another site's page,
@@ -64,7 +66,7 @@ func (s *server) issueLink(t testing.TB, c corporate, who string, uses int) stri
 	return e.str("url")
 }
 
-func TestAttackCrossSiteSpend(t *testing.T) { forEachBackend(t, testAttackCrossSiteSpend) }
+func TestAttackCrossSiteSpend(t *testing.T) { testkit.ForEachBackend(t, testAttackCrossSiteSpend) }
 
 // testAttackCrossSiteSpend: a page on another site submits a link's landing
 // form (login CSRF: the victim's browser would end up in the attacker's
@@ -142,7 +144,7 @@ func openChat(t testing.TB, s *server, url string) (*http.Client, string) {
 	return b, s.URL + resp.Header.Get("Location")
 }
 
-func TestAttackWebSendBurst(t *testing.T) { forEachBackend(t, testAttackWebSendBurst) }
+func TestAttackWebSendBurst(t *testing.T) { testkit.ForEachBackend(t, testAttackWebSendBurst) }
 
 // testAttackWebSendBurst: one web session sends 60 messages at once. The
 // first 20 (the burst) are stored and forwarded, then 429 with Retry-After;
@@ -188,7 +190,7 @@ func testAttackWebSendBurst(t *testing.T) {
 	}
 }
 
-func TestAttackProbeFlood(t *testing.T) { forEachBackend(t, testAttackProbeFlood) }
+func TestAttackProbeFlood(t *testing.T) { testkit.ForEachBackend(t, testAttackProbeFlood) }
 
 // testAttackProbeFlood: one address (behind the reverse proxy: every
 // visitor) tries unknown tokens until it is limited; a real link from it
@@ -258,7 +260,7 @@ func decodeEnvelope(t testing.TB, client *http.Client, method, url string, h map
 	return e
 }
 
-func TestAttackAuthFailureFlood(t *testing.T) { forEachBackend(t, testAttackAuthFailureFlood) }
+func TestAttackAuthFailureFlood(t *testing.T) { testkit.ForEachBackend(t, testAttackAuthFailureFlood) }
 
 // testAttackAuthFailureFlood: one address guesses credentials. Past the
 // burst it is answered 429 code 8 before any lookup, even with a right
@@ -296,7 +298,7 @@ func testAttackAuthFailureFlood(t *testing.T) {
 	}
 }
 
-func TestAttackForwardedFor(t *testing.T) { forEachBackend(t, testAttackForwardedFor) }
+func TestAttackForwardedFor(t *testing.T) { testkit.ForEachBackend(t, testAttackForwardedFor) }
 
 // testAttackForwardedFor: X-Forwarded-For is believed only from a trusted
 // proxy. From anyone else a different forged address on each request does
@@ -334,7 +336,9 @@ func testAttackForwardedFor(t *testing.T) {
 	})
 }
 
-func TestAttackUnauthenticatedBody(t *testing.T) { forEachBackend(t, testAttackUnauthenticatedBody) }
+func TestAttackUnauthenticatedBody(t *testing.T) {
+	testkit.ForEachBackend(t, testAttackUnauthenticatedBody)
+}
 
 // testAttackUnauthenticatedBody: 1 MiB bodies with wrong credentials, not
 // JSON or JSON, on a call with the repeat fast path and one without, are
@@ -360,7 +364,7 @@ func testAttackUnauthenticatedBody(t *testing.T) {
 	expect(t, e, 400, 5)
 }
 
-func TestAttackLeakedAPIKey(t *testing.T) { forEachBackend(t, testAttackLeakedAPIKey) }
+func TestAttackLeakedAPIKey(t *testing.T) { testkit.ForEachBackend(t, testAttackLeakedAPIKey) }
 
 // testAttackLeakedAPIKey: one user's apikey, leaked, hammers the API. It
 // gets 429 code 8 once past its share of the corporate's rate, and what it
@@ -394,7 +398,9 @@ func testAttackLeakedAPIKey(t *testing.T) {
 	expect(t, s.post(t, "/chat/list", c.auth, other.apikey, map[string]any{}), 200, 0)
 }
 
-func TestAttackRecipientSpellings(t *testing.T) { forEachBackend(t, testAttackRecipientSpellings) }
+func TestAttackRecipientSpellings(t *testing.T) {
+	testkit.ForEachBackend(t, testAttackRecipientSpellings)
+}
 
 // testAttackRecipientSpellings: eleven links in an hour to one mailbox (or
 // one phone) spelled differently: the eleventh is refused, code 8.

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // visit opens url as a client with the given user-agent.
@@ -50,7 +52,7 @@ func (s *server) attempts(t testing.TB, c corporate, url string, n int) []map[st
 	}
 }
 
-func TestLinkAuditTrail(t *testing.T) { forEachBackend(t, testLinkAuditTrail) }
+func TestLinkAuditTrail(t *testing.T) { testkit.ForEachBackend(t, testLinkAuditTrail) }
 
 func testLinkAuditTrail(t *testing.T) {
 	s := startServer(t)

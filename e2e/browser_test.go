@@ -50,7 +50,7 @@ func TestBrowserChat(t *testing.T) {
 	defer cancelTest()
 
 	box := newMailbox(t, "", "")
-	box.up()
+	box.Up()
 	s := startServer(t, box.flags()...)
 	c := s.demo()
 	bot := newEchoBot(t, s, c)
@@ -60,7 +60,7 @@ func TestBrowserChat(t *testing.T) {
 	e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com", "max_retries": 2})
 	expect(t, e, 200, 0)
 	issued := e.str("url")
-	link := linkInText.FindString(box.waitFor(t, 1, 10*time.Second)[0].parse(t).Text)
+	link := linkInText.FindString(box.WaitFor(t, 1, 10*time.Second)[0].Parse(t).Text)
 	if link == "" || link != issued {
 		t.Fatalf("link in the mail = %q, want %q", link, issued)
 	}

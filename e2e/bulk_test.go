@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // bulkResult is one item of a /third_parties/user/bulk answer.
@@ -52,7 +54,7 @@ func countUsers(t testing.TB, d dbSpec, corporateID int64) int {
 	return n
 }
 
-func TestUserBulk(t *testing.T) { forEachBackend(t, testUserBulk) }
+func TestUserBulk(t *testing.T) { testkit.ForEachBackend(t, testUserBulk) }
 
 func testUserBulk(t *testing.T) {
 	s := startServer(t)

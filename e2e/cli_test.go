@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/imbee/imbee/internal/cli"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (string, string, error) {
@@ -117,7 +118,7 @@ func TestCLI(t *testing.T) {
 	})
 }
 
-func TestBootstrap(t *testing.T) { forEachBackend(t, testBootstrap) }
+func TestBootstrap(t *testing.T) { testkit.ForEachBackend(t, testBootstrap) }
 
 func testBootstrap(t *testing.T) {
 	d := newDB(t)

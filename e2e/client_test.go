@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee/client"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // client is the Go client for c's credentials, every answer of which is
@@ -47,7 +48,7 @@ func wantError(t testing.TB, err error, status, code int, field string) *client.
 
 var hex40 = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-func TestClient(t *testing.T) { forEachBackend(t, testClient) }
+func TestClient(t *testing.T) { testkit.ForEachBackend(t, testClient) }
 
 // testClient calls every endpoint through the client against the real
 // server.

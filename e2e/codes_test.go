@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestCodes walks every row of the code table (docs/api.md).
-func TestCodes(t *testing.T) { forEachBackend(t, testCodes) }
+func TestCodes(t *testing.T) { testkit.ForEachBackend(t, testCodes) }
 
 func testCodes(t *testing.T) {
 	s := startServer(t)
@@ -149,7 +151,7 @@ func testCodes(t *testing.T) {
 	})
 }
 
-func TestRateLimit(t *testing.T) { forEachBackend(t, testRateLimit) }
+func TestRateLimit(t *testing.T) { testkit.ForEachBackend(t, testRateLimit) }
 
 func testRateLimit(t *testing.T) {
 	s := startServer(t, "--rate-limit", "1", "--rate-burst", "3")
@@ -238,7 +240,7 @@ func TestProbeLimit(t *testing.T) {
 }
 
 // TestCheckOrder: when several checks fail, the first in the spec's order answers.
-func TestCheckOrder(t *testing.T) { forEachBackend(t, testCheckOrder) }
+func TestCheckOrder(t *testing.T) { testkit.ForEachBackend(t, testCheckOrder) }
 
 func testCheckOrder(t *testing.T) {
 	s := startServer(t)

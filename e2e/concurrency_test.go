@@ -3,6 +3,8 @@ package e2e
 import (
 	"sync"
 	"testing"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // concurrently runs f n times at once and returns the results in order.
@@ -21,7 +23,7 @@ func concurrently[T any](n int, f func(i int) T) []T {
 	return out
 }
 
-func TestConcurrency(t *testing.T) { forEachBackend(t, testConcurrency) }
+func TestConcurrency(t *testing.T) { testkit.ForEachBackend(t, testConcurrency) }
 
 func testConcurrency(t *testing.T) {
 	s := startServer(t)

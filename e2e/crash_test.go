@@ -20,6 +20,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, to check the file after the server stopped
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // csClient talks to a server as many integrators at once, over keep-alive
@@ -199,249 +201,29 @@ type (
 // as answered, repeats are idempotent, no spent use is refunded or lost,
 // seqs have no gaps, and the database passes its integrity checks.
 func TestCrashSafety(t *testing.T) {
-	forEachBackend(t, func(t *testing.T) { t.Parallel(); testCrashSafety(t) })
+	testkit.ForEachBackend(t, func(t *testing.T) { t.Parallel(); testCrashSafety(t) })
 }
 
+// The crash test's load.
+const (
+	crashPublic    = "http://chat.crash.test" // the same link URLs on both runs
+	crashClients   = 16
+	crashPoolSize  = 50 // users whose pairs chat/create takes
+	crashTalks     = 6  // chats that messages go to
+	crashSpendable = 4  // links that the load spends
+	crashMaxUses   = 1000
+	crashLoadFor   = 2 * time.Second
+)
+
 func testCrashSafety(t *testing.T) {
-	const (
-		public    = "http://chat.crash.test" // the same link URLs on both runs
-		clients   = 16
-		poolSize  = 50 // users whose pairs chat/create takes
-		talks     = 6  // chats that messages go to
-		spendable = 4  // links that the load spends
-		maxUses   = 1000
-		loadFor   = 2 * time.Second
-	)
 	d := newDB(t)
-	args := []string{"--public-url", public}
+	args := []string{"--public-url", crashPublic}
 	s := startProcess(t, d, args...)
 	pid := childPID(t, d)
-	c := s.demo()
-	cl := newCSClient(t)
-
-	// The fixtures, before the load.
-	pool := make([]user, poolSize)
-	for i := range pool {
-		pool[i] = s.newUser(t, c, fmt.Sprintf("pool-%02d", i))
-	}
-	type pair struct{ creator, contact user }
-	var pairs []pair
-	for i := range pool {
-		for j := i + 1; j < len(pool); j++ {
-			if len(pairs)%2 == 0 {
-				pairs = append(pairs, pair{pool[i], pool[j]})
-			} else {
-				pairs = append(pairs, pair{pool[j], pool[i]})
-			}
-		}
-	}
-	type talk struct {
-		members [2]user
-		conv    string
-	}
-	chats := make([]talk, talks)
-	for k := range chats {
-		a, b := s.newUser(t, c, fmt.Sprint("talk-a-", k)), s.newUser(t, c, fmt.Sprint("talk-b-", k))
-		e := s.post(t, "/chat/create", c.auth, a.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": b.idsha}}})
-		expect(t, e, 200, 0)
-		chats[k] = talk{members: [2]user{a, b}, conv: e.str("conversationId")}
-	}
-	spendURLs := make([]string, spendable)
-	for k := range spendURLs {
-		e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": fmt.Sprint("spender-", k), "bot_idsha": c.bot,
-			"mail": fmt.Sprintf("spender-%d@example.com", k), "max_retries": maxUses})
-		expect(t, e, 200, 0)
-		spendURLs[k] = e.str("url")
-		if !strings.HasPrefix(spendURLs[k], public+"/l/") {
-			t.Fatalf("link %q is not under --public-url %s", spendURLs[k], public)
-		}
-	}
-
-	// The load.
-	var (
-		mu        sync.Mutex
-		users     []ackUser
-		created   []ackChat
-		links     []ackLink
-		msgs      []ackMessage
-		problems  []string // answers that are wrong whenever they come
-		early     []string // transport errors before the kill
-		spendTry  [spendable]atomic.Int64
-		spendOK   [spendable]atomic.Int64
-		nextID    atomic.Int64
-		nextPair  atomic.Int64
-		killing   atomic.Bool
-		stop      atomic.Bool
-		cutShort  atomic.Int64 // requests sent before the kill that it cut off
-		afterKill atomic.Int64 // requests sent after it (refused)
-	)
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		problems = append(problems, fmt.Sprintf(format, args...))
-	}
-	// failed files a transport error by when its request was sent.
-	failed := func(sentAfterKill bool, what string, err error) {
-		switch {
-		case sentAfterKill:
-			afterKill.Add(1)
-		case killing.Load():
-			cutShort.Add(1)
-		default:
-			mu.Lock()
-			early = append(early, fmt.Sprintf("%s: %v", what, err))
-			mu.Unlock()
-		}
-	}
-	call := func(what, path, key string, body any) (envelope, bool) {
-		after := killing.Load()
-		e, err := cl.api(s.URL, path, c.auth, key, body)
-		if err != nil {
-			failed(after, what, err)
-			return e, false
-		}
-		if e.Status != 200 || e.Code != 0 {
-			problem("%s: HTTP %d code %d: %s", what, e.Status, e.Code, e.Raw)
-			return e, false
-		}
-		return e, true
-	}
-	ops := []func(id int64) bool{
-		func(id int64) bool { // a new user
-			uid := fmt.Sprint("new-", id)
-			e, ok := call("user/new "+uid, "/third_parties/user/new", c.token, map[string]string{"uniqueIdSha": uid})
-			if ok {
-				if e.Body["previously_registered"] != false {
-					problem("user/new %s: a new id answered %s", uid, e.Raw)
-				}
-				mu.Lock()
-				users = append(users, ackUser{uid, user{idsha: e.str("virtualUser"), pass: e.str("pass"), apikey: e.str("apikey")}})
-				mu.Unlock()
-			}
-			return true
-		},
-		func(id int64) bool { // a chat for a new pair
-			i := nextPair.Add(1) - 1
-			if int(i) >= len(pairs) {
-				return false
-			}
-			p := pairs[i]
-			e, ok := call("chat/create", "/chat/create", p.creator.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": p.contact.idsha}}})
-			if ok {
-				if e.Body["previously_created"] != false {
-					problem("chat/create of a new pair answered %s", e.Raw)
-				}
-				mu.Lock()
-				created = append(created, ackChat{p.creator, p.contact, e.str("conversationId")})
-				mu.Unlock()
-			}
-			return true
-		},
-		func(id int64) bool { // a link for a new user
-			vu := fmt.Sprint("tok-", id)
-			mail := vu + "@example.com"
-			e, ok := call("token/new "+vu, "/token/new", c.token, map[string]any{"virtual_user": vu, "bot_idsha": c.bot, "mail": mail})
-			if ok {
-				if e.Body["previously_created"] != false {
-					problem("token/new %s: a new user's link answered %s", vu, e.Raw)
-				}
-				mu.Lock()
-				links = append(links, ackLink{vu, mail, e.str("url"), e.str("user_idsha")})
-				mu.Unlock()
-			}
-			return true
-		},
-		func(id int64) bool { // a spend
-			k := id % spendable
-			if spendTry[k].Add(1) > maxUses-10 { // never run out: a 410 would hide nothing but prove nothing
-				spendTry[k].Add(-1)
-				return false
-			}
-			after := killing.Load()
-			code, err := cl.spend(s.URL + strings.TrimPrefix(spendURLs[k], public))
-			switch {
-			case err != nil && isDialError(err):
-				// Refused: it never reached the server, so it spent nothing.
-				spendTry[k].Add(-1)
-				failed(after, "spend", err)
-			case err != nil:
-				failed(after, "spend", err)
-			case code == http.StatusSeeOther:
-				spendOK[k].Add(1)
-			default:
-				problem("spend: HTTP %d", code)
-			}
-			return true
-		},
-		func(id int64) bool { // a message
-			k := int(id % talks)
-			sender := chats[k].members[id/talks%2]
-			key, text := fmt.Sprint("m-", id), fmt.Sprintf("message %d «%d»", id, k)
-			e, ok := call("message/send", "/chat/message/send", sender.apikey, map[string]any{"conversationId": chats[k].conv, "text": text, "clientMsgId": key})
-			if ok {
-				m, _ := e.Body["message"].(map[string]any)
-				if e.Body["previously_sent"] != false || m["text"] != text || m["clientMsgId"] != key || num(m["seq"]) < 1 {
-					problem("message/send %s answered %s", key, e.Raw)
-				}
-				mu.Lock()
-				msgs = append(msgs, ackMessage{k, sender, key, text, num(m["seq"])})
-				mu.Unlock()
-			}
-			return true
-		},
-	}
-	var wg sync.WaitGroup
-	for w := range clients {
-		wg.Go(func() {
-			for n := w; !stop.Load(); n++ {
-				id := nextID.Add(1)
-				for i := range ops {
-					if ops[(n+i)%len(ops)](id) {
-						break
-					}
-				}
-				if killing.Load() {
-					time.Sleep(5 * time.Millisecond) // refused now: no need to spin
-				}
-			}
-		})
-	}
-	loadStart := time.Now()
-	time.Sleep(loadFor)
-	// Kill with requests inside the server: freeze it (SIGSTOP), let the
-	// answers it already sent arrive, and kill it if some are still
-	// awaited (those it can no longer answer); else thaw it and try again.
-	for try := 0; ; try++ {
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-		if cl.waiting.Load() > 0 || try == 50 {
-			break
-		}
-		syscall.Kill(pid, syscall.SIGCONT)
-		time.Sleep(time.Duration(1+try) * time.Millisecond)
-	}
-	killing.Store(true)
-	atKill := cl.waiting.Load()
-	s.kill()
-	time.Sleep(100 * time.Millisecond) // the clients keep trying: refused
-	stop.Store(true)
-	wg.Wait()
-	t.Logf("load: %v, then SIGKILL; acknowledged: %d user/new, %d chat/create, %d token/new, %d messages, spends %v of %v tried; %d requests inside the server at the kill, %d cut short by it, %d refused after it",
-		time.Since(loadStart).Round(time.Millisecond), len(users), len(created), len(links), len(msgs), loads(spendOK[:]), loads(spendTry[:]), atKill, cutShort.Load(), afterKill.Load())
-	for _, p := range problems {
-		t.Error(p)
-	}
-	for _, e := range early {
-		t.Errorf("a request failed before the kill: %s", e)
-	}
-	if atKill == 0 || cutShort.Load() == 0 {
-		t.Error("no request was inside the server when it was killed: the test proves nothing about them")
-	}
-	if len(users) == 0 || len(created) == 0 || len(links) == 0 || len(msgs) == 0 || sum(loads(spendOK[:])) == 0 {
-		t.Fatal("some kind of write was never acknowledged: the load did not cover it")
-	}
+	l := &crashLoad{s: s, c: s.demo(), cl: newCSClient(t)}
+	l.makeFixtures(t)
+	l.run(t, pid)
+	l.checkAcknowledged(t)
 
 	// Restart on the same database.
 	restart := time.Now()
@@ -449,14 +231,306 @@ func testCrashSafety(t *testing.T) {
 	t.Logf("restarted in %v", time.Since(restart).Round(time.Millisecond))
 	base := s2.URL
 	verify := time.Now()
+	l.verifyUsers(t, base)
+	l.verifyChats(t, base)
+	l.verifyLinks(t, base)
+	l.verifySpends(t, base)
+	l.verifyMessages(t, base)
+	t.Logf("verified in %v", time.Since(verify).Round(time.Millisecond))
 
-	inParallel(8, users, func(a ackUser) {
+	if err := s2.stop(); err != nil {
+		t.Errorf("the restarted server did not stop cleanly: %v\n%s", err, s2.logs.String())
+	}
+	checkDatabase(t, d)
+}
+
+// crashLoad is the crash test's load: the fixtures it works on, its
+// clients' state, and the writes acknowledged to them.
+type crashLoad struct {
+	s  *server
+	c  corporate
+	cl *csClient
+
+	// The fixtures, made before the load.
+	pairs     []crashPair // pairs of pool users, for chat/create
+	chats     []crashTalk // the chats that messages go to
+	spendURLs []string    // the links that the load spends
+
+	mu        sync.Mutex
+	users     []ackUser
+	created   []ackChat
+	links     []ackLink
+	msgs      []ackMessage
+	problems  []string // answers that are wrong whenever they come
+	early     []string // transport errors before the kill
+	spendTry  [crashSpendable]atomic.Int64
+	spendOK   [crashSpendable]atomic.Int64
+	nextID    atomic.Int64
+	nextPair  atomic.Int64
+	killing   atomic.Bool
+	stop      atomic.Bool
+	cutShort  atomic.Int64 // requests sent before the kill that it cut off
+	afterKill atomic.Int64 // requests sent after it (refused)
+	atKill    int64        // requests inside the server at the kill
+}
+
+type crashPair struct{ creator, contact user }
+
+type crashTalk struct {
+	members [2]user
+	conv    string
+}
+
+// makeFixtures makes the users whose pairs chat/create takes, the chats
+// that messages go to and the links that the load spends.
+func (l *crashLoad) makeFixtures(t *testing.T) {
+	s, c := l.s, l.c
+	pool := make([]user, crashPoolSize)
+	for i := range pool {
+		pool[i] = s.newUser(t, c, fmt.Sprintf("pool-%02d", i))
+	}
+	for i := range pool {
+		for j := i + 1; j < len(pool); j++ {
+			if len(l.pairs)%2 == 0 {
+				l.pairs = append(l.pairs, crashPair{pool[i], pool[j]})
+			} else {
+				l.pairs = append(l.pairs, crashPair{pool[j], pool[i]})
+			}
+		}
+	}
+	l.chats = make([]crashTalk, crashTalks)
+	for k := range l.chats {
+		a, b := s.newUser(t, c, fmt.Sprint("talk-a-", k)), s.newUser(t, c, fmt.Sprint("talk-b-", k))
+		e := s.post(t, "/chat/create", c.auth, a.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": b.idsha}}})
+		expect(t, e, 200, 0)
+		l.chats[k] = crashTalk{members: [2]user{a, b}, conv: e.str("conversationId")}
+	}
+	l.spendURLs = make([]string, crashSpendable)
+	for k := range l.spendURLs {
+		e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": fmt.Sprint("spender-", k), "bot_idsha": c.bot,
+			"mail": fmt.Sprintf("spender-%d@example.com", k), "max_retries": crashMaxUses})
+		expect(t, e, 200, 0)
+		l.spendURLs[k] = e.str("url")
+		if !strings.HasPrefix(l.spendURLs[k], crashPublic+"/l/") {
+			t.Fatalf("link %q is not under --public-url %s", l.spendURLs[k], crashPublic)
+		}
+	}
+}
+
+// run has crashClients clients write for crashLoadFor, kills the server
+// with requests inside it, and stops the clients once they were refused.
+func (l *crashLoad) run(t *testing.T, pid int) {
+	ops := []func(id int64) bool{l.newUser, l.newChat, l.newLink, l.spend, l.send}
+	var wg sync.WaitGroup
+	for w := range crashClients {
+		wg.Go(func() {
+			for n := w; !l.stop.Load(); n++ {
+				id := l.nextID.Add(1)
+				for i := range ops {
+					if ops[(n+i)%len(ops)](id) {
+						break
+					}
+				}
+				if l.killing.Load() {
+					time.Sleep(5 * time.Millisecond) // refused now: no need to spin
+				}
+			}
+		})
+	}
+	loadStart := time.Now()
+	time.Sleep(crashLoadFor)
+	l.kill(t, pid)
+	time.Sleep(100 * time.Millisecond) // the clients keep trying: refused
+	l.stop.Store(true)
+	wg.Wait()
+	t.Logf("load: %v, then SIGKILL; acknowledged: %d user/new, %d chat/create, %d token/new, %d messages, spends %v of %v tried; %d requests inside the server at the kill, %d cut short by it, %d refused after it",
+		time.Since(loadStart).Round(time.Millisecond), len(l.users), len(l.created), len(l.links), len(l.msgs), loads(l.spendOK[:]), loads(l.spendTry[:]), l.atKill, l.cutShort.Load(), l.afterKill.Load())
+}
+
+// kill kills the server with requests inside it: it freezes it (SIGSTOP),
+// lets the answers it already sent arrive, and kills it if some are still
+// awaited (those it can no longer answer); else thaws it and tries again.
+func (l *crashLoad) kill(t *testing.T, pid int) {
+	for try := 0; ; try++ {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if l.cl.waiting.Load() > 0 || try == 50 {
+			break
+		}
+		syscall.Kill(pid, syscall.SIGCONT)
+		time.Sleep(time.Duration(1+try) * time.Millisecond)
+	}
+	l.killing.Store(true)
+	l.atKill = l.cl.waiting.Load()
+	l.s.kill()
+}
+
+// checkAcknowledged fails the test on wrong answers and early failures, and
+// unless the kill caught requests inside the server and every kind of write
+// was acknowledged: else the test proves nothing about them.
+func (l *crashLoad) checkAcknowledged(t *testing.T) {
+	for _, p := range l.problems {
+		t.Error(p)
+	}
+	for _, e := range l.early {
+		t.Errorf("a request failed before the kill: %s", e)
+	}
+	if l.atKill == 0 || l.cutShort.Load() == 0 {
+		t.Error("no request was inside the server when it was killed: the test proves nothing about them")
+	}
+	if len(l.users) == 0 || len(l.created) == 0 || len(l.links) == 0 || len(l.msgs) == 0 || sum(loads(l.spendOK[:])) == 0 {
+		t.Fatal("some kind of write was never acknowledged: the load did not cover it")
+	}
+}
+
+// problem records an answer that is wrong whenever it comes.
+func (l *crashLoad) problem(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.problems = append(l.problems, fmt.Sprintf(format, args...))
+}
+
+// failed files a transport error by when its request was sent.
+func (l *crashLoad) failed(sentAfterKill bool, what string, err error) {
+	switch {
+	case sentAfterKill:
+		l.afterKill.Add(1)
+	case l.killing.Load():
+		l.cutShort.Add(1)
+	default:
+		l.mu.Lock()
+		l.early = append(l.early, fmt.Sprintf("%s: %v", what, err))
+		l.mu.Unlock()
+	}
+}
+
+// call makes an API call of the load; it says whether it was acknowledged.
+func (l *crashLoad) call(what, path, key string, body any) (envelope, bool) {
+	after := l.killing.Load()
+	e, err := l.cl.api(l.s.URL, path, l.c.auth, key, body)
+	if err != nil {
+		l.failed(after, what, err)
+		return e, false
+	}
+	if e.Status != 200 || e.Code != 0 {
+		l.problem("%s: HTTP %d code %d: %s", what, e.Status, e.Code, e.Raw)
+		return e, false
+	}
+	return e, true
+}
+
+// The load's operations: each writes one thing, or says false when it has
+// nothing left to write.
+
+func (l *crashLoad) newUser(id int64) bool {
+	uid := fmt.Sprint("new-", id)
+	e, ok := l.call("user/new "+uid, "/third_parties/user/new", l.c.token, map[string]string{"uniqueIdSha": uid})
+	if ok {
+		if e.Body["previously_registered"] != false {
+			l.problem("user/new %s: a new id answered %s", uid, e.Raw)
+		}
+		l.mu.Lock()
+		l.users = append(l.users, ackUser{uid, user{idsha: e.str("virtualUser"), pass: e.str("pass"), apikey: e.str("apikey")}})
+		l.mu.Unlock()
+	}
+	return true
+}
+
+// newChat creates the chat of a new pair.
+func (l *crashLoad) newChat(int64) bool {
+	i := l.nextPair.Add(1) - 1
+	if int(i) >= len(l.pairs) {
+		return false
+	}
+	p := l.pairs[i]
+	e, ok := l.call("chat/create", "/chat/create", p.creator.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": p.contact.idsha}}})
+	if ok {
+		if e.Body["previously_created"] != false {
+			l.problem("chat/create of a new pair answered %s", e.Raw)
+		}
+		l.mu.Lock()
+		l.created = append(l.created, ackChat{p.creator, p.contact, e.str("conversationId")})
+		l.mu.Unlock()
+	}
+	return true
+}
+
+// newLink makes a link for a new user.
+func (l *crashLoad) newLink(id int64) bool {
+	vu := fmt.Sprint("tok-", id)
+	mail := vu + "@example.com"
+	e, ok := l.call("token/new "+vu, "/token/new", l.c.token, map[string]any{"virtual_user": vu, "bot_idsha": l.c.bot, "mail": mail})
+	if ok {
+		if e.Body["previously_created"] != false {
+			l.problem("token/new %s: a new user's link answered %s", vu, e.Raw)
+		}
+		l.mu.Lock()
+		l.links = append(l.links, ackLink{vu, mail, e.str("url"), e.str("user_idsha")})
+		l.mu.Unlock()
+	}
+	return true
+}
+
+// spend spends a use of one of the spendable links.
+func (l *crashLoad) spend(id int64) bool {
+	k := id % crashSpendable
+	if l.spendTry[k].Add(1) > crashMaxUses-10 { // never run out: a 410 would hide nothing but prove nothing
+		l.spendTry[k].Add(-1)
+		return false
+	}
+	after := l.killing.Load()
+	code, err := l.cl.spend(l.s.URL + strings.TrimPrefix(l.spendURLs[k], crashPublic))
+	switch {
+	case err != nil && isDialError(err):
+		// Refused: it never reached the server, so it spent nothing.
+		l.spendTry[k].Add(-1)
+		l.failed(after, "spend", err)
+	case err != nil:
+		l.failed(after, "spend", err)
+	case code == http.StatusSeeOther:
+		l.spendOK[k].Add(1)
+	default:
+		l.problem("spend: HTTP %d", code)
+	}
+	return true
+}
+
+// send sends a message to one of the chats.
+func (l *crashLoad) send(id int64) bool {
+	k := int(id % crashTalks)
+	sender := l.chats[k].members[id/crashTalks%2]
+	key, text := fmt.Sprint("m-", id), fmt.Sprintf("message %d «%d»", id, k)
+	e, ok := l.call("message/send", "/chat/message/send", sender.apikey, map[string]any{"conversationId": l.chats[k].conv, "text": text, "clientMsgId": key})
+	if ok {
+		m, _ := e.Body["message"].(map[string]any)
+		if e.Body["previously_sent"] != false || m["text"] != text || m["clientMsgId"] != key || num(m["seq"]) < 1 {
+			l.problem("message/send %s answered %s", key, e.Raw)
+		}
+		l.mu.Lock()
+		l.msgs = append(l.msgs, ackMessage{k, sender, key, text, num(m["seq"])})
+		l.mu.Unlock()
+	}
+	return true
+}
+
+// verifyUsers: each acknowledged user/new is there with the credentials
+// it answered.
+func (l *crashLoad) verifyUsers(t *testing.T, base string) {
+	c, cl := l.c, l.cl
+	inParallel(8, l.users, func(a ackUser) {
 		e, ok := cl.ok(t, base, "/third_parties/user/new", c.auth, c.token, map[string]string{"uniqueIdSha": a.uniqueID})
 		if ok && (e.Body["previously_registered"] != true || e.str("virtualUser") != a.u.idsha || e.str("pass") != a.u.pass || e.str("apikey") != a.u.apikey) {
 			t.Errorf("user/new %s after the crash = %s, acknowledged before as %+v", a.uniqueID, e.Raw, a.u)
 		}
 	})
-	inParallel(8, created, func(a ackChat) {
+}
+
+// verifyChats: each acknowledged chat/create is there, its creator first.
+func (l *crashLoad) verifyChats(t *testing.T, base string) {
+	c, cl := l.c, l.cl
+	inParallel(8, l.created, func(a ackChat) {
 		// From the other side: the same chat, its creator first.
 		e, ok := cl.ok(t, base, "/chat/create", c.auth, a.contact.apikey, map[string]any{"type": "chat", "contacts": []any{map[string]string{"idsha": a.creator.idsha}}})
 		if !ok {
@@ -471,7 +545,13 @@ func testCrashSafety(t *testing.T) {
 			t.Errorf("chat/create after the crash = %s, acknowledged before as %s created by %s", e.Raw, a.conv, a.creator.idsha)
 		}
 	})
-	inParallel(8, links, func(a ackLink) {
+}
+
+// verifyLinks: each acknowledged token/new is there, unspent, with its
+// delivery, and asking again answers the same link.
+func (l *crashLoad) verifyLinks(t *testing.T, base string) {
+	c, cl := l.c, l.cl
+	inParallel(8, l.links, func(a ackLink) {
 		st, ok := cl.ok(t, base, "/token/status", c.auth, c.token, map[string]string{"url": a.url})
 		if !ok {
 			return
@@ -488,21 +568,33 @@ func testCrashSafety(t *testing.T) {
 			t.Errorf("token/new %s after the crash = %s, acknowledged before as %s", a.virtualUser, e.Raw, a.url)
 		}
 	})
-	for k, url := range spendURLs {
+}
+
+// verifySpends: each spendable link has at least its acknowledged spends
+// and at most the ones tried; none refunded, none counted twice.
+func (l *crashLoad) verifySpends(t *testing.T, base string) {
+	c, cl := l.c, l.cl
+	for k, url := range l.spendURLs {
 		st, ok := cl.ok(t, base, "/token/status", c.auth, c.token, map[string]string{"url": url})
 		if !ok {
 			continue
 		}
-		uses, acked, tried := num(st.Body["uses"]), int(spendOK[k].Load()), int(spendTry[k].Load())
-		if uses < acked || uses > tried || num(st.Body["uses_left"]) != maxUses-uses {
+		uses, acked, tried := num(st.Body["uses"]), int(l.spendOK[k].Load()), int(l.spendTry[k].Load())
+		if uses < acked || uses > tried || num(st.Body["uses_left"]) != crashMaxUses-uses {
 			t.Errorf("link %d: %d uses (%v left) after the crash; %d spends were acknowledged and %d tried", k, uses, st.Body["uses_left"], acked, tried)
 		}
 	}
-	byChat := make([][]ackMessage, talks)
-	for _, m := range msgs {
+}
+
+// verifyMessages: each chat's seqs are 1..N without gaps, each acknowledged
+// message is at the seq it was answered, and resending it is a repeat.
+func (l *crashLoad) verifyMessages(t *testing.T, base string) {
+	c, cl := l.c, l.cl
+	byChat := make([][]ackMessage, crashTalks)
+	for _, m := range l.msgs {
 		byChat[m.chat] = append(byChat[m.chat], m)
 	}
-	for k, ch := range chats {
+	for k, ch := range l.chats {
 		type stored struct {
 			seq                     int
 			sender, text, clientKey string
@@ -560,12 +652,6 @@ func testCrashSafety(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("verified in %v", time.Since(verify).Round(time.Millisecond))
-
-	if err := s2.stop(); err != nil {
-		t.Errorf("the restarted server did not stop cleanly: %v\n%s", err, s2.logs.String())
-	}
-	checkDatabase(t, d)
 }
 
 // childPID finds the "imbee serve" process that this test started on d:

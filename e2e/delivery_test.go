@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee/internal/cli"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 var linkInText = regexp.MustCompile(`https?://[^\s"<>]+/l/[A-Za-z0-9_\-]+`)
@@ -67,11 +68,11 @@ func num(v any) int {
 // conversation (AUTH PLAIN) as multipart text and HTML carrying the link and
 // the names, in the corporate's language and from its sender name; the link
 // taken out of the mail opens; the ledger shows it sent.
-func TestMailDelivery(t *testing.T) { forEachBackend(t, testMailDelivery) }
+func TestMailDelivery(t *testing.T) { testkit.ForEachBackend(t, testMailDelivery) }
 
 func testMailDelivery(t *testing.T) {
 	box := newMailbox(t, "imbee", "smtp-secret-pass")
-	box.up()
+	box.Up()
 	s := startServer(t, box.flags()...)
 	c := s.newCorporate(t, "Acme Health")
 	if _, err := s.imbee("corporate", "update", "--id", fmt.Sprint(c.id), "--sender-name", "Acme Care Team"); err != nil {
@@ -81,18 +82,18 @@ func testMailDelivery(t *testing.T) {
 	expect(t, e, 200, 0)
 	url := e.str("url")
 
-	mails := box.waitFor(t, 1, 10*time.Second)
+	mails := box.WaitFor(t, 1, 10*time.Second)
 	if len(mails[0].To) != 1 || mails[0].To[0] != "ana@example.com" || mails[0].From != "links@imbee.test" {
 		t.Errorf("envelope: MAIL FROM %q RCPT TO %v", mails[0].From, mails[0].To)
 	}
-	m := mails[0].parse(t)
+	m := mails[0].Parse(t)
 	if m.From.Name != "Acme Care Team" || m.From.Address != "links@imbee.test" {
 		t.Errorf("From = %v, want Acme Care Team <links@imbee.test>", m.From)
 	}
 	if !strings.Contains(m.To, "ana@example.com") {
 		t.Errorf("To = %q", m.To)
 	}
-	if subj := m.subject(t); !strings.Contains(subj, "Acme Health Bot") {
+	if subj := m.Subject; !strings.Contains(subj, "Acme Health Bot") {
 		t.Errorf("Subject %q does not name the bot", subj)
 	}
 	for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
@@ -129,9 +130,9 @@ func testMailDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, s.post(t, "/token/new", es.auth, es.token, map[string]any{"virtual_user": "bea", "bot_idsha": es.bot, "mail": "bea@example.com"}), 200, 0)
-	mails = box.waitFor(t, 2, 10*time.Second)
-	m = mails[1].parse(t)
-	if subj := m.subject(t); !strings.Contains(subj, "te espera") || !strings.Contains(m.Text, "Hola") || !strings.Contains(m.HTML, "Abrir el chat") {
+	mails = box.WaitFor(t, 2, 10*time.Second)
+	m = mails[1].Parse(t)
+	if subj := m.Subject; !strings.Contains(subj, "te espera") || !strings.Contains(m.Text, "Hola") || !strings.Contains(m.HTML, "Abrir el chat") {
 		t.Errorf("Spanish mail: subject %q\n%s", subj, m.Text)
 	}
 	if m.From.Name != "Clínica Sol" {
@@ -156,12 +157,12 @@ func TestMailTemplates(t *testing.T) {
 		t.Fatal(err)
 	}
 	box := newMailbox(t, "", "")
-	box.up()
+	box.Up()
 	s := startServer(t, append(box.flags(), "--templates", dir)...)
 	c := s.demo()
 	expect(t, s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com"}), 200, 0)
-	m := box.waitFor(t, 1, 10*time.Second)[0].parse(t)
-	if got := m.subject(t); got != "Your Demo Bot link from Demo Corporate" {
+	m := box.WaitFor(t, 1, 10*time.Second)[0].Parse(t)
+	if got := m.Subject; got != "Your Demo Bot link from Demo Corporate" {
 		t.Errorf("Subject = %q, want the override's", got)
 	}
 	if !strings.Contains(m.Text, "invites you to chat") {
@@ -180,7 +181,7 @@ func TestMailTemplates(t *testing.T) {
 
 // TestSMSDelivery: a link requested by SMS reaches a local server that
 // speaks the Twilio Messages API (path, basic auth, form fields checked).
-func TestSMSDelivery(t *testing.T) { forEachBackend(t, testSMSDelivery) }
+func TestSMSDelivery(t *testing.T) { testkit.ForEachBackend(t, testSMSDelivery) }
 
 func testSMSDelivery(t *testing.T) {
 	p := newSMSProvider(t)
@@ -212,7 +213,7 @@ func testSMSDelivery(t *testing.T) {
 }
 
 // TestDeliveryFaults: the provider outages of the issue, on both backends.
-func TestDeliveryFaults(t *testing.T) { forEachBackend(t, testDeliveryFaults) }
+func TestDeliveryFaults(t *testing.T) { testkit.ForEachBackend(t, testDeliveryFaults) }
 
 func testDeliveryFaults(t *testing.T) {
 	fast := []string{"--delivery-first-retry", "200ms", "--delivery-max-retry", "2s"}
@@ -231,11 +232,11 @@ func testDeliveryFaults(t *testing.T) {
 			t.Errorf("failed delivery without its error or next try: %v", failed)
 		}
 		time.Sleep(time.Until(asked.Add(10 * time.Second)))
-		box.up()
-		box.waitFor(t, 1, 15*time.Second)
+		box.Up()
+		box.WaitFor(t, 1, 15*time.Second)
 		s.waitDelivery(t, c, e.str("url"), "mail", "sent", 5*time.Second)
 		time.Sleep(3 * time.Second) // anything more would arrive by now
-		if n := len(box.received()); n != 1 {
+		if n := len(box.Received()); n != 1 {
 			t.Errorf("%d mails arrived, want exactly 1", n)
 		}
 	})
@@ -259,14 +260,14 @@ func testDeliveryFaults(t *testing.T) {
 		t.Parallel()
 		p := newSMSProvider(t, smsAnswer{status: 400})
 		box := newMailbox(t, "", "")
-		box.up()
+		box.Up()
 		s := startServer(t, append(append(p.flags(), box.flags()...), fast...)...)
 		c := s.demo()
 		e := s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com", "celullar": "+34612345678"})
 		expect(t, e, 200, 0)
 		dead := s.waitDelivery(t, c, e.str("url"), "sms", "dead", 10*time.Second)
 		s.waitDelivery(t, c, e.str("url"), "mail", "sent", 10*time.Second)
-		box.waitFor(t, 1, 5*time.Second)
+		box.WaitFor(t, 1, 5*time.Second)
 		time.Sleep(time.Second)
 		if _, tries, _ := p.sent(); len(tries) != 1 || num(dead["attempts"]) != 1 {
 			t.Errorf("a refused SMS was tried %d times (ledger %v), want once", len(tries), dead["attempts"])
@@ -297,7 +298,7 @@ func testDeliveryFaults(t *testing.T) {
 // TestDeliveryCrash: with deliveries pending (the mail server down), the
 // server is SIGKILLed; after a restart every one goes out, none lost, none
 // twice.
-func TestDeliveryCrash(t *testing.T) { forEachBackend(t, testDeliveryCrash) }
+func TestDeliveryCrash(t *testing.T) { testkit.ForEachBackend(t, testDeliveryCrash) }
 
 func testDeliveryCrash(t *testing.T) {
 	box := newMailbox(t, "", "")
@@ -313,11 +314,11 @@ func testDeliveryCrash(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // let some fail and some be claimed
 	s.kill()
 
-	box.up()
+	box.Up()
 	startProcess(t, d, args...)
-	mails := box.waitFor(t, n, 30*time.Second)
+	mails := box.WaitFor(t, n, 30*time.Second)
 	time.Sleep(3 * time.Second)
-	mails = box.received()
+	mails = box.Received()
 	got := map[string]int{}
 	for _, m := range mails {
 		got[strings.Join(m.To, ",")]++
@@ -335,7 +336,7 @@ func testDeliveryCrash(t *testing.T) {
 // TestRecipientLimit: one corporate may send a documented number of links
 // an hour to one address; beyond it code 8 with Retry-After, and nothing is
 // created. Other addresses and other corporates are not held back.
-func TestRecipientLimit(t *testing.T) { forEachBackend(t, testRecipientLimit) }
+func TestRecipientLimit(t *testing.T) { testkit.ForEachBackend(t, testRecipientLimit) }
 
 func testRecipientLimit(t *testing.T) {
 	s := startServer(t, "--recipient-limit", "3")
@@ -365,7 +366,7 @@ func testRecipientLimit(t *testing.T) {
 
 // TestLinkStatusAndRevoke: /token/status shows a link and its ledger to its
 // corporate only; /token/revoke ends it at once, twice without error.
-func TestLinkStatusAndRevoke(t *testing.T) { forEachBackend(t, testLinkStatusAndRevoke) }
+func TestLinkStatusAndRevoke(t *testing.T) { testkit.ForEachBackend(t, testLinkStatusAndRevoke) }
 
 func testLinkStatusAndRevoke(t *testing.T) {
 	s := startServer(t)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // The three requests of the original API document, headers and bodies
@@ -25,7 +27,7 @@ func docHeaders(auth, key string) map[string]string {
 	}
 }
 
-func TestDocument(t *testing.T) { forEachBackend(t, testDocument) }
+func TestDocument(t *testing.T) { testkit.ForEachBackend(t, testDocument) }
 
 func testDocument(t *testing.T) {
 	s := startServer(t)

@@ -23,6 +23,7 @@ import (
 	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/cli"
 	"github.com/imbee/imbee/internal/pgtest"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // syncBuffer is an io.Writer that tests can read while the server writes.
@@ -59,13 +60,6 @@ type server struct {
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// forEachBackend runs test once on SQLite and once on PostgreSQL, as the
-// subtests "sqlite" and "postgres"; newDB gives each a database of its backend.
-func forEachBackend(t *testing.T, test func(t *testing.T)) {
-	t.Run("sqlite", test)
-	t.Run("postgres", test)
-}
-
 // dbSpec is where a server keeps its data: the --db and --key-file flags.
 type dbSpec struct {
 	db      string
@@ -98,12 +92,7 @@ func (d dbSpec) openDB(t testing.TB, readOnly bool) *sql.DB {
 // newDB makes a new, empty database of the backend t runs under.
 func newDB(t testing.TB) dbSpec {
 	t.Helper()
-	dir := t.TempDir()
-	d := dbSpec{db: "sqlite:" + filepath.Join(dir, "imbee.db"), keyFile: filepath.Join(dir, "imbee.key")}
-	if strings.Contains(t.Name(), "/postgres") {
-		d.db = pgtest.URL(t)
-	}
-	return d
+	return dbSpec{db: testkit.DSN(t), keyFile: filepath.Join(t.TempDir(), "imbee.key")}
 }
 
 // startServer runs "imbee serve" on a free port and a new database, and

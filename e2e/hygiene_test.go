@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestSecretHygiene runs imbee end to end with real transports (an SMTP
@@ -28,7 +30,7 @@ import (
 // database's directory (while running and after the stop), or in a pg_dump
 // of the PostgreSQL database. Only the demo credentials, which the first
 // start prints on stdout on purpose, may appear, there and only there.
-func TestSecretHygiene(t *testing.T) { forEachBackend(t, testSecretHygiene) }
+func TestSecretHygiene(t *testing.T) { testkit.ForEachBackend(t, testSecretHygiene) }
 
 // secretForms are the ways a secret could be written down: as given, the
 // body without its prefix, and its raw bytes (when it is an encoding of
@@ -140,7 +142,7 @@ func testSecretHygiene(t *testing.T) {
 	// Real transports, with secrets of their own.
 	smtpUser, smtpPass := "imbee-mailer", unissuedSecret("smtp-")
 	box := newMailbox(t, smtpUser, smtpPass)
-	box.up()
+	box.Up()
 	sms := newSMSProvider(t)
 	smsToken := unissuedSecret("twilio-")
 	sms.mu.Lock()
@@ -235,7 +237,7 @@ func testSecretHygiene(t *testing.T) {
 	e = s.keyed(t, "/token/new", c.auth, c.token, "hygiene-link", map[string]any{"virtual_user": "ana", "bot_idsha": c.bot, "mail": "ana@example.com", "celullar": "+34 612 34 56 78"})
 	expect(t, e, 200, 0)
 	link := e.str("url")
-	mailed := linkInText.FindString(box.waitFor(t, 1, 10*time.Second)[0].parse(t).Text)
+	mailed := linkInText.FindString(box.WaitFor(t, 1, 10*time.Second)[0].Parse(t).Text)
 	if mailed != link {
 		t.Fatalf("link in the mail %q, want %q", mailed, link)
 	}
@@ -248,7 +250,7 @@ func testSecretHygiene(t *testing.T) {
 	// A second link, by mail, which is revoked.
 	e = s.post(t, "/token/new", c.auth, c.token, map[string]any{"virtual_user": "bea", "bot_idsha": c.bot, "mail": "bea@example.com"})
 	expect(t, e, 200, 0)
-	link2 := linkInText.FindString(box.waitFor(t, 2, 10*time.Second)[1].parse(t).Text)
+	link2 := linkInText.FindString(box.WaitFor(t, 2, 10*time.Second)[1].Parse(t).Text)
 	if link2 != e.str("url") {
 		t.Fatalf("second mail's link %q, want %q", link2, e.str("url"))
 	}

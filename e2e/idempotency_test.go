@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // keyed calls the API as post does, with an Idempotency-Key.
@@ -22,7 +24,7 @@ func (s *server) keyed(t testing.TB, path, auth, woos, key string, body any) env
 	}, string(b))
 }
 
-func TestIdempotencyKey(t *testing.T) { forEachBackend(t, testIdempotencyKey) }
+func TestIdempotencyKey(t *testing.T) { testkit.ForEachBackend(t, testIdempotencyKey) }
 
 func testIdempotencyKey(t *testing.T) {
 	s := startServer(t)

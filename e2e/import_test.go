@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // importSummary is what imbee users import prints at the end.
@@ -116,7 +118,7 @@ func writeImportCSV(t testing.TB, path string, n int) (valid []string, invalid m
 	return valid, invalid
 }
 
-func TestUsersImport(t *testing.T) { forEachBackend(t, testUsersImport) }
+func TestUsersImport(t *testing.T) { testkit.ForEachBackend(t, testUsersImport) }
 
 func testUsersImport(t *testing.T) {
 	s := startServer(t) // the import writes while a server runs
@@ -241,7 +243,7 @@ func testUsersImport(t *testing.T) {
 	})
 }
 
-func TestUsersImportResume(t *testing.T) { forEachBackend(t, testUsersImportResume) }
+func TestUsersImportResume(t *testing.T) { testkit.ForEachBackend(t, testUsersImportResume) }
 
 // testUsersImportResume kills an import (SIGKILL) twice along the way and
 // runs it again each time: in the end the credentials file has one row per

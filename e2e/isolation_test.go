@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imbee/imbee/client"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestIsolationMatrix sends, to every endpoint, a request that would succeed
@@ -31,7 +32,7 @@ import (
 // if B's objects did not exist, and the whole database is the same before
 // and after. The same requests with the right credentials then succeed, so
 // the matrix tests what it claims to.
-func TestIsolationMatrix(t *testing.T) { forEachBackend(t, testIsolationMatrix) }
+func TestIsolationMatrix(t *testing.T) { testkit.ForEachBackend(t, testIsolationMatrix) }
 
 // isoTenant is a corporate with three users, a 1:1 chat (u1, u2) with a
 // message, a chat of u1 with the bot with a bot message, and a link.

@@ -4,13 +4,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestCredentialLifecycle: a user's apikey rotated through the API (and
 // the CLI) is refused at once and the new one works; a revoked bot takes no
 // new links, chats or messages and its links end; all of a user's links can
 // be revoked at once.
-func TestCredentialLifecycle(t *testing.T) { forEachBackend(t, testCredentialLifecycle) }
+func TestCredentialLifecycle(t *testing.T) { testkit.ForEachBackend(t, testCredentialLifecycle) }
 
 func testCredentialLifecycle(t *testing.T) {
 	s := startServer(t)

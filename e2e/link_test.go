@@ -12,9 +12,10 @@ import (
 	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestLink(t *testing.T) { forEachBackend(t, testLink) }
+func TestLink(t *testing.T) { testkit.ForEachBackend(t, testLink) }
 
 func testLink(t *testing.T) {
 	s := startServer(t)
@@ -151,7 +152,7 @@ func testLink(t *testing.T) {
 // TestDeliveries checks that each /token/new records one delivery per
 // channel, in the same transaction as its link, and that the worker sends
 // them through the (logging) transport without logging the link.
-func TestDeliveries(t *testing.T) { forEachBackend(t, testDeliveries) }
+func TestDeliveries(t *testing.T) { testkit.ForEachBackend(t, testDeliveries) }
 
 func testDeliveries(t *testing.T) {
 	s := startServer(t)

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/imbee/imbee/client"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // chatFixture is a corporate with two users and the chat between them.
@@ -77,7 +78,7 @@ func (sc *socketClient) next(t testing.TB, within time.Duration) frame {
 // TestMessages: send (idempotent by clientMsgId), list, chat list with
 // unread counts, read marks; members only; a socket gets what it missed and
 // then each new message and read mark.
-func TestMessages(t *testing.T) { forEachBackend(t, testMessages) }
+func TestMessages(t *testing.T) { testkit.ForEachBackend(t, testMessages) }
 
 func testMessages(t *testing.T) {
 	s := startServer(t)

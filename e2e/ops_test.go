@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // scrape GETs a /metrics URL and returns its samples as
@@ -61,7 +63,7 @@ func scrape(t testing.TB, url string) map[string]float64 {
 // times it, and reads the delivery queue and the database pools; /healthz
 // and /readyz answer in the envelope; /readyz turns 503 when the schema
 // falls behind the server.
-func TestOps(t *testing.T) { forEachBackend(t, testOps) }
+func TestOps(t *testing.T) { testkit.ForEachBackend(t, testOps) }
 
 func testOps(t *testing.T) {
 	box := newMailbox(t, "", "") // never up: the mail server refuses connections
@@ -190,7 +192,7 @@ func testOps(t *testing.T) {
 // TestSentCounted: what a server sends is counted as it is sent
 // (imbee_deliveries_sent_total), not by counting the database's history at
 // each scrape; the backlog's gauges carry no "sent" state any more.
-func TestSentCounted(t *testing.T) { forEachBackend(t, testSentCounted) }
+func TestSentCounted(t *testing.T) { testkit.ForEachBackend(t, testSentCounted) }
 
 func testSentCounted(t *testing.T) {
 	s := startServer(t) // the logging transport: every mail and SMS "goes out"

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // liveFrame is a socket frame with every field the server sends.
@@ -125,7 +127,7 @@ func sendRaw(s *server, auth, apikey, conv, text, clientMsgID string) (int64, er
 // TestSocketReconnect: a client that reconnects with the last seq it saw
 // gets exactly what it missed, in order, once; and messages sent at once by
 // many clients all reach a connected socket, once each, in seq order.
-func TestSocketReconnect(t *testing.T) { forEachBackend(t, testSocketReconnect) }
+func TestSocketReconnect(t *testing.T) { testkit.ForEachBackend(t, testSocketReconnect) }
 
 func testSocketReconnect(t *testing.T) {
 	t.Parallel()

@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestNoSecretAtRest runs a whole session of API use, then looks for every
 // secret the server handed out in the database files (main, WAL and shared
 // memory) and in the logs, and must find none. Repeats still return the
 // same secrets, so they are derived, not stored.
-func TestNoSecretAtRest(t *testing.T) { forEachBackend(t, testNoSecretAtRest) }
+func TestNoSecretAtRest(t *testing.T) { testkit.ForEachBackend(t, testNoSecretAtRest) }
 
 func testNoSecretAtRest(t *testing.T) {
 	s := startServer(t)

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http/httptrace"
 	"strings"
 	"sync"
@@ -13,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // slowMailbox is a mailbox whose server takes delay to accept each mail
@@ -25,46 +22,18 @@ type slowMailbox struct {
 }
 
 func newSlowMailbox(t testing.TB, delay time.Duration) *slowMailbox {
-	m := &slowMailbox{mailbox: newMailbox(t, "", "")}
+	m := &slowMailbox{}
 	m.delay.Store(int64(delay))
+	m.mailbox = &mailbox{MailServer: testkit.NewMailServer(t, testkit.MailOptions{Hold: m.hold})}
 	return m
 }
 
-// up starts the server (as mailbox.up does, with the slow sessions).
-func (m *slowMailbox) up() {
-	m.t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.server != nil {
-		return
-	}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &slowSession{smtpSession: &smtpSession{box: m.mailbox}, slow: m}, nil
-	}))
-	s.Domain = "mail.test"
-	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
-	ln, err := net.Listen("tcp", m.addr)
-	if err != nil {
-		m.t.Fatalf("mail server: %v", err)
-	}
-	go s.Serve(ln)
-	m.server = s
-}
-
-type slowSession struct {
-	*smtpSession
-	slow *slowMailbox
-}
-
-func (s *slowSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.slow.inData.Add(1)
-	defer s.slow.inData.Add(-1)
-	time.Sleep(time.Duration(s.slow.delay.Load()))
-	return s.smtpSession.Data(bytes.NewReader(b))
+// hold keeps a mail for the delay before accepting it.
+func (m *slowMailbox) hold(accept func()) {
+	m.inData.Add(1)
+	defer m.inData.Add(-1)
+	time.Sleep(time.Duration(m.delay.Load()))
+	accept()
 }
 
 // tracedCall is one API call of the load and what happened to it on the
@@ -107,7 +76,7 @@ func (c *csClient) traced(base, path, auth, key string, body any) tracedCall {
 // the sends in flight finish and are recorded, none is left "sending"; after
 // a restart every acknowledged link's mail goes out exactly once.
 func TestGracefulShutdown(t *testing.T) {
-	forEachBackend(t, func(t *testing.T) { t.Parallel(); testGracefulShutdown(t) })
+	testkit.ForEachBackend(t, func(t *testing.T) { t.Parallel(); testGracefulShutdown(t) })
 }
 
 func testGracefulShutdown(t *testing.T) {
@@ -118,7 +87,7 @@ func testGracefulShutdown(t *testing.T) {
 		exitLimit = 10 * time.Second
 	)
 	box := newSlowMailbox(t, mailDelay)
-	box.up()
+	box.Up()
 	d := newDB(t)
 	// The default --delivery-timeout (30 s) makes a claim's lease 60 s: a
 	// delivery left "sending" would not be sent again within this test.
@@ -204,7 +173,7 @@ func testGracefulShutdown(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	inFlight := box.inData.Load()
-	before := len(box.received())
+	before := len(box.Received())
 	terminating.Store(true)
 	sigterm := time.Now()
 	err := s.stop()
@@ -215,7 +184,7 @@ func testGracefulShutdown(t *testing.T) {
 	acked := append([]link(nil), links...)
 	mu.Unlock()
 	t.Logf("SIGTERM with %d mails being accepted; exit after %v (%v); %d links acknowledged; after SIGTERM: %d answers to earlier requests, %d to later ones, %d refused; mails %d before SIGTERM, %d at exit",
-		inFlight, took.Round(time.Millisecond), err, len(acked), answered.Load(), answeredNew.Load(), refused.Load(), before, len(box.received()))
+		inFlight, took.Round(time.Millisecond), err, len(acked), answered.Load(), answeredNew.Load(), refused.Load(), before, len(box.Received()))
 	if err != nil {
 		t.Errorf("after SIGTERM the server exited with %v, want status 0; logs:\n%s", err, tail(s.logs.String(), 20))
 	}
@@ -246,7 +215,7 @@ func testGracefulShutdown(t *testing.T) {
 	if count["sending"] != 0 {
 		t.Errorf("%d deliveries left \"sending\" by a graceful shutdown", count["sending"])
 	}
-	mailed := box.received()
+	mailed := box.Received()
 	if len(mailed) <= before {
 		t.Errorf("no mail was accepted between SIGTERM and the exit (%d before, %d after): the sends in flight did not finish", before, len(mailed))
 	}
@@ -269,7 +238,7 @@ func testGracefulShutdown(t *testing.T) {
 	deadline = time.Now().Add(15 * time.Second)
 	for {
 		got := map[string]bool{}
-		for _, m := range box.received() {
+		for _, m := range box.Received() {
 			for _, to := range m.To {
 				got[to] = true
 			}
@@ -290,7 +259,7 @@ func testGracefulShutdown(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // a duplicate would be on its way
 	perAddr := map[string]int{}
-	for _, m := range box.received() {
+	for _, m := range box.Received() {
 		for _, to := range m.To {
 			perAddr[to]++
 		}

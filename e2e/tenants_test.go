@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"testing"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestTenantIsolation: corporate B's credentials against A's users, bots,
 // chats and links are refused, and the answers do not tell what exists.
-func TestTenantIsolation(t *testing.T) { forEachBackend(t, testTenantIsolation) }
+func TestTenantIsolation(t *testing.T) { testkit.ForEachBackend(t, testTenantIsolation) }
 
 func testTenantIsolation(t *testing.T) {
 	s := startServer(t)

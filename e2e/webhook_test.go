@@ -16,6 +16,7 @@ import (
 	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/secret"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // fastWebhooks are serve flags for quick retries.
@@ -293,7 +294,7 @@ func waitRows(t testing.TB, s *server, status string, ids []string, within time.
 // webhook; the bot's answer reaches the user's socket and not the bot's own
 // webhook; the answer's clientMsgId makes a retry harmless; other
 // corporates' bots and bad URLs are refused.
-func TestBotWebhook(t *testing.T) { forEachBackend(t, testBotWebhook) }
+func TestBotWebhook(t *testing.T) { testkit.ForEachBackend(t, testBotWebhook) }
 
 func testBotWebhook(t *testing.T) {
 	t.Parallel()
@@ -410,7 +411,7 @@ func testBotWebhook(t *testing.T) {
 // TestWebhookFaults: an endpoint that is down for a while gets every event
 // once it is back; one that refuses (4xx) gets each event once, and the
 // operator can replay them; a 429's Retry-After is honoured.
-func TestWebhookFaults(t *testing.T) { forEachBackend(t, testWebhookFaults) }
+func TestWebhookFaults(t *testing.T) { testkit.ForEachBackend(t, testWebhookFaults) }
 
 func testWebhookFaults(t *testing.T) {
 	t.Parallel()

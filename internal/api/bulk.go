@@ -111,26 +111,3 @@ func userBulkItem(i int, item json.RawMessage) (imbee.UserSpec, error) {
 	}
 	return spec, err
 }
-
-// NewUserSpec checks one user by /third_parties/user/new's rules; the bulk
-// call applies them to each item, and imbee users import to each row. The
-// device is nil when no device field is set.
-func NewUserSpec(uniqueID string, dev imbee.Device) (imbee.UserSpec, error) {
-	if _, err := requiredID("uniqueIdSha", uniqueID); err != nil {
-		return imbee.UserSpec{}, err
-	}
-	fields := []struct{ name, value string }{
-		{"platform", dev.Platform}, {"deviceName", dev.DeviceName},
-		{"hardwareId", dev.HardwareID}, {"osVersion", dev.OSVersion},
-	}
-	spec := imbee.UserSpec{UniqueID: uniqueID}
-	for _, f := range fields {
-		if err := checkText(f.name, f.value); err != nil {
-			return imbee.UserSpec{}, err
-		}
-		if f.value != "" {
-			spec.Device = &dev
-		}
-	}
-	return spec, nil
-}

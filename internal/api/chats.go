@@ -77,7 +77,7 @@ func chatParams(body []byte, corporateID int64, creator string) (imbee.ChatReque
 	default:
 		return cr, imbee.ParamError("type", `type must be "chat" or "group"`)
 	}
-	if err := checkText("name", req.Name); err != nil {
+	if err := imbee.CheckText(imbee.SubjectChatName, req.Name); err != nil {
 		return cr, err
 	}
 	cr.Name = req.Name
@@ -95,7 +95,7 @@ func chatParams(body []byte, corporateID int64, creator string) (imbee.ChatReque
 		switch {
 		case id == "":
 			return cr, imbee.ParamError("contacts", "every contact needs an idsha")
-		case checkText("contacts", id) != nil:
+		case imbee.CheckText(imbee.SubjectContact, id) != nil:
 			return cr, imbee.ParamError("contacts", "a contact's idsha is not a valid id")
 		case id == creator && cr.Type == imbee.ConversationChat:
 			return cr, imbee.ParamError("contacts", "a chat with oneself is not allowed")

@@ -93,10 +93,16 @@ func asError(err error) *imbee.Error {
 	return imbee.Internal("unclassified", err)
 }
 
+// fieldError is an error's body when a parameter is at fault.
+type fieldError struct {
+	Field string `json:"field"`
+}
+
 // writeError writes err in the envelope: its code, a safe message, and
-// {"field": …} when a parameter is at fault. The cause is kept for the log.
+// {"field": …} when a parameter is at fault, in the document's terms
+// (withFieldNames). The cause is kept for the log.
 func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err error) {
-	e := asError(err)
+	e := asError(withFieldNames(err, nil))
 	info(r).err = e
 	msg := e.Message
 	if msg == "" {
@@ -104,23 +110,11 @@ func writeError(w http.ResponseWriter, r *http.Request, start time.Time, err err
 	}
 	var body any
 	if e.Field != "" {
-		body = map[string]string{"field": e.Field}
+		body = fieldError{Field: e.Field}
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	info(r).code, info(r).envelope = e.Code, true
 	writeEnvelope(w, errorStatus(e), start, e.Code, msg, body)
-}
-
-// asField renames the Field of a domain error about subject to the
-// document's name for it, field; other errors pass as they are.
-func asField(err error, subject, field string) error {
-	var e *imbee.Error
-	if errors.As(err, &e) && e.Field == subject {
-		c := *e
-		c.Field = field
-		return &c
-	}
-	return err
 }

@@ -13,12 +13,17 @@ import (
 // soon after, and a database that slow is not ready anyway.
 const readyTimeout = 2 * time.Second
 
+// health is the body of /healthz and /readyz's success.
+type health struct {
+	Status string `json:"status"`
+}
+
 // mountOps routes the operational endpoints, behind the access log like
 // the rest: /healthz (the process answers), /readyz (it can serve) and,
 // when configured, /metrics.
 func (s *Server) mountOps() {
 	s.handle("/healthz", "GET", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeEnvelope(w, http.StatusOK, time.Now(), imbee.CodeOK, "Ok", map[string]string{"status": "ok"})
+		writeEnvelope(w, http.StatusOK, time.Now(), imbee.CodeOK, "Ok", health{Status: "ok"})
 	}))
 	s.handle("/readyz", "GET", http.HandlerFunc(s.readyz))
 	if m := s.cfg.Metrics; m != nil {
@@ -62,5 +67,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeEnvelope(w, http.StatusOK, start, imbee.CodeOK, "Ok", map[string]string{"status": "ready"})
+	writeEnvelope(w, http.StatusOK, start, imbee.CodeOK, "Ok", health{Status: "ready"})
 }

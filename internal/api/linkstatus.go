@@ -2,17 +2,11 @@ package api
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 )
-
-// maxLinkURL bounds the url of /token/status and /token/revoke: a link's
-// URL is the public URL and 51 characters.
-const maxLinkURL = 2048
 
 type linkRef struct {
 	URL         string `json:"url"`
@@ -66,6 +60,12 @@ type linkRevokeResponse struct {
 	PreviouslyRevoked bool `json:"previously_revoked"`
 }
 
+// userLinksRevokeResponse is /token/revoke's answer to {"virtual_user"}.
+type userLinksRevokeResponse struct {
+	RevokedLinks int64  `json:"revoked_links"`
+	VirtualUser  string `json:"virtual_user"`
+}
+
 // tokenStatus is POST /token/status: a link's state and its deliveries.
 func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
 	token, err := linkToken(c.body)
@@ -91,11 +91,11 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &ref); err != nil {
 		return nil, err
 	}
-	if utf8.RuneCountInString(ref.URL) > maxLinkURL {
-		return nil, imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
+	if err := imbee.CheckLinkURL(ref.URL); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(ref.URL) == "" && ref.VirtualUser != "" {
-		user, err := requiredID("virtual_user", ref.VirtualUser)
+		user, err := imbee.CheckID(imbee.SubjectUser, ref.VirtualUser)
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +103,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"virtual_user": user, "revoked_links": n}, nil
+		return userLinksRevokeResponse{RevokedLinks: n, VirtualUser: user}, nil
 	}
 	token, err := linkToken(c.body)
 	if err != nil {
@@ -124,8 +124,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	return linkRevokeResponse{linkView: s.linkView(l, ds, as), PreviouslyRevoked: l.Existing}, nil
 }
 
-// linkToken takes the token out of {"url": …}: a URL /token/new returned,
-// or just its last path segment.
+// linkToken takes the token out of {"url": …} (imbee.ParseLinkToken).
 func linkToken(body []byte) (string, error) {
 	var req struct {
 		URL string `json:"url"` // virtual_user is /token/revoke's alone
@@ -133,22 +132,7 @@ func linkToken(body []byte) (string, error) {
 	if err := decode(body, &req); err != nil {
 		return "", err
 	}
-	if utf8.RuneCountInString(req.URL) > maxLinkURL {
-		return "", imbee.ParamError("url", "url is longer than %d characters", maxLinkURL)
-	}
-	raw := strings.TrimSpace(req.URL)
-	if raw == "" {
-		return "", imbee.ParamError("url", "url can not be null or empty")
-	}
-	path := raw
-	if u, err := url.Parse(raw); err == nil && u.Path != "" {
-		path = u.Path
-	}
-	token := path[strings.LastIndexByte(path, '/')+1:]
-	if token == "" || len(token) > 128 || checkText("url", token) != nil {
-		return "", imbee.ParamError("url", "url must be a link returned by /token/new")
-	}
-	return token, nil
+	return imbee.ParseLinkToken(req.URL)
 }
 
 func (s *Server) linkView(l imbee.Link, ds []imbee.Delivery, as []imbee.LinkAttempt) linkView {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/realtime"
@@ -18,10 +17,8 @@ import (
 // clients go.
 const socketRetryAfter = 5
 
-// Message limits, documented in docs/api.md.
+// Page limits, documented in docs/api.md.
 const (
-	MaxMessageLength  = 4000 // characters
-	MaxClientMsgID    = 64
 	DefaultPageSize   = 50
 	MaxPageSize       = 200
 	DefaultChatsLimit = 100
@@ -49,25 +46,10 @@ type messageSendResponse struct {
 	PreviouslySent bool                  `json:"previously_sent"`
 }
 
-// messageRequest validates the parts of a send common to users and bots.
+// messageRequest reads the parts of a send common to users and bots by the
+// domain's rule.
 func messageRequest(req *messageSendRequest) (imbee.MessageRequest, error) {
-	mr := imbee.MessageRequest{ClientMsgID: strings.TrimSpace(req.ClientMsgID), Text: req.Text}
-	var err error
-	if mr.ConversationID, err = requiredID("conversationId", req.ConversationID); err != nil {
-		return mr, err
-	}
-	switch n := utf8.RuneCountInString(req.Text); {
-	case strings.TrimSpace(req.Text) == "":
-		return mr, imbee.ParamError("text", "text can not be null or empty")
-	case n > MaxMessageLength:
-		return mr, imbee.ParamError("text", "text is longer than %d characters", MaxMessageLength)
-	case !utf8.ValidString(req.Text) || strings.ContainsRune(req.Text, 0):
-		return mr, imbee.ParamError("text", "text must be valid UTF-8 without NUL characters")
-	}
-	if utf8.RuneCountInString(req.ClientMsgID) > MaxClientMsgID { // as sent, blanks included
-		return mr, imbee.ParamError("clientMsgId", "clientMsgId is longer than %d characters", MaxClientMsgID)
-	}
-	return mr, checkText("clientMsgId", mr.ClientMsgID)
+	return imbee.NewMessageRequest(req.ConversationID, req.Text, req.ClientMsgID)
 }
 
 // messageSend is POST /chat/message/send, by a member with their apikey.
@@ -91,7 +73,7 @@ func (s *Server) botMessageSend(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	bot, err := requiredID("bot_idsha", req.BotIDSha)
+	bot, err := imbee.CheckID(imbee.SubjectBot, req.BotIDSha)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +141,7 @@ func (s *Server) messageList(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	conv, err := requiredID("conversationId", req.ConversationID)
+	conv, err := imbee.CheckID(imbee.SubjectConversation, req.ConversationID)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +184,10 @@ type chatSummaryView struct {
 	Unread         int64                 `json:"unread"`
 }
 
+type chatListResponse struct {
+	Chats []chatSummaryView `json:"chats"`
+}
+
 // chatList is POST /chat/list: the user's conversations, latest first.
 func (s *Server) chatList(ctx context.Context, c *call) (any, error) {
 	var req chatListRequest
@@ -227,12 +213,16 @@ func (s *Server) chatList(ctx context.Context, c *call) (any, error) {
 		}
 		out = append(out, v)
 	}
-	return map[string]any{"chats": out}, nil
+	return chatListResponse{Chats: out}, nil
 }
 
 type chatReadRequest struct {
 	ConversationID string  `json:"conversationId"`
 	Seq            flexInt `json:"seq"`
+}
+
+type chatReadResponse struct {
+	ReadSeq int64 `json:"read_seq"`
 }
 
 // chatRead is POST /chat/read: the user has read up to seq.
@@ -241,7 +231,7 @@ func (s *Server) chatRead(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	conv, err := requiredID("conversationId", req.ConversationID)
+	conv, err := imbee.CheckID(imbee.SubjectConversation, req.ConversationID)
 	if err != nil {
 		return nil, err
 	}
@@ -256,11 +246,19 @@ func (s *Server) chatRead(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int64{"read_seq": read}, nil
+	return chatReadResponse{ReadSeq: read}, nil
 }
 
 type botWebhookRequest struct {
 	BotIDSha string `json:"bot_idsha"`
+	URL      string `json:"url"`
+}
+
+// botWebhookResponse's keys are in the order the answer has always had
+// (sorted), not the request's.
+type botWebhookResponse struct {
+	BotIDSha string `json:"bot_idsha"`
+	Secret   string `json:"secret"`
 	URL      string `json:"url"`
 }
 
@@ -271,19 +269,19 @@ func (s *Server) botWebhook(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	bot, err := requiredID("bot_idsha", req.BotIDSha)
+	bot, err := imbee.CheckID(imbee.SubjectBot, req.BotIDSha)
 	if err != nil {
 		return nil, err
 	}
 	hook, err := imbee.CheckWebhookURL(req.URL, s.cfg.AllowPrivateWebhooks)
 	if err != nil {
-		return nil, asField(err, imbee.SubjectWebhookURL, "url")
+		return nil, err
 	}
 	secret, err := s.writes.SetBotWebhook(ctx, c.corporate.ID, bot, hook)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"bot_idsha": bot, "url": hook, "secret": secret}, nil
+	return botWebhookResponse{BotIDSha: bot, Secret: secret, URL: hook}, nil
 }
 
 // socket is GET /chat/socket?conversationId=…&afterSeq=…: a member's
@@ -319,7 +317,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
 		return
 	}
-	conv, err := requiredID("conversationId", r.URL.Query().Get("conversationId"))
+	conv, err := imbee.CheckID(imbee.SubjectConversation, r.URL.Query().Get("conversationId"))
 	if err != nil {
 		writeError(w, r, start, err)
 		return
@@ -337,7 +335,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !member {
-		writeError(w, r, start, &imbee.Error{Code: imbee.CodeNotFound, Field: "conversationId", Message: "no such conversation of yours"})
+		writeError(w, r, start, imbee.NotFound(imbee.SubjectConversation, "no such conversation of yours"))
 		return
 	}
 	sub, err := s.cfg.Events.Subscribe(realtime.Grant{CorporateID: corp.ID, ConversationID: conv,

@@ -2,14 +2,9 @@ package api
 
 import (
 	"context"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 )
-
-// MaxIDLength bounds integrator-given ids and device fields, in characters.
-const MaxIDLength = 255
 
 type userNewRequest struct {
 	UniqueIDSha string `json:"uniqueIdSha"`
@@ -39,6 +34,14 @@ func (s *Server) userNew(ctx context.Context, c *call) (any, error) {
 	return userNewResponse{VirtualUser: u.IDSha, Pass: u.Pass, APIKey: u.APIKey, PreviouslyRegistered: existed}, nil
 }
 
+// userRotateResponse's keys are in the order the answer has always had
+// (sorted): not userNewResponse's.
+type userRotateResponse struct {
+	APIKey      string `json:"apikey"`
+	Pass        string `json:"pass"`
+	VirtualUser string `json:"virtualUser"`
+}
+
 // userRotate is POST /third_parties/user/rotate {uniqueIdSha}: the user
 // gets a new pass and apikey, and the old ones stop working at once.
 func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
@@ -48,15 +51,15 @@ func (s *Server) userRotate(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &req); err != nil {
 		return nil, err
 	}
-	uniqueID, err := requiredID("uniqueIdSha", req.UniqueIDSha)
+	uniqueID, err := imbee.CheckID(imbee.SubjectUser, req.UniqueIDSha)
 	if err != nil {
-		return nil, err
+		return nil, withFieldNames(err, userNames)
 	}
 	u, err := s.writes.RotateUser(ctx, c.corporate.ID, uniqueID)
 	if err != nil {
-		return nil, err
+		return nil, withFieldNames(err, userNames)
 	}
-	return map[string]string{"virtualUser": u.IDSha, "pass": u.Pass, "apikey": u.APIKey}, nil
+	return userRotateResponse{APIKey: u.APIKey, Pass: u.Pass, VirtualUser: u.IDSha}, nil
 }
 
 // userRepeat answers a repeat of /third_parties/user/new whose device was
@@ -88,25 +91,11 @@ func userNewParams(body []byte) (uniqueID string, dev *imbee.Device, err error) 
 	return spec.UniqueID, spec.Device, err
 }
 
-// requiredID checks an integrator-given id: present, not blank, bounded.
-// It is kept exactly as sent: "a" and " a" are different ids.
-func requiredID(field, v string) (string, error) {
-	if strings.TrimSpace(v) == "" {
-		return "", imbee.ParamError(field, "%s can not be null or empty", field)
-	}
-	return v, checkText(field, v)
-}
-
-// checkText bounds a free-text parameter: at most MaxIDLength characters of
-// valid UTF-8 without NUL (which PostgreSQL cannot store in text).
-func checkText(field, v string) error {
-	switch {
-	case utf8.RuneCountInString(v) > MaxIDLength:
-		return imbee.ParamError(field, "%s is longer than %d characters", field, MaxIDLength)
-	case !utf8.ValidString(v):
-		return imbee.ParamError(field, "%s is not valid UTF-8", field)
-	case strings.ContainsRune(v, 0):
-		return imbee.ParamError(field, "%s must not contain NUL characters", field)
-	}
-	return nil
+// NewUserSpec is the domain's rule for one user (imbee.NewUserSpec) with
+// its errors named as /third_parties/user/new names its parameters: the
+// bulk call applies it to each item, and imbee users import (whose
+// columns are those parameters) to each row.
+func NewUserSpec(uniqueID string, dev imbee.Device) (imbee.UserSpec, error) {
+	spec, err := imbee.NewUserSpec(uniqueID, dev)
+	return spec, withFieldNames(err, userNames)
 }

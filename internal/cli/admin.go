@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -62,8 +61,12 @@ func (c *cli) corporateCreate(ctx context.Context, args []string) error {
 	if strings.TrimSpace(*name) == "" {
 		return errors.New("--name is required")
 	}
-	if !slices.Contains(imbee.Languages, *lang) {
-		return fmt.Errorf("--language must be %s", strings.Join(imbee.Languages, " or "))
+	corp, err := imbee.NewCorporate(*name, *tz)
+	if err == nil {
+		err = imbee.CorporateSettings{Language: lang}.Check()
+	}
+	if err != nil {
+		return flagError(err, settingFlags)
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {
@@ -71,7 +74,7 @@ func (c *cli) corporateCreate(ctx context.Context, args []string) error {
 	}
 	defer s.Close()
 	w := commandWrites(s)
-	corp, creds, err := w.CreateCorporate(ctx, *name, *tz)
+	corp, creds, err := w.CreateCorporate(ctx, corp.Name, corp.TimeZone)
 	if err != nil {
 		return err
 	}
@@ -126,6 +129,9 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 			set.RateBurst = rateBurst
 		}
 	})
+	if err := set.Check(); err != nil {
+		return flagError(err, settingFlags)
+	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {
 		return err
@@ -147,6 +153,23 @@ func (c *cli) corporateUpdate(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "corporate %d (%s): timezone %s, language %s, sender name %q, rate limit %s\n", corp.ID, corp.Name, corp.TimeZone, corp.Language, corp.SenderName, limit)
 	return nil
+}
+
+// settingFlags names the subjects of a corporate's settings by the flags
+// that set them.
+var settingFlags = map[string]string{
+	imbee.SubjectName: "--name", imbee.SubjectTimeZone: "--timezone", imbee.SubjectLanguage: "--language",
+	imbee.SubjectRateLimit: "--rate-limit",
+}
+
+// flagError says what a domain rule refused in the CLI's terms: the flag
+// (flags names them by subject) and why.
+func flagError(err error, flags map[string]string) error {
+	var e *imbee.Error
+	if errors.As(err, &e) && flags[e.Field] != "" {
+		return fmt.Errorf("%s: %s", flags[e.Field], e.Message)
+	}
+	return err
 }
 
 func toCorporateJSON(co imbee.Corporate) corporateJSON {
@@ -344,12 +367,15 @@ func (c *cli) linkRevoke(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	token := *u
-	if i := strings.LastIndex(token, "/l/"); i >= 0 {
-		token = token[i+len("/l/"):]
-	}
-	if (token == "") == (*user == "") || *user != "" && *corp <= 0 {
+	if (*u == "") == (*user == "") || *user != "" && *corp <= 0 {
 		return errors.New("give --url, or --corporate and --user")
+	}
+	var token string
+	if *u != "" {
+		var err error
+		if token, err = imbee.ParseLinkToken(*u); err != nil {
+			return flagError(err, map[string]string{imbee.SubjectLink: "--url"})
+		}
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {
@@ -453,8 +479,8 @@ func (c *cli) migrateData(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range []string{"corporates", "bots", "users", "devices", "conversations", "conversation_members", "links", "sessions", "deliveries"} {
-		fmt.Fprintf(c.stdout, "%-22s %d rows\n", t, counts[t])
+	for _, t := range counts {
+		fmt.Fprintf(c.stdout, "%-22s %d rows\n", t.Table, t.Rows)
 	}
 	fmt.Fprintf(c.stdout, "moved %s to %s\n", store.Redact(*from), store.Redact(*to))
 	return nil

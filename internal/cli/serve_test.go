@@ -9,9 +9,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // syncBuffer is stdout shared by the server and the test.
@@ -38,12 +39,9 @@ func (s *syncBuffer) String() string {
 // landing page and the store's spend all find it expired, although the
 // real time is years before.
 func TestServeOneClock(t *testing.T) {
-	start := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
-	var at atomic.Int64
-	at.Store(start.UnixNano())
+	clock := testkit.NewClock() // 2030-03-14 09:00 UTC
 	var stdout syncBuffer
-	c := &cli{getenv: func(string) string { return "" }, stdout: &stdout, stderr: io.Discard,
-		now: func() time.Time { return time.Unix(0, at.Load()) }}
+	c := &cli{getenv: func(string) string { return "" }, stdout: &stdout, stderr: io.Discard, now: clock.Now}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -97,12 +95,12 @@ func TestServeOneClock(t *testing.T) {
 		return env.Body
 	}
 	link := call("/token/new", `{"virtual_user": "ana", "bot_idsha": "`+bot+`", "mail": "ana@example.com"}`)
-	if link["date_limit"] != "2031-05-31" {
-		t.Fatalf("date_limit %v, want 2031-05-31: 30 days from the clock's day", link["date_limit"])
+	if link["date_limit"] != "2030-04-13" {
+		t.Fatalf("date_limit %v, want 2030-04-13: 30 days from the clock's day", link["date_limit"])
 	}
 	url := link["url"].(string)
 
-	at.Store(start.AddDate(0, 0, 31).UnixNano()) // 2031-06-01 12:00: the link ended at midnight
+	clock.Advance(31 * 24 * time.Hour) // 2030-04-14 09:00: the link ended at midnight
 	if st := call("/token/status", `{"url": "`+url+`"}`); st["state"] != "expired" {
 		t.Errorf("API: state %v, want expired", st["state"])
 	}

@@ -30,10 +30,7 @@ func (c *cli) botWebhook(ctx context.Context, args []string) error {
 	}
 	var err error
 	if *hook, err = imbee.CheckWebhookURL(*hook, *allowPrivate); err != nil {
-		if e := (*imbee.Error)(nil); errors.As(err, &e) {
-			return fmt.Errorf("--url: %s", e.Message)
-		}
-		return err
+		return flagError(err, map[string]string{imbee.SubjectWebhookURL: "--url"})
 	}
 	s, err := sf.open(ctx, store.Options{})
 	if err != nil {

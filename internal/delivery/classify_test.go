@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestReason: real failures of the SMS and mail senders, classified by
@@ -54,13 +56,13 @@ func TestReason(t *testing.T) {
 		{"twilio timeout", func() error { _, err := twilio(srv.URL+"/hang").Send(short(), smsMessage("en")); return err }, "timed out"},
 		{"gateway timeout", func() error { _, err := gateway(srv.URL+"/hang").Send(short(), smsMessage("en")); return err }, "timed out"},
 		{"mail 550 at RCPT", func() error {
-			box := startSMTP(t, smtpServerOpts{rcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}})
-			_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
+			box := testkit.StartMailServer(t, testkit.MailOptions{RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}})
+			_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
 			return err
 		}, "address refused by the mail server: 550"},
 		{"mail 554 after DATA", func() error {
-			box := startSMTP(t, smtpServerOpts{dataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected as spam"}})
-			_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
+			box := testkit.StartMailServer(t, testkit.MailOptions{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected as spam"}})
+			_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
 			return err
 		}, "refused by the mail server: 554"},
 		{"mail 554 greeting", func() error {
@@ -72,8 +74,8 @@ func TestReason(t *testing.T) {
 			return err
 		}, "could not connect"},
 		{"mail untrusted certificate", func() error {
-			box := startSMTP(t, smtpServerOpts{starttls: true})
-			_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "starttls"}).Send(quickCtx(t), mailMessage(""))
+			box := testkit.StartMailServer(t, testkit.MailOptions{StartTLS: serverTLS()})
+			_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "starttls"}).Send(quickCtx(t), mailMessage(""))
 			return err
 		}, "could not connect securely: certificate not trusted"},
 		{"no transport", func() error { return Permanent(errNoTransport) }, "no transport for this channel"},

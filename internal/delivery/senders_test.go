@@ -16,13 +16,9 @@ import (
 	"errors"
 	"io"
 	"math/big"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,10 +27,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // ---------------------------------------------------------------------------
@@ -812,193 +808,6 @@ func clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
 
-// smtpServer is a real SMTP server (go-smtp) on loopback.
-type smtpServer struct {
-	addr       string
-	user, pass string // AUTH PLAIN required when set
-
-	// Answers the session gives instead of accepting.
-	rcptErr, dataErr error
-
-	mu        sync.Mutex
-	mails     []gotMail
-	authTries int
-}
-
-type gotMail struct {
-	from  string
-	to    []string
-	data  []byte
-	tls   bool   // the session ran over TLS
-	authn string // the user authenticated as
-}
-
-type smtpServerOpts struct {
-	user, pass       string
-	starttls         bool // offer STARTTLS
-	implicitTLS      bool // TLS from the first byte
-	rcptErr, dataErr error
-}
-
-func startSMTP(t *testing.T, o smtpServerOpts) *smtpServer {
-	t.Helper()
-	box := &smtpServer{user: o.user, pass: o.pass, rcptErr: o.rcptErr, dataErr: o.dataErr}
-	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		_, isTLS := c.TLSConnectionState()
-		return &smtpTestSession{box: box, tls: isTLS}, nil
-	}))
-	s.Domain = "mx.imbee.test"
-	s.AllowInsecureAuth = true // "none" with AUTH is a supported setup
-	s.ReadTimeout, s.WriteTimeout = 5*time.Second, 5*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	switch {
-	case o.implicitTLS:
-		ln = tls.NewListener(ln, serverTLS())
-	case o.starttls:
-		s.TLSConfig = serverTLS()
-	}
-	box.addr = ln.Addr().String()
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	return box
-}
-
-func (b *smtpServer) received() []gotMail {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]gotMail(nil), b.mails...)
-}
-
-func (b *smtpServer) authAttempts() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.authTries
-}
-
-type smtpTestSession struct {
-	box   *smtpServer
-	tls   bool
-	authn string
-	from  string
-	to    []string
-}
-
-func (s *smtpTestSession) AuthMechanisms() []string {
-	if s.box.user == "" {
-		return nil
-	}
-	return []string{sasl.Plain}
-}
-
-func (s *smtpTestSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pass string) error {
-		s.box.mu.Lock()
-		s.box.authTries++
-		s.box.mu.Unlock()
-		if user != s.box.user || pass != s.box.pass {
-			return smtp.ErrAuthFailed // 535 5.7.8, as real servers answer
-		}
-		s.authn = user
-		return nil
-	}), nil
-}
-
-func (s *smtpTestSession) Mail(from string, _ *smtp.MailOptions) error {
-	if s.box.user != "" && s.authn == "" {
-		return smtp.ErrAuthRequired
-	}
-	s.from = from
-	return nil
-}
-
-func (s *smtpTestSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if s.box.rcptErr != nil {
-		return s.box.rcptErr
-	}
-	s.to = append(s.to, to)
-	return nil
-}
-
-func (s *smtpTestSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	if s.box.dataErr != nil {
-		return s.box.dataErr
-	}
-	s.box.mu.Lock()
-	s.box.mails = append(s.box.mails, gotMail{from: s.from, to: s.to, data: b, tls: s.tls, authn: s.authn})
-	s.box.mu.Unlock()
-	return nil
-}
-
-func (s *smtpTestSession) Reset()        { s.from, s.to = "", nil }
-func (s *smtpTestSession) Logout() error { return nil }
-
-// parsedMail is a received mail taken apart.
-type parsedMail struct {
-	header     mail.Header
-	from       *mail.Address
-	subject    string
-	text, html string
-}
-
-func parseMail(t *testing.T, data []byte) parsedMail {
-	t.Helper()
-	msg, err := mail.ReadMessage(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("parse mail: %v\n%s", err, data)
-	}
-	p := parsedMail{header: msg.Header}
-	from, err := msg.Header.AddressList("From")
-	if err != nil || len(from) != 1 {
-		t.Fatalf("From %q: %v", msg.Header.Get("From"), err)
-	}
-	p.from = from[0]
-	if p.subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject")); err != nil {
-		t.Fatalf("Subject: %v", err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("Content-Type %q, want multipart/alternative", msg.Header.Get("Content-Type"))
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("mail part: %v", err)
-		}
-		var r io.Reader = part
-		switch strings.ToLower(part.Header.Get("Content-Transfer-Encoding")) {
-		case "base64":
-			r = base64.NewDecoder(base64.StdEncoding, part)
-		case "quoted-printable":
-			r = quotedprintable.NewReader(part)
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatalf("decode part: %v", err)
-		}
-		ct, _, _ := mime.ParseMediaType(part.Header.Get("Content-Type"))
-		switch ct {
-		case "text/plain":
-			p.text = string(b)
-		case "text/html":
-			p.html = string(b)
-		default:
-			t.Errorf("unexpected part %s", ct)
-		}
-	}
-	return p
-}
-
 const (
 	mailFrom = "links@imbee.test"
 	mailTo   = "ana.lopez@example.com"
@@ -1032,7 +841,7 @@ func TestSMTPDelivers(t *testing.T) {
 	tpl := builtinTemplates(t)
 	for _, tc := range []struct {
 		name       string
-		server     smtpServerOpts
+		server     testkit.MailOptions
 		cfg        SMTPConfig
 		senderName string
 		wantFrom   string // the From display name
@@ -1041,83 +850,83 @@ func TestSMTPDelivers(t *testing.T) {
 		{
 			// "none" never upgrades, even when the server offers STARTTLS.
 			name:       "none with AUTH",
-			server:     smtpServerOpts{user: "mailer", pass: "s3cret", starttls: true},
+			server:     testkit.MailOptions{User: "mailer", Pass: "s3cret", StartTLS: serverTLS()},
 			cfg:        SMTPConfig{TLS: "none", User: "mailer", Password: "s3cret"},
 			senderName: "Acme Support", wantFrom: "Acme Support",
 		},
 		{
 			name:     "none without AUTH, corporate name as sender",
-			server:   smtpServerOpts{},
+			server:   testkit.MailOptions{},
 			cfg:      SMTPConfig{TLS: "none"},
 			wantFrom: testCorp,
 		},
 		{
 			name:       "starttls with AUTH",
-			server:     smtpServerOpts{user: "mailer", pass: "s3cret", starttls: true},
+			server:     testkit.MailOptions{User: "mailer", Pass: "s3cret", StartTLS: serverTLS()},
 			cfg:        SMTPConfig{TLS: "starttls", User: "mailer", Password: "s3cret", TLSConfig: clientTLS()},
 			senderName: "Acme Support", wantFrom: "Acme Support", wantTLS: true,
 		},
 		{
 			name:     "default TLS mode is starttls",
-			server:   smtpServerOpts{starttls: true},
+			server:   testkit.MailOptions{StartTLS: serverTLS()},
 			cfg:      SMTPConfig{TLSConfig: clientTLS()},
 			wantFrom: testCorp, wantTLS: true,
 		},
 		{
 			name:       "implicit tls with AUTH",
-			server:     smtpServerOpts{user: "mailer", pass: "s3cret", implicitTLS: true},
+			server:     testkit.MailOptions{User: "mailer", Pass: "s3cret", ImplicitTLS: serverTLS()},
 			cfg:        SMTPConfig{TLS: "tls", User: "mailer", Password: "s3cret", TLSConfig: clientTLS()},
 			senderName: "Acme Support", wantFrom: "Acme Support", wantTLS: true,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			box := startSMTP(t, tc.server)
-			tc.cfg.Addr = box.addr
+			box := testkit.StartMailServer(t, tc.server)
+			tc.cfg.Addr = box.Addr
 			m := mailMessage(tc.senderName)
 			id, err := newSMTP(t, tc.cfg).Send(quickCtx(t), m)
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			got := box.received()
+			got := box.Received()
 			if len(got) != 1 {
 				t.Fatalf("%d mails arrived, want 1", len(got))
 			}
 			g := got[0]
-			if g.tls != tc.wantTLS {
-				t.Errorf("session over TLS = %v, want %v", g.tls, tc.wantTLS)
+			if g.TLS != tc.wantTLS {
+				t.Errorf("session over TLS = %v, want %v", g.TLS, tc.wantTLS)
 			}
-			if g.authn != tc.cfg.User {
-				t.Errorf("authenticated as %q, want %q", g.authn, tc.cfg.User)
+			if g.AuthUser != tc.cfg.User {
+				t.Errorf("authenticated as %q, want %q", g.AuthUser, tc.cfg.User)
 			}
-			if g.from != mailFrom || len(g.to) != 1 || g.to[0] != mailTo {
-				t.Errorf("envelope %q → %q, want %q → %q", g.from, g.to, mailFrom, mailTo)
+			if g.From != mailFrom || len(g.To) != 1 || g.To[0] != mailTo {
+				t.Errorf("envelope %q → %q, want %q → %q", g.From, g.To, mailFrom, mailTo)
 			}
 
-			p := parseMail(t, g.data)
-			if p.from.Name != tc.wantFrom || p.from.Address != mailFrom {
-				t.Errorf("From = %q <%s>, want %q <%s>", p.from.Name, p.from.Address, tc.wantFrom, mailFrom)
+			p := g.Parse(t)
+			if p.From.Name != tc.wantFrom || p.From.Address != mailFrom {
+				t.Errorf("From = %q <%s>, want %q <%s>", p.From.Name, p.From.Address, tc.wantFrom, mailFrom)
 			}
-			if to := p.header.Get("To"); !strings.Contains(to, mailTo) {
+			if to := p.Header.Get("To"); !strings.Contains(to, mailTo) {
 				t.Errorf("To = %q", to)
 			}
-			if id == "" || p.header.Get("Message-ID") != id {
-				t.Errorf("provider id %q, Message-ID %q: want equal", id, p.header.Get("Message-ID"))
+			if id == "" || p.Header.Get("Message-ID") != id {
+				t.Errorf("provider id %q, Message-ID %q: want equal", id, p.Header.Get("Message-ID"))
 			}
-			if _, err := p.header.Date(); err != nil {
+			if _, err := p.Header.Date(); err != nil {
 				t.Errorf("Date: %v", err)
 			}
 			want, _ := tpl.Render("es", TemplateData{URL: m.URL, BotName: m.BotName, CorporateName: m.CorporateName, SenderName: m.SenderName})
-			if p.subject != want.Subject {
-				t.Errorf("Subject = %q, want %q", p.subject, want.Subject)
+			if p.Subject != want.Subject {
+				t.Errorf("Subject = %q, want %q", p.Subject, want.Subject)
 			}
-			if !strings.Contains(p.text, testURL) || !strings.Contains(p.text, "chatear con "+testBot) {
-				t.Errorf("text part lacks the link or is not the Spanish text:\n%s", p.text)
+			if !strings.Contains(p.Text, testURL) || !strings.Contains(p.Text, "chatear con "+testBot) {
+				t.Errorf("text part lacks the link or is not the Spanish text:\n%s", p.Text)
 			}
-			if !strings.Contains(p.html, `href="`+testURL+`"`) {
-				t.Errorf("html part lacks the link:\n%s", p.html)
+			if !strings.Contains(p.HTML, `href="`+testURL+`"`) {
+				t.Errorf("html part lacks the link:\n%s", p.HTML)
 			}
-			if !strings.Contains(p.text, "-- \n"+tc.wantFrom) && !strings.Contains(p.text, "-- \r\n"+tc.wantFrom) {
-				t.Errorf("text part not signed by %q:\n%q", tc.wantFrom, p.text)
+			if !strings.Contains(p.Text, "-- \n"+tc.wantFrom) && !strings.Contains(p.Text, "-- \r\n"+tc.wantFrom) {
+				t.Errorf("text part not signed by %q:\n%q", tc.wantFrom, p.Text)
 			}
 		})
 	}
@@ -1125,8 +934,8 @@ func TestSMTPDelivers(t *testing.T) {
 
 func TestSMTPFailures(t *testing.T) {
 	t.Run("starttls required, server without it", func(t *testing.T) {
-		box := startSMTP(t, smtpServerOpts{user: "mailer", pass: "s3cret"})
-		_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "starttls", User: "mailer", Password: "s3cret", TLSConfig: clientTLS()}).Send(quickCtx(t), mailMessage(""))
+		box := testkit.StartMailServer(t, testkit.MailOptions{User: "mailer", Pass: "s3cret"})
+		_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "starttls", User: "mailer", Password: "s3cret", TLSConfig: clientTLS()}).Send(quickCtx(t), mailMessage(""))
 		// Retryable, and that is right: the server did not refuse the
 		// message with a 5xx, it lacks a capability we require. That is
 		// the operator's configuration or the server's state, not
@@ -1137,31 +946,31 @@ func TestSMTPFailures(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "STARTTLS") {
 			t.Errorf("error %q does not say STARTTLS is missing", err)
 		}
-		if n := box.authAttempts(); n != 0 {
+		if n := box.AuthAttempts(); n != 0 {
 			t.Errorf("the password was sent in clear text (%d AUTH attempts)", n)
 		}
-		if n := len(box.received()); n != 0 {
+		if n := len(box.Received()); n != 0 {
 			t.Errorf("%d mails delivered in clear text", n)
 		}
 	})
 
 	t.Run("starttls with an untrusted certificate", func(t *testing.T) {
-		box := startSMTP(t, smtpServerOpts{starttls: true})
+		box := testkit.StartMailServer(t, testkit.MailOptions{StartTLS: serverTLS()})
 		// The system roots do not trust the test certificate.
-		_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "starttls", TLSConfig: &tls.Config{ServerName: "127.0.0.1"}}).Send(quickCtx(t), mailMessage(""))
+		_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "starttls", TLSConfig: &tls.Config{ServerName: "127.0.0.1"}}).Send(quickCtx(t), mailMessage(""))
 		wantRetryable(t, err)
 		var verr *tls.CertificateVerificationError
 		if !errors.As(err, &verr) {
 			t.Errorf("err %v, want a certificate verification error", err)
 		}
-		if n := len(box.received()); n != 0 {
+		if n := len(box.Received()); n != 0 {
 			t.Errorf("%d mails delivered", n)
 		}
 	})
 
 	t.Run("550 no such user", func(t *testing.T) {
-		box := startSMTP(t, smtpServerOpts{rcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}})
-		id, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
+		box := testkit.StartMailServer(t, testkit.MailOptions{RcptErr: &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}})
+		id, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
 		wantPermanent(t, err)
 		if id != "" {
 			t.Errorf("id %q for a refused mail", id)
@@ -1169,14 +978,14 @@ func TestSMTPFailures(t *testing.T) {
 		if err != nil && (!strings.Contains(err.Error(), "550") || !strings.Contains(err.Error(), "no such user")) {
 			t.Errorf("error %q does not carry the server's answer", err)
 		}
-		if n := len(box.received()); n != 0 {
+		if n := len(box.Received()); n != 0 {
 			t.Errorf("%d mails delivered", n)
 		}
 	})
 
 	t.Run("451 try later", func(t *testing.T) {
-		box := startSMTP(t, smtpServerOpts{rcptErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "greylisted"}})
-		_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
+		box := testkit.StartMailServer(t, testkit.MailOptions{RcptErr: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "greylisted"}})
+		_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
 		wantRetryable(t, err)
 		if err != nil && !strings.Contains(err.Error(), "451") {
 			t.Errorf("error %q does not carry the server's answer", err)
@@ -1184,8 +993,8 @@ func TestSMTPFailures(t *testing.T) {
 	})
 
 	t.Run("554 after DATA", func(t *testing.T) {
-		box := startSMTP(t, smtpServerOpts{dataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected as spam"}})
-		_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
+		box := testkit.StartMailServer(t, testkit.MailOptions{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "rejected as spam"}})
+		_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "none"}).Send(quickCtx(t), mailMessage(""))
 		wantPermanent(t, err)
 	})
 
@@ -1195,8 +1004,8 @@ func TestSMTPFailures(t *testing.T) {
 	})
 
 	t.Run("wrong AUTH password", func(t *testing.T) {
-		box := startSMTP(t, smtpServerOpts{user: "mailer", pass: "s3cret"})
-		_, err := newSMTP(t, SMTPConfig{Addr: box.addr, TLS: "none", User: "mailer", Password: "wrong"}).Send(quickCtx(t), mailMessage(""))
+		box := testkit.StartMailServer(t, testkit.MailOptions{User: "mailer", Pass: "s3cret"})
+		_, err := newSMTP(t, SMTPConfig{Addr: box.Addr, TLS: "none", User: "mailer", Password: "wrong"}).Send(quickCtx(t), mailMessage(""))
 		// The server answers 535 5.7.8: a 5xx, permanent like every SMTP
 		// 5xx (docs/operations.md, docs/decisions.md); the operator fixes
 		// the password and replays the dead deliveries.
@@ -1204,10 +1013,10 @@ func TestSMTPFailures(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "535") {
 			t.Errorf("error %q does not carry the server's answer", err)
 		}
-		if n := box.authAttempts(); n != 1 {
+		if n := box.AuthAttempts(); n != 1 {
 			t.Errorf("%d AUTH attempts, want 1", n)
 		}
-		if n := len(box.received()); n != 0 {
+		if n := len(box.Received()); n != 0 {
 			t.Errorf("%d mails delivered", n)
 		}
 	})

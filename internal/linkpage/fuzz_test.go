@@ -467,11 +467,11 @@ func (w *pagesFuzz) checkSend(t *testing.T, contentType string, body []byte, obj
 		}
 		return
 	}
-	text := strings.TrimSpace(req.Text)
+	text := req.Text
 	// A message as the API takes it (docs/api.md, /chat/message/send):
-	// 1 to 4000 characters of valid UTF-8 without NUL, a clientMsgId of at
-	// most 64 characters without NUL.
-	valid := text != "" && utf8.RuneCountInString(text) <= maxText && utf8.ValidString(text) && !strings.ContainsRune(text, 0) &&
+	// 1 to 4000 characters of valid UTF-8 without NUL, not blank, kept as
+	// sent; a clientMsgId of at most 64 characters without NUL.
+	valid := strings.TrimSpace(text) != "" && utf8.RuneCountInString(text) <= 4000 && utf8.ValidString(text) && !strings.ContainsRune(text, 0) &&
 		utf8.RuneCountInString(req.ClientMsgID) <= 64 && !strings.ContainsRune(req.ClientMsgID, 0)
 	if status == http.StatusOK {
 		if !valid {

@@ -25,7 +25,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/clientaddr"
@@ -139,7 +138,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const cookieName = "imbee_session"
 
 func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
-	p, err := h.store.LinkByToken(r.Context(), r.PathValue("token"))
+	token, ok := h.linkToken(w, r)
+	if !ok {
+		return
+	}
+	p, err := h.store.LinkByToken(r.Context(), token)
 	if err != nil {
 		h.failLink(w, r, err)
 		return
@@ -153,13 +156,25 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.recordView(a)
-	h.render(w, http.StatusOK, "landing", map[string]any{
-		"Title":         "Chat with " + p.BotName,
-		"BotName":       p.BotName,
-		"CorporateName": p.CorporateName,
-		"UsesLeft":      p.Link.MaxUses - p.Link.Uses,
-		"DateLimit":     p.Link.DateLimit,
+	h.render(w, http.StatusOK, "landing", landingPage{
+		Title:         "Chat with " + p.BotName,
+		BotName:       p.BotName,
+		CorporateName: p.CorporateName,
+		UsesLeft:      p.Link.MaxUses - p.Link.Uses,
+		DateLimit:     p.Link.DateLimit,
 	})
+}
+
+// linkToken is the token in the request's path when it can name a link
+// (imbee.CheckLinkToken); for one that cannot, it answers as for a link
+// that does not exist, without looking it up.
+func (h *Handler) linkToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	token := r.PathValue("token")
+	if err := imbee.CheckLinkToken(token); err != nil {
+		h.failLink(w, r, err)
+		return "", false
+	}
+	return token, true
 }
 
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +183,11 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 			"Another site tried to open this link for you. Open the link you were sent directly.")
 		return
 	}
-	sess, st, err := h.writes.SpendLink(r.Context(), r.PathValue("token"), h.attempt(r))
+	token, ok := h.linkToken(w, r)
+	if !ok {
+		return
+	}
+	sess, st, err := h.writes.SpendLink(r.Context(), token, h.attempt(r))
 	if err != nil {
 		h.failLink(w, r, err)
 		return
@@ -220,13 +239,13 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 		h.ended(w, http.StatusGone, "This session has ended", "Your chat session has ended or the link was withdrawn.")
 		return
 	}
-	h.render(w, http.StatusOK, "chat", map[string]any{
-		"Title":          sess.BotName + " · " + sess.CorporateName,
-		"BotName":        sess.BotName,
-		"CorporateName":  sess.CorporateName,
-		"Me":             sess.UserIDSha,
-		"ConversationID": sess.ConversationID,
-		"Until":          sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
+	h.render(w, http.StatusOK, "chat", chatPage{
+		Title:          sess.BotName + " · " + sess.CorporateName,
+		BotName:        sess.BotName,
+		CorporateName:  sess.CorporateName,
+		Me:             sess.UserIDSha,
+		ConversationID: sess.ConversationID,
+		Until:          sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
 	})
 }
 
@@ -237,11 +256,11 @@ func (h *Handler) jsonSession(w http.ResponseWriter, r *http.Request) (imbee.Ses
 	switch {
 	case err != nil:
 		h.log.Error("chat session", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "something went wrong"})
+		writeError(w, http.StatusInternalServerError, "something went wrong")
 	case ended == "none":
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "open your link again"})
+		writeError(w, http.StatusUnauthorized, "open your link again")
 	case ended != "":
-		writeJSON(w, http.StatusGone, map[string]string{"error": "this session has ended"})
+		writeError(w, http.StatusGone, "this session has ended")
 	default:
 		return sess, true
 	}
@@ -259,7 +278,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "before must be a seq"})
+			writeError(w, http.StatusBadRequest, "before must be a seq")
 			return
 		}
 		p.Before = &n
@@ -267,7 +286,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	ms, more, last, _, err := h.store.Messages(r.Context(), sess.CorporateID, sess.ConversationID, sess.UserIDSha, p)
 	if err != nil {
 		h.log.Error("chat history", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "something went wrong"})
+		writeError(w, http.StatusInternalServerError, "something went wrong")
 		return
 	}
 	out := []*realtime.MessageView{}
@@ -277,7 +296,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	if p.Before != nil {
 		slices.Reverse(out) // pages before a seq come newest first
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"messages": out, "has_more": more, "last_seq": last})
+	writeJSON(w, http.StatusOK, historyResponse{HasMore: more, LastSeq: last, Messages: out})
 }
 
 // send is POST /w/{conversation}/messages {"text", "clientMsgId"}. Only
@@ -293,11 +312,11 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 	c, _ := r.Cookie(cookieName)
 	if wait, ok := h.sends.Allow(c.Value); !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many messages: wait a moment"})
+		writeError(w, http.StatusTooManyRequests, "too many messages: wait a moment")
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "send JSON"})
+		writeError(w, http.StatusUnsupportedMediaType, "send JSON")
 		return
 	}
 	var req struct {
@@ -305,35 +324,34 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		ClientMsgID string `json:"clientMsgId"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send {\"text\": …}"})
+		writeError(w, http.StatusBadRequest, "send {\"text\": …}")
 		return
 	}
-	text := strings.TrimSpace(req.Text)
-	switch {
-	case text == "" || utf8.RuneCountInString(text) > maxText || !utf8.ValidString(text) || strings.ContainsRune(text, 0):
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("a message has 1 to %d characters", maxText)})
-		return
-	case len(req.ClientMsgID) > 64:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId is too long"})
-		return
-	case strings.ContainsRune(req.ClientMsgID, 0): // PostgreSQL cannot store NUL in text
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "clientMsgId must not contain NUL characters"})
+	mr, err := imbee.NewMessageRequest(sess.ConversationID, req.Text, req.ClientMsgID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, sendError(err))
 		return
 	}
-	m, existed, err := h.writes.SendMessage(r.Context(), imbee.MessageRequest{
-		CorporateID: sess.CorporateID, ConversationID: sess.ConversationID, Sender: sess.UserIDSha,
-		ClientMsgID: req.ClientMsgID, Text: text,
-	})
+	mr.CorporateID, mr.Sender = sess.CorporateID, sess.UserIDSha
+	m, existed, err := h.writes.SendMessage(r.Context(), mr)
 	if err != nil {
 		h.log.Error("chat send", "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "the message was not sent: try again"})
+		writeError(w, http.StatusInternalServerError, "the message was not sent: try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"message": realtime.View(m), "previously_sent": existed})
+	writeJSON(w, http.StatusOK, sendResponse{Message: realtime.View(m), PreviouslySent: existed})
 }
 
-// maxText is the longest message, in characters (as the API's).
-const maxText = 4000
+// sendError is what the chat is told of a message the domain's rule
+// refused: its clientMsgId by the rule's message, its text in words for
+// people.
+func sendError(err error) string {
+	var e *imbee.Error
+	if errors.As(err, &e) && e.Field == imbee.SubjectClientMsgID {
+		return e.Named(func(string) string { return "clientMsgId" }).Message
+	}
+	return fmt.Sprintf("a message has 1 to %d characters", imbee.MaxMessageLength)
+}
 
 // socket is GET /w/{conversation}/socket?after=SEQ: the chat's live
 // updates, for the session's user, until the session ends (expiry, or its
@@ -354,7 +372,7 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 		Expires: sess.ExpiresAt, Since: since})
 	if errors.Is(err, realtime.ErrTooManySockets) {
 		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "this chat is open in too many windows: close one and try again"})
+		writeError(w, http.StatusTooManyRequests, "this chat is open in too many windows: close one and try again")
 		return
 	}
 	realtime.Serve(w, r, h.cfg.Events, sub, h.store, h.log, max(after, 0))
@@ -366,6 +384,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// writeError answers a JSON call's failure: {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorResponse{Error: msg})
 }
 
 func (h *Handler) linkEnded(w http.ResponseWriter, st imbee.LinkState) {
@@ -443,14 +466,14 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 }
 
 func (h *Handler) ended(w http.ResponseWriter, status int, title, msg string) {
-	h.render(w, status, "ended", map[string]any{"Title": title, "Message": msg})
+	h.render(w, status, "ended", endedPage{Title: title, Message: msg})
 }
 
 // bufs holds render buffers: a page is rendered whole before it is sent, so
 // that a failure can still answer 500 and the response has a length.
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (h *Handler) render(w http.ResponseWriter, status int, name string, data map[string]any) {
+func (h *Handler) render(w http.ResponseWriter, status int, name string, data any) {
 	buf := bufs.Get().(*bytes.Buffer)
 	defer func() { buf.Reset(); bufs.Put(buf) }()
 	if err := pages.ExecuteTemplate(buf, name, data); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,30 +16,13 @@ import (
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/secret"
 	"github.com/imbee/imbee/internal/store"
+	"github.com/imbee/imbee/internal/testkit"
 	"github.com/imbee/imbee/internal/writes"
 )
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	store  *store.Store
-	clock  *fakeClock
+	clock  *testkit.Clock
 	srv    *httptest.Server
 	client *http.Client
 	corp   imbee.Corporate
@@ -55,7 +37,7 @@ const (
 func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2030, 3, 14, 9, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock()
 	key := make([]byte, secret.KeySize)
 	rand.Read(key)
 	keys, err := secret.NewKeyring(key)

@@ -5,15 +5,13 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
 func TestKeyedBucket(t *testing.T) {
-	c := &clock{t: time.Unix(1000, 0)}
-	k := newAt[string](2, 3, 0, c.now)
+	c := testkit.NewClock()
+	k := newAt[string](2, 3, 0, c.Now)
 	for i := range 3 {
 		if _, ok := k.Allow("a"); !ok {
 			t.Fatalf("take %d of the burst refused", i)
@@ -29,7 +27,7 @@ func TestKeyedBucket(t *testing.T) {
 	if _, ok := k.Allow("b"); !ok {
 		t.Error("another key is held back")
 	}
-	c.t = c.t.Add(500 * time.Millisecond)
+	c.Advance(500 * time.Millisecond)
 	if w := k.Wait("a"); w != 0 {
 		t.Errorf("after refilling one token, Wait = %v", w)
 	}
@@ -39,7 +37,7 @@ func TestKeyedBucket(t *testing.T) {
 	if w := k.Wait("unknown"); w != 0 {
 		t.Errorf("unknown key waits %v", w)
 	}
-	c.t = c.t.Add(time.Hour)
+	c.Advance(time.Hour)
 	for range 3 {
 		k.Allow("a")
 	}
@@ -49,8 +47,8 @@ func TestKeyedBucket(t *testing.T) {
 }
 
 func TestKeyedAllowWith(t *testing.T) {
-	c := &clock{t: time.Unix(1000, 0)}
-	k := newAt[int64](1, 1, 0, c.now)
+	c := testkit.NewClock()
+	k := newAt[int64](1, 1, 0, c.Now)
 	for i := range 5 {
 		if _, ok, _ := k.AllowWith(7, 10, 5); !ok {
 			t.Fatalf("take %d of its own burst refused", i)
@@ -107,8 +105,8 @@ func TestKeyedMemoryBound(t *testing.T) {
 // TestKeyedEvictsLeastRecent: a key in use survives a flood of new keys
 // that is smaller than the table; the oldest untouched one goes first.
 func TestKeyedEvictsLeastRecent(t *testing.T) {
-	c := &clock{t: time.Unix(1000, 0)}
-	k := newAt[string](1, 2, 3, c.now)
+	c := testkit.NewClock()
+	k := newAt[string](1, 2, 3, c.Now)
 	k.Allow("old")
 	k.Allow("hot")
 	k.Allow("hot")

@@ -268,3 +268,106 @@ func TestPoll(t *testing.T) {
 		}
 	}
 }
+
+// messageEvent is a new message's event in conversation "c".
+func messageEvent(seq int64) imbee.Event {
+	m := imbee.Message{CorporateID: 1, ConversationID: "c", Seq: seq}
+	return imbee.Event{Type: "message", CorporateID: 1, ConversationID: "c", Seq: seq, Message: &m}
+}
+
+// promptly runs f, and fails the test if f has not returned within a
+// generous deadline: Publish must never wait for a subscriber.
+func promptly(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return", what)
+	}
+}
+
+// A subscriber that falls behind keeps the events its buffer holds (the
+// oldest); the rest are dropped and it is told, once, to catch up from the
+// database. It stays subscribed.
+func TestPublishFullBuffer(t *testing.T) {
+	h := NewHub()
+	s := mustSubscribe(t, h, api)
+	n := int64(cap(s.C) + 10)
+	promptly(t, "publishing past a full buffer", func() {
+		for seq := int64(1); seq <= n; seq++ {
+			h.Publish(messageEvent(seq))
+		}
+	})
+	if len(s.C) != cap(s.C) {
+		t.Fatalf("%d events queued, want %d", len(s.C), cap(s.C))
+	}
+	for want := int64(1); len(s.C) > 0; want++ {
+		if p := <-s.C; p.Seq != want {
+			t.Fatalf("event %d queued, want %d", p.Seq, want)
+		}
+	}
+	select {
+	case <-s.Missed():
+	default:
+		t.Fatal("the subscriber was not told it missed events")
+	}
+	select {
+	case <-s.Missed():
+		t.Error("the subscriber was told twice")
+	default:
+	}
+	if ended(s) {
+		t.Error("the subscriber was ended")
+	}
+	h.Publish(messageEvent(n + 1))
+	select {
+	case p := <-s.C:
+		if p.Seq != n+1 {
+			t.Errorf("event %d, want %d", p.Seq, n+1)
+		}
+	default:
+		t.Error("a subscriber that fell behind gets no more events")
+	}
+}
+
+// A subscriber that reads nothing does not hold up the others of its
+// conversation: they get every event, in order, as it is published.
+func TestPublishSlowSubscriber(t *testing.T) {
+	h := NewHub()
+	slow := mustSubscribe(t, h, api)
+	fast := mustSubscribe(t, h, web)
+	n := int64(4 * cap(fast.C))
+	promptly(t, "publishing beside a subscriber that reads nothing", func() {
+		for seq := int64(1); seq <= n; seq++ {
+			h.Publish(messageEvent(seq))
+			select {
+			case p := <-fast.C:
+				if p.Seq != seq {
+					t.Errorf("event %d, want %d", p.Seq, seq)
+					return
+				}
+			default:
+				t.Errorf("event %d did not reach the other subscriber", seq)
+				return
+			}
+		}
+	})
+	select {
+	case <-fast.Missed():
+		t.Error("the subscriber that keeps up was told it missed events")
+	default:
+	}
+	select {
+	case <-slow.Missed():
+	default:
+		t.Error("the slow subscriber was not told it missed events")
+	}
+	if len(slow.C) != cap(slow.C) {
+		t.Errorf("the slow subscriber has %d events queued, want %d", len(slow.C), cap(slow.C))
+	}
+}

@@ -34,11 +34,11 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 	err := inChunks(len(as), func(lo, hi int) error {
 		args := make([]any, 0, 6*(hi-lo))
 		for _, a := range as[lo:hi] {
-			args = append(args, a.LinkID, a.At.UnixMilli(), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent)
+			args = append(args, a.LinkID, a.At.UnixMicro(), a.Method, a.Result, s.keys.Tag(secret.ClientAddress, []byte(a.Address)), a.Agent)
 			links[a.LinkID] = true
 		}
 		_, err := q.ExecContext(ctx, `
-			INSERT INTO link_attempts (link_id, at_ms, method, result, client_hash, agent)
+			INSERT INTO link_attempts (link_id, at_us, method, result, client_hash, agent)
 			VALUES `+placeholders(hi-lo, 6), args...)
 		return err
 	})
@@ -51,8 +51,8 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 		}
 		if _, err := q.ExecContext(ctx, `
 			DELETE FROM link_attempts
-			WHERE link_id = ? AND at_ms < (
-				SELECT at_ms FROM link_attempts WHERE link_id = ? ORDER BY at_ms DESC LIMIT 1 OFFSET ?)`,
+			WHERE link_id = ? AND at_us < (
+				SELECT at_us FROM link_attempts WHERE link_id = ? ORDER BY at_us DESC LIMIT 1 OFFSET ?)`,
 			id, id, attemptsKept-1); err != nil {
 			return internal("trim link attempts", err)
 		}
@@ -65,8 +65,8 @@ func (s *Store) recordAttempts(ctx context.Context, q querier, as ...imbee.LinkA
 // in batches).
 func (s *Store) LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT at_ms, method, result, client_hash, agent FROM link_attempts
-		WHERE link_id = ? ORDER BY at_ms DESC, id DESC LIMIT ?`, linkID, attemptsKept)
+		SELECT at_us, method, result, client_hash, agent FROM link_attempts
+		WHERE link_id = ? ORDER BY at_us DESC, id DESC LIMIT ?`, linkID, attemptsKept)
 	if err != nil {
 		return nil, internal("read link attempts", err)
 	}
@@ -78,7 +78,7 @@ func (s *Store) LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAtt
 		if err := rows.Scan(&at, &a.Method, &a.Result, &a.Client, &a.Agent); err != nil {
 			return nil, internal("read link attempts", err)
 		}
-		a.At = time.UnixMilli(at).UTC()
+		a.At = time.UnixMicro(at).UTC()
 		as = append(as, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -47,28 +46,26 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	// The pair key is looked up in both orders (only the sorted one can
 	// exist): sorting in SQL would depend on the database's collation.
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, u.id, u.unique_id, u.idsha,
+		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha,
 			coalesce(v1.id, v2.id), coalesce(v1.public_id, v2.public_id), m.position, m.idsha, m.is_admin, m.is_bot
-		FROM corporates c
-		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
-		LEFT JOIN conversations v1 ON v1.corporate_id = c.id AND v1.pair_key = u.idsha || ':' || ?
-		LEFT JOIN conversations v2 ON v2.corporate_id = c.id AND v2.pair_key = ? || ':' || u.idsha
+		FROM corporates
+		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = corporates.id
+		LEFT JOIN conversations v1 ON v1.corporate_id = corporates.id AND v1.pair_key = u.idsha || ':' || ?
+		LEFT JOIN conversations v2 ON v2.corporate_id = corporates.id AND v2.pair_key = ? || ':' || u.idsha
 		LEFT JOIN conversation_members m ON m.conversation_id = coalesce(v1.id, v2.id)
-		WHERE c.auth_hash = ? AND c.disabled_at IS NULL`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
+		WHERE corporates.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
 	if err != nil {
 		return c, u, conv, false, internal("authenticate", err)
 	}
 	defer rows.Close()
-	var created int64
-	var rl sql.NullFloat64
-	var rb sql.NullInt64
+	var r corporateRow
 	var userID, convID, position sql.NullInt64
 	var uniqueID, idsha, publicID, member sql.NullString
 	var isAdmin, isBot sql.NullBool
 	seen := false
 	for rows.Next() {
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &userID, &uniqueID, &idsha,
-			&convID, &publicID, &position, &member, &isAdmin, &isBot); err != nil {
+		if err := rows.Scan(r.dest(&userID, &uniqueID, &idsha,
+			&convID, &publicID, &position, &member, &isAdmin, &isBot)...); err != nil {
 			return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
 		}
 		seen = true
@@ -86,8 +83,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	if !seen {
 		return imbee.Corporate{}, u, conv, false, errBadAuth()
 	}
-	c.CreatedAt = time.Unix(created, 0).UTC()
-	setLimits(&c, rl, rb)
+	c = r.corporate()
 	if err := checkAPIKey(apikey, userID.Valid); err != nil {
 		return c, u, conv, false, err
 	}
@@ -109,7 +105,7 @@ func memberByIDSha(ctx context.Context, q querier, corporateID int64, idsha stri
 		SELECT 1, name FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 		corporateID, idsha, corporateID, idsha).Scan(&m.IsBot, &m.Name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return m, &imbee.Error{Code: imbee.CodeNotFound, Field: "contacts", Message: "contact " + idsha + " does not exist"}
+		return m, &imbee.Error{Code: imbee.CodeNotFound, Field: imbee.SubjectContact, Message: "contact " + idsha + " does not exist"}
 	}
 	if err != nil {
 		return m, internal("find contact", err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -13,13 +11,8 @@ import (
 )
 
 // CreateCorporate creates a tenant and returns it with its credentials.
+// Its settings are the caller's to check (imbee.NewCorporate).
 func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imbee.Corporate, imbee.CorporateCredentials, error) {
-	if timezone == "" {
-		timezone = "UTC"
-	}
-	if _, err := time.LoadLocation(timezone); err != nil {
-		return imbee.Corporate{}, imbee.CorporateCredentials{}, imbee.ParamError("timezone", "unknown time zone %q", timezone)
-	}
 	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
 	creds := s.corporateCredentials(authNonce, tokenNonce)
 	c := imbee.Corporate{Name: name, TimeZone: timezone, Language: imbee.Languages[0], CreatedAt: s.now().UTC().Truncate(time.Second)}
@@ -75,29 +68,13 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 	return creds, err
 }
 
-// UpdateCorporate changes the settings given in set and returns the
-// corporate as it is then. It returns CodeNotFound for an unknown id and
-// CodeParam for a setting that is not valid.
+// UpdateCorporate changes the settings given in set, which the caller has
+// checked (CorporateSettings.Check), and returns the corporate as it is
+// then. It returns CodeNotFound for an unknown id.
 func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.CorporateSettings) (imbee.Corporate, error) {
-	if set.TimeZone != nil {
-		if _, err := time.LoadLocation(*set.TimeZone); err != nil || *set.TimeZone == "" {
-			return imbee.Corporate{}, imbee.ParamError("timezone", "unknown time zone %q", *set.TimeZone)
-		}
-	}
-	if set.Language != nil && !slices.Contains(imbee.Languages, *set.Language) {
-		return imbee.Corporate{}, imbee.ParamError("language", "language must be one of %s", strings.Join(imbee.Languages, ", "))
-	}
-	if set.Name != nil && strings.TrimSpace(*set.Name) == "" {
-		return imbee.Corporate{}, imbee.ParamError("name", "name can not be empty")
-	}
-	if set.RateLimit != nil && !(*set.RateLimit > 0) || set.RateBurst != nil && *set.RateBurst < 1 {
-		return imbee.Corporate{}, imbee.ParamError("rate_limit", "a rate limit is a number of requests per second above 0, with a burst of at least 1")
-	}
 	var c imbee.Corporate
 	err := s.inWrite(ctx, func(q querier) error {
-		var created int64
-		var rl sql.NullFloat64
-		var rb sql.NullInt64
+		var r corporateRow
 		err := q.QueryRowContext(ctx, `
 			UPDATE corporates SET
 				name = coalesce(?, name), timezone = coalesce(?, timezone),
@@ -105,18 +82,17 @@ func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpora
 				rate_limit = CASE WHEN ? = 1 THEN NULL ELSE coalesce(?, rate_limit) END,
 				rate_burst = CASE WHEN ? = 1 THEN NULL ELSE coalesce(?, rate_burst) END
 			WHERE id = ?
-			RETURNING id, name, timezone, language, sender_name, rate_limit, rate_burst, created_at`,
+			RETURNING `+corporateColumns,
 			set.Name, set.TimeZone, set.Language, set.SenderName,
 			boolInt(set.ResetRateLimit), set.RateLimit, boolInt(set.ResetRateLimit), set.RateBurst, id,
-		).Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &rl, &rb, &created)
+		).Scan(r.dest()...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
 		}
 		if err != nil {
 			return internal("update corporate", err)
 		}
-		c.CreatedAt = time.Unix(created, 0).UTC()
-		setLimits(&c, rl, rb)
+		c = r.corporate()
 		return nil
 	})
 	return c, err
@@ -124,23 +100,18 @@ func (s *Store) UpdateCorporate(ctx context.Context, id int64, set imbee.Corpora
 
 // ListCorporates returns every corporate, oldest first.
 func (s *Store) ListCorporates(ctx context.Context) ([]imbee.Corporate, error) {
-	rows, err := s.reads.QueryContext(ctx, `SELECT id, name, timezone, language, sender_name, rate_limit, rate_burst, created_at, disabled_at IS NOT NULL FROM corporates ORDER BY id`)
+	rows, err := s.reads.QueryContext(ctx, `SELECT `+corporateColumns+` FROM corporates ORDER BY id`)
 	if err != nil {
 		return nil, internal("list corporates", err)
 	}
 	defer rows.Close()
 	var out []imbee.Corporate
 	for rows.Next() {
-		var c imbee.Corporate
-		var created int64
-		var rl sql.NullFloat64
-		var rb sql.NullInt64
-		if err := rows.Scan(&c.ID, &c.Name, &c.TimeZone, &c.Language, &c.SenderName, &rl, &rb, &created, &c.Disabled); err != nil {
+		var r corporateRow
+		if err := rows.Scan(r.dest()...); err != nil {
 			return nil, internal("list corporates", err)
 		}
-		c.CreatedAt = time.Unix(created, 0).UTC()
-		setLimits(&c, rl, rb)
-		out = append(out, c)
+		out = append(out, r.corporate())
 	}
 	return out, rows.Err()
 }
@@ -159,16 +130,43 @@ func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (
 	return c, nil
 }
 
-// setLimits fills a corporate's own rate limit from its nullable columns.
-func setLimits(c *imbee.Corporate, rl sql.NullFloat64, rb sql.NullInt64) {
-	c.RateLimit, c.RateBurst = nil, nil
-	if rl.Valid {
-		c.RateLimit = &rl.Float64
+// corporateColumns are a corporate's columns, in the order
+// corporateRow.dest scans them. Every read of a corporate selects them
+// first, so that dest can take the read's other columns after them. They
+// name the table rather than an alias, as SQLite's RETURNING requires.
+const corporateColumns = `corporates.id, corporates.name, corporates.timezone, corporates.language, corporates.sender_name,
+	corporates.rate_limit, corporates.rate_burst, corporates.created_at, corporates.disabled_at`
+
+// corporateRow is a corporate as scanned from corporateColumns.
+type corporateRow struct {
+	c          imbee.Corporate
+	created    int64
+	rateLimit  sql.NullFloat64
+	rateBurst  sql.NullInt64
+	disabledAt sql.NullInt64
+}
+
+// dest is what to scan a row of corporateColumns and then more into.
+func (r *corporateRow) dest(more ...any) []any {
+	dest := make([]any, 0, 9+len(more))
+	dest = append(dest, &r.c.ID, &r.c.Name, &r.c.TimeZone, &r.c.Language, &r.c.SenderName,
+		&r.rateLimit, &r.rateBurst, &r.created, &r.disabledAt)
+	return append(dest, more...)
+}
+
+// corporate is the corporate scanned.
+func (r *corporateRow) corporate() imbee.Corporate {
+	c := r.c
+	c.CreatedAt = time.Unix(r.created, 0).UTC()
+	c.Disabled = r.disabledAt.Valid
+	if r.rateLimit.Valid {
+		c.RateLimit = &r.rateLimit.Float64
 	}
-	if rb.Valid {
-		n := int(rb.Int64)
+	if r.rateBurst.Valid {
+		n := int(r.rateBurst.Int64)
 		c.RateBurst = &n
 	}
+	return c
 }
 
 // The verdicts of a credential check, shared by every read that makes one.
@@ -200,30 +198,26 @@ func checkAPIKey(apikey string, userFound bool) error {
 // Authorization is auth (CodeAuth when none), and its user whose apikey is
 // apikey (CodeCorporateKey when there is none in that corporate).
 func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbee.Corporate, imbee.User, error) {
-	var c imbee.Corporate
 	var u imbee.User
 	if auth == "" {
-		return c, u, errNoAuth()
+		return imbee.Corporate{}, u, errNoAuth()
 	}
-	var created int64
-	var rl sql.NullFloat64
-	var rb sql.NullInt64
+	var r corporateRow
 	var userID sql.NullInt64
 	var uniqueID, idsha sql.NullString
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, u.id, u.unique_id, u.idsha
-		FROM corporates c
-		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = c.id
-		WHERE c.auth_hash = ? AND c.disabled_at IS NULL`, secret.Hash(apikey), secret.Hash(auth),
-	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &userID, &uniqueID, &idsha)
+		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha
+		FROM corporates
+		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = corporates.id
+		WHERE corporates.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), secret.Hash(auth),
+	).Scan(r.dest(&userID, &uniqueID, &idsha)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, errBadAuth()
 	}
 	if err != nil {
 		return imbee.Corporate{}, u, internal("authenticate", err)
 	}
-	c.CreatedAt = time.Unix(created, 0).UTC()
-	setLimits(&c, rl, rb)
+	c := r.corporate()
 	if err := checkAPIKey(apikey, userID.Valid); err != nil {
 		return c, u, err
 	}
@@ -232,27 +226,22 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 }
 
 func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corporate, []byte, error) {
-	var c imbee.Corporate
-	var tokenHash []byte
-	var created int64
-	var rl sql.NullFloat64
-	var rb sql.NullInt64
 	if auth == "" {
-		return c, nil, errNoAuth()
+		return imbee.Corporate{}, nil, errNoAuth()
 	}
+	var r corporateRow
+	var tokenHash []byte
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT id, name, timezone, created_at, rate_limit, rate_burst, corporate_token_hash
+		SELECT `+corporateColumns+`, corporate_token_hash
 		FROM corporates WHERE auth_hash = ? AND disabled_at IS NULL`, secret.Hash(auth),
-	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &tokenHash)
+	).Scan(r.dest(&tokenHash)...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return c, nil, errBadAuth()
+		return imbee.Corporate{}, nil, errBadAuth()
 	}
 	if err != nil {
-		return c, nil, internal("authenticate", err)
+		return imbee.Corporate{}, nil, internal("authenticate", err)
 	}
-	c.CreatedAt = time.Unix(created, 0).UTC()
-	setLimits(&c, rl, rb)
-	return c, tokenHash, nil
+	return r.corporate(), tokenHash, nil
 }
 
 // CountCorporates says how many corporates exist (zero on a new database).

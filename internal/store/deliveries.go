@@ -23,7 +23,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "deliveries", "deliveries"+s.indexedBy("deliveries_queue"), unix(now), limit, pool)
+		ids, err := fairDue(ctx, q, "deliveries", "deliveries"+s.dialect.indexedBy("deliveries_queue"), unix(now), limit, pool)
 		if err != nil || len(ids) == 0 {
 			return internalOrNil("claim deliveries", err)
 		}
@@ -192,6 +192,9 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 // one whose oldest due row is oldest first: each one's oldest row, then
 // each one's next.
 //
+// A disabled corporate's rows wait, neither claimed nor counted, until it
+// is enabled again: the operator stopped it, its sends too.
+//
 // Its cost grows with the corporates that have unsent rows, not with the
 // backlog nor with the corporates at rest: all its reads are seeks in one
 // partial index on (corporate_id, status, next_attempt_at) (migration
@@ -222,7 +225,8 @@ func fairDue(ctx context.Context, q querier, table, from string, now int64, limi
 			(SELECT COUNT(*) FROM `+from+` WHERE `+unsent+`
 				AND corporate_id = active.id AND status = 'sending' AND next_attempt_at > ?),
 			`+head("queued")+`, `+head("failed")+`, `+head("sending")+`
-		FROM active WHERE id IS NOT NULL`, now, now, now, now)
+		FROM active WHERE id IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = active.id AND c.disabled_at IS NOT NULL)`, now, now, now, now)
 	if err != nil {
 		return nil, err
 	}

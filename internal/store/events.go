@@ -30,7 +30,7 @@ type wireEvent struct {
 // transaction: NOTIFY is delivered at commit, so an event goes out if and
 // only if what it tells of is committed.
 func (s *Store) notify(ctx context.Context, q querier, e imbee.Event) error {
-	if !s.postgres {
+	if !s.dialect.notifies {
 		return nil
 	}
 	b, err := json.Marshal(wireEvent{Origin: s.instance, Type: e.Type, Corporate: e.CorporateID, Conversation: e.ConversationID, Seq: e.Seq, Member: e.Member, Horizon: int64(e.Horizon)})
@@ -47,7 +47,7 @@ func (s *Store) notify(ctx context.Context, q querier, e imbee.Event) error {
 // After a lost connection it reconnects and calls fn with an event of type
 // "missed", since events may have been lost meanwhile.
 func (s *Store) ListenEvents(ctx context.Context, fn func(imbee.Event)) {
-	if !s.postgres {
+	if !s.dialect.notifies {
 		return
 	}
 	for wait := time.Duration(0); ctx.Err() == nil; {

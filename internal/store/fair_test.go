@@ -7,18 +7,18 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestClaimFairShare: a corporate with a backlog gets the whole pool while
 // it is alone, no more than its share once another has due work (whose rows
 // are claimed first), and none while it holds its share; leases of any
 // server count as held.
-func TestClaimFairShare(t *testing.T) { forEachBackend(t, testClaimFairShare) }
+func TestClaimFairShare(t *testing.T) { testkit.ForEachBackend(t, testClaimFairShare) }
 
 func testClaimFairShare(t *testing.T) {
-	ctx := context.Background()
 	const lease = time.Minute
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	issue := func(c imbee.Corporate, bot imbee.Bot, n int) {
 		for i := range n {
@@ -26,18 +26,7 @@ func testClaimFairShare(t *testing.T) {
 				imbee.Recipient{Channel: imbee.ChannelMail, Address: fmt.Sprintf("u%d@example.com", i)}))
 		}
 	}
-	claim := func(limit, pool int) map[int64]int {
-		t.Helper()
-		ds, err := s.ClaimDeliveries(ctx, limit, pool, lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		per := map[int64]int{}
-		for _, d := range ds {
-			per[d.CorporateID]++
-		}
-		return per
-	}
+	claim := func(limit, pool int) map[int64]int { t.Helper(); return claimPerCorporate(t, s, limit, pool, lease) }
 	a := mustCorporate(t, s, "A")
 	issue(a, mustBot(t, s, a.ID, "A bot"), 10)
 	if got := claim(2, 4); got[a.ID] != 2 {
@@ -65,11 +54,13 @@ func testClaimFairShare(t *testing.T) {
 // TestClaimOldestAcrossStatuses: within a corporate's share the oldest due
 // rows go first whatever their status: a failed row due for its retry, a
 // queued one, one whose lease ran out.
-func TestClaimOldestAcrossStatuses(t *testing.T) { forEachBackend(t, testClaimOldestAcrossStatuses) }
+func TestClaimOldestAcrossStatuses(t *testing.T) {
+	testkit.ForEachBackend(t, testClaimOldestAcrossStatuses)
+}
 
 func testClaimOldestAcrossStatuses(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "A")
 	bot := mustBot(t, s, c.ID, "A bot")
@@ -101,4 +92,50 @@ func testClaimOldestAcrossStatuses(t *testing.T) {
 			t.Fatalf("claimed %s, want %s", got, want)
 		}
 	}
+}
+
+// TestClaimSkipsDisabled: a disabled corporate's deliveries are not sent
+// (an operator stopping an abusive tenant stops its mails and SMS too), and
+// take no share from the others; enabled again, they are.
+func TestClaimSkipsDisabled(t *testing.T) { testkit.ForEachBackend(t, testClaimSkipsDisabled) }
+
+func testClaimSkipsDisabled(t *testing.T) {
+	ctx := context.Background()
+	clock := testkit.NewClock()
+	s := mustOpen(t, clock.Now)
+	claim := func() map[int64]int { t.Helper(); return claimPerCorporate(t, s, 8, 4, time.Minute) }
+	a, b := mustCorporate(t, s, "A"), mustCorporate(t, s, "B")
+	for _, c := range []imbee.Corporate{a, b} {
+		bot := mustBot(t, s, c.ID, "bot")
+		for i := range 4 {
+			mustIssue(t, s, linkRequest(c, fmt.Sprint("u", i), bot, 1, clock.Now().Add(time.Hour),
+				imbee.Recipient{Channel: imbee.ChannelMail, Address: fmt.Sprintf("u%d@example.com", i)}))
+		}
+	}
+	if _, err := s.SetCorporateDisabled(ctx, a.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(); got[a.ID] != 0 || got[b.ID] != 4 {
+		t.Fatalf("A disabled: claimed %v, want none of A's and B's 4 (the whole pool)", got)
+	}
+	if _, err := s.SetCorporateDisabled(ctx, a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(); got[a.ID] != 2 {
+		t.Fatalf("A enabled again: claimed %v, want 2 of A's (its share of 4, B holding 4)", got)
+	}
+}
+
+// claimPerCorporate claims deliveries and counts them per corporate.
+func claimPerCorporate(t *testing.T, s *Store, limit, pool int, lease time.Duration) map[int64]int {
+	t.Helper()
+	ds, err := s.ClaimDeliveries(context.Background(), limit, pool, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[int64]int{}
+	for _, d := range ds {
+		per[d.CorporateID]++
+	}
+	return per
 }

@@ -16,7 +16,7 @@ import (
 // and the link when needed, and queues one delivery per recipient in the
 // same transaction. A repeat while the link is active returns it with
 // Existing set and its own limits; the deliveries are queued again. It
-// returns CodeNotFound (field bot_idsha) for a bot not of this corporate,
+// returns CodeNotFound (subject bot) for a bot not of this corporate,
 // and CodeRateLimited when a recipient has had req.SendsPerHour deliveries
 // from this corporate in the last hour (then nothing is created).
 func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbee.Link, err error) {
@@ -26,7 +26,7 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		err := q.QueryRowContext(ctx, `SELECT id FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 			req.CorporateID, req.BotIDSha).Scan(&botID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
+			return imbee.NotFound(imbee.SubjectBot, "{%s} does not name a bot of this corporate", imbee.SubjectBot)
 		}
 		if err != nil {
 			return internal("find bot", err)
@@ -79,11 +79,11 @@ func (s *Store) checkSendLimit(ctx context.Context, q querier, req imbee.LinkReq
 		}
 		if n >= req.SendsPerHour {
 			wait := time.Unix(oldest.Int64, 0).Add(time.Hour).Sub(now)
-			field := "mail"
+			subject := imbee.SubjectMail
 			if r.Channel == imbee.ChannelSMS {
-				field = "celullar"
+				subject = imbee.SubjectPhone
 			}
-			return &imbee.Error{Code: imbee.CodeRateLimited, Field: field, RetryAfter: max(wait, time.Second),
+			return &imbee.Error{Code: imbee.CodeRateLimited, Field: subject, RetryAfter: max(wait, time.Second),
 				Message: fmt.Sprintf("%s has been sent %d links in the last hour, the most allowed: retry later", r.Address, n)}
 		}
 	}
@@ -322,7 +322,7 @@ func linkOf(ctx context.Context, q querier, corporateID int64, token string) (im
 		secret.Hash(strings.TrimSpace(token)), corporateID, corporateID,
 	).Scan(&l.ID, &l.CorporateID, &l.UserIDSha, &l.BotIDSha, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return l, &imbee.Error{Code: imbee.CodeNotFound, Field: "url", Message: "no such link"}
+		return l, imbee.NotFound(imbee.SubjectLink, "no such link")
 	}
 	if err != nil {
 		return l, internal("read link", err)
@@ -342,7 +342,7 @@ func (s *Store) RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID
 		var userID int64
 		err := q.QueryRowContext(ctx, `SELECT id FROM users WHERE corporate_id = ? AND unique_id = ?`, corporateID, uniqueID).Scan(&userID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return &imbee.Error{Code: imbee.CodeNotFound, Field: "virtual_user", Message: "no such user"}
+			return imbee.NotFound(imbee.SubjectUser, "no such user")
 		}
 		if err != nil {
 			return internal("find user", err)

@@ -3,16 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/imbee/imbee"
 )
 
 func errNoConversation() error {
-	return &imbee.Error{Code: imbee.CodeNotFound, Field: "conversationId", Message: "no such conversation of yours"}
+	return imbee.NotFound(imbee.SubjectConversation, "no such conversation of yours")
 }
 
 // SendMessage adds a message to a conversation the sender is a member of,
@@ -32,7 +30,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 		err := q.QueryRowContext(ctx, `
 			SELECT c.id, c.last_seq, `+horizonSQL+` FROM conversations c
 			WHERE c.public_id = ? AND c.corporate_id = ?
-			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.forUpdate(),
+			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.dialect.forUpdate(),
 			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq, &horizon)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNoConversation()
@@ -75,7 +73,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 			return internal("add message", err)
 		}
 		// The sender's own (bot) webhook is not told of its own messages.
-		payload, err := json.Marshal(webhookPayload(msg))
+		payload, err := imbee.WebhookPayload(msg)
 		if err != nil {
 			return internal("webhook payload", err)
 		}
@@ -84,7 +82,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 			SELECT b.corporate_id, b.id, ?, ?, ?, ?, ?
 			FROM conversation_members m JOIN bots b ON b.idsha = m.idsha AND b.corporate_id = m.corporate_id
 			WHERE m.conversation_id = ? AND m.is_bot = 1 AND m.idsha <> ? AND b.webhook_url <> ''`,
-			eventID(msg), string(payload), unix(now), unix(now), unix(now), convID, req.Sender); err != nil {
+			imbee.WebhookEventID(msg), string(payload), unix(now), unix(now), unix(now), convID, req.Sender); err != nil {
 			return internal("queue webhook", err)
 		}
 		if err := s.notify(ctx, q, imbee.Event{Type: "message", CorporateID: msg.CorporateID, ConversationID: msg.ConversationID, Seq: msg.Seq, Horizon: msg.Horizon}); err != nil {
@@ -93,39 +91,6 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 		return nil
 	})
 	return msg, existed, err
-}
-
-// eventID is a message's webhook-id: stable, so retries carry the same one.
-func eventID(m imbee.Message) string {
-	return "msg_" + m.ConversationID + "_" + strconv.FormatInt(m.Seq, 10)
-}
-
-// WebhookMessage is the body POSTed to a bot's webhook for a new message.
-type WebhookMessage struct {
-	Type      string           `json:"type"` // "message.created"
-	Timestamp string           `json:"timestamp"`
-	Data      WebhookEventData `json:"data"`
-}
-
-// WebhookEventData is the message a webhook is told of.
-type WebhookEventData struct {
-	ConversationID string `json:"conversationId"`
-	Seq            int64  `json:"seq"`
-	Sender         string `json:"sender"`
-	SenderIsBot    bool   `json:"sender_is_bot"`
-	Text           string `json:"text"`
-	CreatedAt      string `json:"created_at"`
-}
-
-func webhookPayload(m imbee.Message) WebhookMessage {
-	return WebhookMessage{
-		Type:      "message.created",
-		Timestamp: m.CreatedAt.Format(time.RFC3339),
-		Data: WebhookEventData{
-			ConversationID: m.ConversationID, Seq: m.Seq, Sender: m.Sender, SenderIsBot: m.SenderIsBot,
-			Text: m.Text, CreatedAt: m.CreatedAt.Format(time.RFC3339),
-		},
-	}
 }
 
 // scanPlus scans a row's columns beyond those its reader scans.

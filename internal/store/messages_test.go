@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestSendMessage(t *testing.T) { forEachBackend(t, testSendMessage) }
+func TestSendMessage(t *testing.T) { testkit.ForEachBackend(t, testSendMessage) }
 
 // testSendMessage: seqs are 1..N without gaps or repeats under concurrent
 // senders; a repeated clientMsgId, even sent concurrently, is one message;
@@ -107,7 +108,7 @@ func testSendMessage(t *testing.T) {
 			t.Errorf("event %+v", e)
 		}
 		ids[e.EventID] = true
-		var p WebhookMessage
+		var p imbee.WebhookMessage
 		if err := json.Unmarshal(e.Payload, &p); err != nil || p.Type != "message.created" || p.Data.ConversationID != g.PublicID || p.Data.SenderIsBot {
 			t.Errorf("payload %s: %v", e.Payload, err)
 		}
@@ -121,7 +122,7 @@ func testSendMessage(t *testing.T) {
 	}
 }
 
-func TestMessagePages(t *testing.T) { forEachBackend(t, testMessagePages) }
+func TestMessagePages(t *testing.T) { testkit.ForEachBackend(t, testMessagePages) }
 
 // testMessagePages: history pages in both directions, the chat list with
 // unread counts, and read marks that never move back.

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3/lock"
 )
 
 func (s *Store) openPostgres(ctx context.Context, dsn string, opts Options) error {
@@ -21,8 +20,8 @@ func (s *Store) openPostgres(ctx context.Context, dsn string, opts Options) erro
 	if err != nil {
 		return err
 	}
-	s.postgres, s.db, s.pool, s.reads = true, db, pool, rebinder{db}
-	if _, err := migrateDB(ctx, db, true); err != nil {
+	s.dialect, s.db, s.pool, s.reads = postgresDialect, db, pool, rebinder{db}
+	if _, err := s.dialect.migrate(ctx, db); err != nil {
 		s.closePostgres()
 		return err
 	}
@@ -67,10 +66,6 @@ func (s *Store) closePostgres() error {
 	err := s.db.Close()
 	s.pool.Close()
 	return err
-}
-
-func newPostgresLocker() (lock.SessionLocker, error) {
-	return lock.NewPostgresSessionLocker()
 }
 
 // pgWrite runs fn in its own transaction, retrying a few times when

@@ -3,23 +3,21 @@ package store
 import (
 	"context"
 	"database/sql"
-	"io/fs"
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestSendLimitSpellings(t *testing.T) { forEachBackend(t, testSendLimitSpellings) }
+func TestSendLimitSpellings(t *testing.T) { testkit.ForEachBackend(t, testSendLimitSpellings) }
 
 // testSendLimitSpellings: the per-recipient limit counts one mailbox
 // however its address is spelled, and each delivery still goes to the
 // spelling it was asked for.
 func testSendLimitSpellings(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	bot := mustBot(t, s, c.ID, "Helper")
@@ -46,14 +44,14 @@ func testSendLimitSpellings(t *testing.T) {
 	}
 }
 
-func TestRecipientKeyMigration(t *testing.T) { forEachBackend(t, testRecipientKeyMigration) }
+func TestRecipientKeyMigration(t *testing.T) { testkit.ForEachBackend(t, testRecipientKeyMigration) }
 
 // testRecipientKeyMigration: migration 00008 gives the last hour's
 // deliveries their normalised key, so a limit counts what was sent just
 // before the upgrade whatever its spelling.
 func testRecipientKeyMigration(t *testing.T) {
 	ctx := context.Background()
-	dsn, keys := newDSN(t), newKeyring(t)
+	dsn, keys := testkit.DSN(t), newKeyring(t)
 	s, err := Open(ctx, dsn, keys, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -78,16 +76,15 @@ func testRecipientKeyMigration(t *testing.T) {
 
 	// Back to the schema before 00008, then up again as an upgrade would.
 	backend, loc, _ := ParseDSN(dsn)
-	driver, dialect, dir, conn := "sqlite", goose.DialectSQLite3, "migrations/sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)"
+	d, driver, conn := sqliteDialect, "sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)"
 	if backend == "postgres" {
-		driver, dialect, dir, conn = "pgx", goose.DialectPostgres, "migrations/postgres", loc
+		d, driver, conn = postgresDialect, "pgx", loc
 	}
 	db, err := sql.Open(driver, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, _ := fs.Sub(migrations, dir)
-	p, err := goose.NewProvider(dialect, db, fsys)
+	p, err := d.migrations(db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,10 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestKnownUser(t *testing.T) { forEachBackend(t, testKnownUser) }
+func TestKnownUser(t *testing.T) { testkit.ForEachBackend(t, testKnownUser) }
 
 // testKnownUser checks the read-only repeat of user/new: the same
 // credential verdicts as Authenticate, the stored secrets, and a miss
@@ -84,7 +85,7 @@ func testKnownUser(t *testing.T) {
 	}
 }
 
-func TestKnownChat(t *testing.T) { forEachBackend(t, testKnownChat) }
+func TestKnownChat(t *testing.T) { testkit.ForEachBackend(t, testKnownChat) }
 
 // testKnownChat checks the read-only repeat of a 1:1 chat/create from
 // either side, and AuthenticateUser's verdicts.

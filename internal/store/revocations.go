@@ -24,7 +24,7 @@ const revocationsLock int64 = 0x696d626565726576
 // tells the other servers at once (NOTIFY is delivered at commit) rather
 // than at their next read of the log.
 func (s *Store) revoke(ctx context.Context, q querier, corporateID int64, kind imbee.RevocationKind, subject int64) error {
-	if s.postgres {
+	if s.dialect.concurrentWriters {
 		// One revoking transaction at a time, to its commit: ids are then
 		// committed in their order, so a reader that sees an id has seen
 		// every smaller one, and a horizon skips none. (SQLite has one
@@ -100,14 +100,14 @@ func (s *Store) PurgeRevocations(ctx context.Context, t time.Time) (int64, error
 func (s *Store) SetCorporateDisabled(ctx context.Context, id int64, disabled bool) (imbee.Corporate, error) {
 	var c imbee.Corporate
 	err := s.inWrite(ctx, func(q querier) error {
-		var created int64
+		var r corporateRow
 		var err error
 		if disabled {
-			err = q.QueryRowContext(ctx, `UPDATE corporates SET disabled_at = coalesce(disabled_at, ?) WHERE id = ? RETURNING id, name, created_at`,
-				unix(s.now()), id).Scan(&c.ID, &c.Name, &created)
+			err = q.QueryRowContext(ctx, `UPDATE corporates SET disabled_at = coalesce(disabled_at, ?) WHERE id = ? RETURNING `+corporateColumns,
+				unix(s.now()), id).Scan(r.dest()...)
 		} else {
-			err = q.QueryRowContext(ctx, `UPDATE corporates SET disabled_at = NULL WHERE id = ? RETURNING id, name, created_at`,
-				id).Scan(&c.ID, &c.Name, &created)
+			err = q.QueryRowContext(ctx, `UPDATE corporates SET disabled_at = NULL WHERE id = ? RETURNING `+corporateColumns,
+				id).Scan(r.dest()...)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
@@ -115,7 +115,7 @@ func (s *Store) SetCorporateDisabled(ctx context.Context, id int64, disabled boo
 		if err != nil {
 			return internal("disable corporate", err)
 		}
-		c.CreatedAt, c.Disabled = time.Unix(created, 0).UTC(), disabled
+		c = r.corporate()
 		if disabled {
 			// Logged again when it was disabled already: harmless, and a
 			// socket that slipped through somehow is closed now.

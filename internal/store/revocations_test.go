@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestRevocationsLog: every way of ending access logs what it ended in its
 // own transaction, in order; messages and their reads carry the horizon
 // they saw; a disabled corporate's credentials, links and sessions stop.
-func TestRevocationsLog(t *testing.T) { forEachBackend(t, testRevocationsLog) }
+func TestRevocationsLog(t *testing.T) { testkit.ForEachBackend(t, testRevocationsLog) }
 
 func testRevocationsLog(t *testing.T) {
 	ctx := context.Background()

@@ -52,12 +52,12 @@ func (s *Store) openSQLite(ctx context.Context, path string, opts Options) error
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
 	sw := &sqliteWriter{write: wdb, read: rdb, reads: newStmtCache(rdb)}
-	s.db, s.reads, s.sqlite = rdb, sw.reads, sw
+	s.dialect, s.db, s.reads, s.sqlite = sqliteDialect, rdb, sw.reads, sw
 	fail := func(err error) error {
 		errors.Join(rdb.Close(), wdb.Close())
 		return err
 	}
-	if _, err := migrateDB(ctx, wdb, false); err != nil {
+	if _, err := s.dialect.migrate(ctx, wdb); err != nil {
 		return fail(err)
 	}
 	if err := s.checkKey(ctx, wdb); err != nil {

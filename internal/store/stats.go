@@ -3,12 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/imbee/imbee"
 )
@@ -107,7 +102,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version_id) FROM goose_db_version`).Scan(&current); err != nil {
 		return &imbee.Error{Code: imbee.CodeGeneric, Message: "database schema version unreadable", Err: err}
 	}
-	target, err := latestMigration(s.postgres)
+	target, err := s.dialect.latestMigration()
 	if err != nil {
 		return imbee.Internal("embedded migrations", err)
 	}
@@ -118,29 +113,4 @@ func (s *Store) Ready(ctx context.Context) error {
 		return imbee.Errorf(imbee.CodeGeneric, "database schema at version %d, newer than this server knows (%d): upgrade imbee", current.Int64, target)
 	}
 	return nil
-}
-
-// latestMigration is the version of the newest migration embedded for the
-// dialect.
-func latestMigration(postgres bool) (int64, error) {
-	dir := "migrations/sqlite"
-	if postgres {
-		dir = "migrations/postgres"
-	}
-	files, err := fs.Glob(migrations, dir+"/*.sql")
-	if err != nil {
-		return 0, err
-	}
-	var latest int64
-	for _, f := range files {
-		v, err := goose.NumericComponent(path.Base(f))
-		if err != nil {
-			return 0, err
-		}
-		latest = max(latest, v)
-	}
-	if latest == 0 {
-		return 0, errors.New("no migrations in " + dir)
-	}
-	return latest, nil
 }

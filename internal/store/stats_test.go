@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
-func TestStats(t *testing.T) { forEachBackend(t, testStats) }
+func TestStats(t *testing.T) { testkit.ForEachBackend(t, testStats) }
 
 // testStats: the queue counts follow deliveries and webhook events through
 // their states, and the oldest age is that of the oldest row still waiting
 // (dead and sent rows do not wait).
 func testStats(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	bot := mustBot(t, s, c.ID, "Helper")
@@ -130,12 +131,12 @@ func TestQueuesReadNoHistory(t *testing.T) {
 	}
 }
 
-func TestPools(t *testing.T) { forEachBackend(t, testPools) }
+func TestPools(t *testing.T) { testkit.ForEachBackend(t, testPools) }
 
 func testPools(t *testing.T) {
 	s := mustOpen(t, nil)
 	want := []string{"read", "write"}
-	if strings.HasSuffix(t.Name(), "/postgres") {
+	if testkit.Postgres(t) {
 		want = []string{"postgres"}
 	}
 	pools := s.Pools()
@@ -160,21 +161,21 @@ func testPools(t *testing.T) {
 	}
 }
 
-func TestReady(t *testing.T) { forEachBackend(t, testReady) }
+func TestReady(t *testing.T) { testkit.ForEachBackend(t, testReady) }
 
 // testReady: a store is ready at the embedded schema version, and not when
 // the database is behind it (an old backup restored) or ahead of it (a
 // newer imbee migrated it), nor once closed; each refusal says why.
 func testReady(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, newDSN(t), newKeyring(t), Options{})
+	s, err := Open(ctx, testkit.DSN(t), newKeyring(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Ready(ctx); err != nil {
 		t.Fatalf("ready on a migrated database: %v", err)
 	}
-	target, err := latestMigration(s.postgres)
+	target, err := s.dialect.latestMigration()
 	if err != nil || target < 4 {
 		t.Fatalf("latest embedded migration = %d, %v", target, err)
 	}

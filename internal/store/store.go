@@ -1,7 +1,7 @@
 // Package store keeps imbee's data. All SQL lives here, one file per
 // aggregate; exported methods run one transaction each over unexported
 // helpers that take a querier. The SQL is written once, with ? placeholders,
-// for both backends; the few differences are named where they occur.
+// for both backends; the few differences are asked of the store's dialect.
 //
 // On SQLite, writes go through one writer goroutine that commits concurrent
 // requests together (group commit): each request runs inside its own
@@ -22,13 +22,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pressly/goose/v3"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -60,7 +58,7 @@ type Options struct {
 
 // Store is imbee's storage.
 type Store struct {
-	postgres bool
+	dialect  dialect
 	db       *sql.DB       // SQLite: the read-only pool; PostgreSQL: the pool
 	pool     *pgxpool.Pool // PostgreSQL
 	reads    querier       // reads that need no transaction
@@ -135,53 +133,14 @@ func Migrate(ctx context.Context, dsn string) ([]string, error) {
 		}
 		defer pool.Close()
 		defer db.Close()
-		return migrateDB(ctx, db, true)
+		return postgresDialect.migrate(ctx, db)
 	}
 	db, err := sql.Open("sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	return migrateDB(ctx, db, false)
-}
-
-// migrateDB applies the embedded migrations of the dialect. On PostgreSQL
-// they run under an advisory lock, so N servers starting together migrate once.
-func migrateDB(ctx context.Context, db *sql.DB, postgres bool) ([]string, error) {
-	dir, dialect := "migrations/sqlite", goose.DialectSQLite3
-	var opts []goose.ProviderOption
-	if postgres {
-		dir, dialect = "migrations/postgres", goose.DialectPostgres
-		locker, err := newPostgresLocker()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, goose.WithSessionLocker(locker))
-	}
-	fsys, err := fs.Sub(migrations, dir)
-	if err != nil {
-		return nil, err
-	}
-	p, err := goose.NewProvider(dialect, db, fsys, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	current, target, err := p.GetVersions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	if current > target {
-		return nil, fmt.Errorf("the database schema is version %d, newer than this imbee knows (%d): upgrade imbee", current, target)
-	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	var applied []string
-	for _, r := range res {
-		applied = append(applied, r.Source.Path)
-	}
-	return applied, nil
+	return sqliteDialect.migrate(ctx, db)
 }
 
 // checkKey records the key's fingerprint on first use and refuses a
@@ -220,25 +179,6 @@ func (s *Store) inWrite(ctx context.Context, fn func(q querier) error) error {
 		return s.sqlite.w.do(ctx, fn)
 	}
 	return s.pgWrite(ctx, fn)
-}
-
-// forUpdate locks the rows a SELECT reads until the transaction ends, on
-// PostgreSQL; SQLite's single writer needs no lock.
-func (s *Store) forUpdate() string {
-	if s.postgres {
-		return " FOR UPDATE"
-	}
-	return ""
-}
-
-// indexedBy pins a SQLite statement's table to an index, where the
-// planner without statistics would pick a worse one; PostgreSQL plans from
-// the statistics it keeps.
-func (s *Store) indexedBy(index string) string {
-	if s.postgres {
-		return ""
-	}
-	return " INDEXED BY " + index
 }
 
 // unix is how times are stored.

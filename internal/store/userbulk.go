@@ -122,7 +122,7 @@ func (s *Store) insertUsers(ctx context.Context, q querier, corporateID int64, u
 		}
 		return nil
 	}
-	if s.postgres {
+	if s.dialect.bindsArrays {
 		uniqueIDs, idshas, nonces, hashes := make([]string, len(users)), make([]string, len(users)), make([][]byte, len(users)), make([][]byte, len(users))
 		for i, u := range users {
 			uniqueIDs[i], idshas[i], nonces[i], hashes[i] = u.uniqueID, u.idsha, u.nonce, u.hash
@@ -182,7 +182,7 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 		return nil
 	}
 	var err error
-	if s.postgres {
+	if s.dialect.bindsArrays {
 		err = scan(q.QueryContext(ctx, `
 			SELECT unique_id, id, idsha, secret_nonce FROM users
 			WHERE corporate_id = ? AND unique_id = ANY (?::text[])`, corporateID, ids))
@@ -241,7 +241,7 @@ func (s *Store) recordDevices(ctx context.Context, q querier, corporateID int64,
 	if len(devs) == 0 {
 		return nil
 	}
-	if s.postgres {
+	if s.dialect.bindsArrays {
 		n := len(devs)
 		userIDs, platforms, names, hardware, versions := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		for i, d := range devs {
@@ -282,7 +282,7 @@ func (s *Store) recordDevices(ctx context.Context, q querier, corporateID int64,
 // and a 64 MiB cache made a 100,000-user import a third faster. It does
 // nothing on PostgreSQL.
 func (s *Store) GrowWriteCache(ctx context.Context, mib int) error {
-	if s.postgres {
+	if s.sqlite == nil {
 		return nil
 	}
 	return s.inWrite(ctx, func(q querier) error {

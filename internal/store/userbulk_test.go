@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 func specs(ids ...string) []imbee.UserSpec {
@@ -36,11 +37,11 @@ func countRows(t testing.TB, s *Store, query string, args ...any) int {
 	return n
 }
 
-func TestRegisterUsers(t *testing.T) { forEachBackend(t, testRegisterUsers) }
+func TestRegisterUsers(t *testing.T) { testkit.ForEachBackend(t, testRegisterUsers) }
 
 func testRegisterUsers(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
 	c := mustCorporate(t, s, "Acme")
 	other := mustCorporate(t, s, "Globex")
@@ -166,7 +167,7 @@ func testRegisterUsers(t *testing.T) {
 	if n := countRows(t, s, `SELECT count(*) FROM users WHERE unique_id IN ('x', 'y')`); n != 0 {
 		t.Errorf("a failed batch stored %d users", n)
 	}
-	if s.postgres {
+	if s.dialect.name == "postgres" {
 		// PostgreSQL refuses NUL in text: the devices fail after the users
 		// were inserted, and the users go too.
 		_, err := s.RegisterUsers(ctx, c.ID, []imbee.UserSpec{{UniqueID: "z1"}, {UniqueID: "z2", Device: &imbee.Device{Platform: "a\x00b"}}})
@@ -182,7 +183,9 @@ func testRegisterUsers(t *testing.T) {
 	}
 }
 
-func TestRegisterUsersConcurrent(t *testing.T) { forEachBackend(t, testRegisterUsersConcurrent) }
+func TestRegisterUsersConcurrent(t *testing.T) {
+	testkit.ForEachBackend(t, testRegisterUsersConcurrent)
+}
 
 // testRegisterUsersConcurrent runs bulk calls over overlapping ids, in
 // different orders, beside single user/new calls: each id is created once,

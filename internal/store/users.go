@@ -59,22 +59,20 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 	if dev != nil {
 		d = *dev
 	}
-	var created int64
-	var rl sql.NullFloat64
-	var rb sql.NullInt64
+	var r corporateRow
 	var tokenHash, nonce []byte
 	var userID, lastSeen sql.NullInt64
 	var idsha sql.NullString
 	err = s.reads.QueryRowContext(ctx, `
-		SELECT c.id, c.name, c.timezone, c.created_at, c.rate_limit, c.rate_burst, c.corporate_token_hash,
+		SELECT `+corporateColumns+`, corporates.corporate_token_hash,
 			u.id, u.idsha, u.secret_nonce,
 			(SELECT last_seen FROM devices
 			 WHERE user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
-		FROM corporates c
-		LEFT JOIN users u ON u.corporate_id = c.id AND u.unique_id = ?
-		WHERE c.auth_hash = ? AND c.disabled_at IS NULL`,
+		FROM corporates
+		LEFT JOIN users u ON u.corporate_id = corporates.id AND u.unique_id = ?
+		WHERE corporates.auth_hash = ? AND corporates.disabled_at IS NULL`,
 		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
-	).Scan(&c.ID, &c.Name, &c.TimeZone, &created, &rl, &rb, &tokenHash, &userID, &idsha, &nonce, &lastSeen)
+	).Scan(r.dest(&tokenHash, &userID, &idsha, &nonce, &lastSeen)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, false, errBadAuth()
 	}
@@ -84,8 +82,7 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 	if err := checkCorporateToken(corporateToken, tokenHash); err != nil {
 		return imbee.Corporate{}, u, false, err
 	}
-	c.CreatedAt = time.Unix(created, 0).UTC()
-	setLimits(&c, rl, rb)
+	c = r.corporate()
 	if !userID.Valid || dev != nil && (!lastSeen.Valid || s.now().Sub(time.Unix(lastSeen.Int64, 0)) >= deviceSeenEvery) {
 		return c, u, false, nil
 	}
@@ -133,7 +130,7 @@ func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID stri
 			WHERE corporate_id = ? AND unique_id = ?
 			RETURNING id, idsha`, nonce, secret.Hash(u.APIKey), corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
 		if errors.Is(err, sql.ErrNoRows) {
-			return &imbee.Error{Code: imbee.CodeNotFound, Field: "uniqueIdSha", Message: "no such user"}
+			return imbee.NotFound(imbee.SubjectUser, "no such user")
 		}
 		if err != nil {
 			return internal("rotate user", err)

@@ -26,7 +26,7 @@ func (s *Store) SetBotWebhook(ctx context.Context, corporateID int64, botIDSha, 
 			return internal("set webhook", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
+			return imbee.NotFound(imbee.SubjectBot, "{%s} does not name a bot of this corporate", imbee.SubjectBot)
 		}
 		return nil
 	})
@@ -43,7 +43,7 @@ func (s *Store) BotByIDSha(ctx context.Context, corporateID int64, idsha string)
 	err := s.reads.QueryRowContext(ctx, `SELECT id, name, created_at FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
 		corporateID, idsha).Scan(&b.ID, &b.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return b, &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "bot_idsha does not name a bot of this corporate"}
+		return b, imbee.NotFound(imbee.SubjectBot, "{%s} does not name a bot of this corporate", imbee.SubjectBot)
 	}
 	if err != nil {
 		return b, internal("find bot", err)
@@ -61,7 +61,7 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "webhook_events", "webhook_events"+s.indexedBy("webhook_events_queue"), unix(now), limit, pool)
+		ids, err := fairDue(ctx, q, "webhook_events", "webhook_events"+s.dialect.indexedBy("webhook_events_queue"), unix(now), limit, pool)
 		if err != nil || len(ids) == 0 {
 			return internalOrNil("claim webhook events", err)
 		}
@@ -174,7 +174,7 @@ func (s *Store) RevokeBot(ctx context.Context, corporateID int64, idsha string) 
 			WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL
 			RETURNING id`, now, corporateID, idsha).Scan(&botID)
 		if errors.Is(err, sql.ErrNoRows) {
-			return &imbee.Error{Code: imbee.CodeNotFound, Field: "bot_idsha", Message: "no such bot (or it is revoked already)"}
+			return imbee.NotFound(imbee.SubjectBot, "no such bot (or it is revoked already)")
 		}
 		if err != nil {
 			return internal("revoke bot", err)

@@ -1,0 +1,43 @@
+package imbee
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// WebhookMessage is the body POSTed to a bot's webhook for a new message.
+type WebhookMessage struct {
+	Type      string           `json:"type"` // "message.created"
+	Timestamp string           `json:"timestamp"`
+	Data      WebhookEventData `json:"data"`
+}
+
+// WebhookEventData is the message a webhook is told of.
+type WebhookEventData struct {
+	ConversationID string `json:"conversationId"`
+	Seq            int64  `json:"seq"`
+	Sender         string `json:"sender"`
+	SenderIsBot    bool   `json:"sender_is_bot"`
+	Text           string `json:"text"`
+	CreatedAt      string `json:"created_at"`
+}
+
+// WebhookPayload is the body of the webhook event telling of m, as it is
+// queued (and sent, on every retry, unchanged).
+func WebhookPayload(m Message) ([]byte, error) {
+	return json.Marshal(WebhookMessage{
+		Type:      "message.created",
+		Timestamp: m.CreatedAt.Format(time.RFC3339),
+		Data: WebhookEventData{
+			ConversationID: m.ConversationID, Seq: m.Seq, Sender: m.Sender, SenderIsBot: m.SenderIsBot,
+			Text: m.Text, CreatedAt: m.CreatedAt.Format(time.RFC3339),
+		},
+	})
+}
+
+// WebhookEventID is the webhook-id of the event telling of m: stable, so
+// that retries carry the same one.
+func WebhookEventID(m Message) string {
+	return "msg_" + m.ConversationID + "_" + strconv.FormatInt(m.Seq, 10)
+}
