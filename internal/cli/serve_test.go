@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,30 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/imbee/imbee/internal/testkit"
 )
-
-// syncBuffer is stdout shared by the server and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServeOneClock: the command's clock is the whole server's. A link is
 // issued on the API by its date (its default date_limit is 30 days from
@@ -40,13 +22,15 @@ func (s *syncBuffer) String() string {
 // real time is years before.
 func TestServeOneClock(t *testing.T) {
 	clock := testkit.NewClock() // 2030-03-14 09:00 UTC
-	var stdout syncBuffer
-	c := &cli{getenv: func(string) string { return "" }, stdout: &stdout, stderr: io.Discard, now: clock.Now}
+	stdout, serverOut := io.Pipe()
+	c := &cli{getenv: func(string) string { return "" }, stdout: serverOut, stderr: io.Discard, now: clock.Now}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- c.serve(ctx, []string{"--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(t.TempDir(), "imbee.db"),
+		err := c.serve(ctx, []string{"--addr", "127.0.0.1:0", "--db", "sqlite:" + filepath.Join(t.TempDir(), "imbee.db"),
 			"--sqlite-synchronous", "normal"})
+		serverOut.CloseWithError(err)
+		done <- err
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -55,19 +39,19 @@ func TestServeOneClock(t *testing.T) {
 		}
 	})
 
+	// Its stdout up to the address it listens on, after the demo
+	// corporate's credentials.
 	listening := regexp.MustCompile(`imbee listening on (http://\S+)`)
-	deadline := time.Now().Add(30 * time.Second)
-	for !listening.MatchString(stdout.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not start; it said:\n%s", stdout.String())
+	var said strings.Builder
+	lines := bufio.NewScanner(stdout)
+	for !listening.MatchString(said.String()) {
+		if !lines.Scan() {
+			t.Fatalf("the server did not start (%v); it said:\n%s", lines.Err(), said.String())
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
+		said.WriteString(lines.Text() + "\n")
 	}
-	out := stdout.String()
+	go io.Copy(io.Discard, stdout)
+	out := said.String()
 	base := listening.FindStringSubmatch(out)[1]
 	credential := func(name string) string {
 		return regexp.MustCompile(name + `:\s+(\S+)`).FindStringSubmatch(out)[1]
