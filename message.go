@@ -1,6 +1,7 @@
 package imbee
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -35,4 +36,18 @@ func NewMessageRequest(conversationID, text, clientMsgID string) (MessageRequest
 		return mr, ParamError(SubjectClientMsgID, "{%s} is longer than %d characters", SubjectClientMsgID, MaxClientMsgID)
 	}
 	return mr, CheckText(SubjectClientMsgID, mr.ClientMsgID)
+}
+
+// ParseSeq reads a position in a conversation (afterSeq, beforeSeq, a read
+// mark): an integer of at least 0.
+func ParseSeq(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// ErrNoConversation is the answer for a conversation that does not exist in
+// the corporate or that the caller is no member of: the two are answered
+// alike, so a caller learns nothing of others' conversations.
+func ErrNoConversation() error {
+	return NotFound(SubjectConversation, "no such conversation of yours")
 }

@@ -44,3 +44,15 @@ func TestNewMessageRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSeq(t *testing.T) {
+	for in, want := range map[string]bool{"0": true, "42": true, "9223372036854775807": true,
+		"-1": false, "": false, "1.5": false, " 1": false, "9223372036854775808": false, "x": false} {
+		if _, ok := imbee.ParseSeq(in); ok != want {
+			t.Errorf("ParseSeq(%q) ok = %v, want %v", in, ok, want)
+		}
+	}
+	if n, _ := imbee.ParseSeq("17"); n != 17 {
+		t.Errorf("ParseSeq(17) = %d", n)
+	}
+}

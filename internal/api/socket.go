@@ -56,7 +56,8 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	}
 	var after int64
 	if v := r.URL.Query().Get("afterSeq"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+		var ok bool
+		if after, ok = imbee.ParseSeq(v); !ok {
 			writeError(w, r, start, imbee.ParamError("afterSeq", "afterSeq must be an integer of at least 0"))
 			return
 		}
@@ -67,7 +68,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !member {
-		writeError(w, r, start, imbee.NotFound(imbee.SubjectConversation, "no such conversation of yours"))
+		writeError(w, r, start, imbee.ErrNoConversation())
 		return
 	}
 	sub, err := s.cfg.Events.Subscribe(realtime.Grant{CorporateID: corp.ID, ConversationID: conv,

@@ -276,8 +276,8 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 	}
 	p := imbee.MessagePage{Limit: 50}
 	if v := r.URL.Query().Get("before"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
+		n, ok := imbee.ParseSeq(v)
+		if !ok {
 			writeError(w, http.StatusBadRequest, "before must be a seq")
 			return
 		}

@@ -9,10 +9,6 @@ import (
 	"github.com/imbee/imbee"
 )
 
-func errNoConversation() error {
-	return imbee.NotFound(imbee.SubjectConversation, "no such conversation of yours")
-}
-
 // SendMessage adds a message to a conversation the sender is a member of,
 // and queues it for the webhooks of the conversation's other bots, in one
 // transaction. A repeat of a ClientMsgID by the same sender returns the
@@ -33,7 +29,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.dialect.forUpdate(),
 			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq, &horizon)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errNoConversation()
+			return imbee.ErrNoConversation()
 		}
 		if err != nil {
 			return internal("find conversation", err)
@@ -122,7 +118,7 @@ func (s *Store) Messages(ctx context.Context, corporateID int64, conversationID,
 		JOIN conversation_members m ON m.conversation_id = c.id AND m.idsha = ?
 		WHERE c.public_id = ? AND c.corporate_id = ?`, member, conversationID, corporateID).Scan(&convID, &lastSeq, &readSeq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, 0, 0, errNoConversation()
+		return nil, false, 0, 0, imbee.ErrNoConversation()
 	}
 	if err != nil {
 		return nil, false, 0, 0, internal("find conversation", err)
@@ -188,7 +184,7 @@ func (s *Store) MarkRead(ctx context.Context, corporateID int64, conversationID,
 			SELECT m.read_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
 			WHERE c.public_id = ? AND c.corporate_id = ? AND m.idsha = ?`, conversationID, corporateID, member).Scan(&readSeq)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errNoConversation()
+			return imbee.ErrNoConversation()
 		}
 		if err != nil {
 			return internal("mark read", err)
