@@ -103,9 +103,7 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) (string, error) {
 	case "none":
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	}
-	if s.cfg.TLSConfig != nil {
-		opts = append(opts, mail.WithTLSConfig(s.cfg.TLSConfig))
-	}
+	opts = append(opts, mail.WithTLSConfig(s.tlsConfig()))
 	if s.cfg.User != "" {
 		// PLAIN refuses to send the password unencrypted; with --smtp-tls
 		// none the operator has chosen that (a relay on the same host).
@@ -115,6 +113,32 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) (string, error) {
 		}
 		opts = append(opts, mail.WithSMTPAuth(auth), mail.WithUsername(s.cfg.User), mail.WithPassword(s.cfg.Password))
 	}
+	// go-mail bounds only the dial by ctx, then each command by its own
+	// timeout: a server that stalls would hold the send past ctx, past the
+	// worker's lease, while another server claims the delivery and sends
+	// it again. The connection is closed when ctx ends.
+	var release func() bool
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	opts = append(opts, mail.WithDialContextFunc(func(dialCtx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := new(net.Dialer).DialContext(dialCtx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if s.cfg.TLS == "tls" { // go-mail leaves implicit TLS to a dialer of ours
+			tc := tls.Client(conn, s.tlsConfig())
+			if err := tc.HandshakeContext(dialCtx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			conn = tc
+		}
+		release = context.AfterFunc(ctx, func() { conn.Close() })
+		return conn, nil
+	}))
 	c, err := mail.NewClient(s.host, opts...)
 	if err != nil {
 		return "", Permanent(err)
@@ -130,7 +154,19 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) (string, error) {
 		if errors.As(err, &te) && te.Code >= 500 && te.Code < 600 {
 			return "", Permanent(err)
 		}
+		if ctx.Err() != nil { // the connection was closed under it
+			return "", fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
 		return "", err
 	}
 	return msg.GetMessageID(), nil
+}
+
+// tlsConfig is the TLS configuration of STARTTLS and implicit TLS: the
+// operator's, or go-mail's default (the system roots, the server's name).
+func (s *SMTPSender) tlsConfig() *tls.Config {
+	if s.cfg.TLSConfig != nil {
+		return s.cfg.TLSConfig
+	}
+	return &tls.Config{ServerName: s.host, MinVersion: mail.DefaultTLSMinVersion}
 }

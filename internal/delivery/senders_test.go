@@ -1107,3 +1107,64 @@ func TestNewSMTPSenderValidation(t *testing.T) {
 		}
 	})
 }
+
+// TestSMTPStallEndsWithContext: a mail server that stalls (never greets, or
+// never answers the end of the data) holds a send no longer than its
+// context. The worker's lease is twice its deadline: a send that outlived
+// it would still be waiting while another server claims the delivery and
+// sends it again.
+func TestSMTPStallEndsWithContext(t *testing.T) {
+	silent := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conns []net.Conn // held open, unanswered, until the test ends
+		accepted := make(chan struct{})
+		go func() {
+			defer close(accepted)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conns = append(conns, c)
+			}
+		}()
+		t.Cleanup(func() {
+			ln.Close()
+			<-accepted
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+		return ln.Addr().String()
+	}
+	holding := func(t *testing.T) string {
+		release := make(chan struct{})
+		box := testkit.StartMailServer(t, testkit.MailOptions{Hold: func(func()) { <-release }})
+		t.Cleanup(func() { close(release) })
+		return box.Addr
+	}
+	for name, addr := range map[string]func(*testing.T) string{"never greets": silent, "never answers the data": holding} {
+		t.Run(name, func(t *testing.T) {
+			s := newSMTP(t, SMTPConfig{Addr: addr(t), TLS: "none"})
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := s.Send(ctx, mailMessage(""))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				wantRetryable(t, err)
+				if r := Reason(err); r != "timed out" {
+					t.Errorf("reason %q, want timed out: %v", r, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the send outlived its context by 10 s")
+			}
+		})
+	}
+}
