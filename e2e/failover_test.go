@@ -82,7 +82,7 @@ func testFailover(t *testing.T) {
 	waitFor(t, 60*time.Second, "phase 1 of the load, and the victim holding a mail and an SMS", func() bool {
 		return l.progress() >= perPhase && held.holding("mail") > 0 && held.holding("sms") > 0
 	})
-	victimSMS := held.numbers()
+	victimSMS, victimMails := held.numbers(), held.holding("mail")
 	servers[victim].kill()
 	l.mark()
 	for _, number := range victimSMS {
@@ -90,11 +90,12 @@ func testFailover(t *testing.T) {
 			t.Errorf("the SMS to %s, leased by the live victim, was sent %d times by another server", number, n)
 		}
 	}
-	t.Logf("killed server %d holding %d SMS and %d mails; %v", victim, len(victimSMS), held.holding("mail"), l.counts())
+	t.Logf("killed server %d holding %d SMS and %d mails", victim, len(victimSMS), victimMails)
 
 	// Phase 2: the load goes on through the survivors.
 	waitFor(t, 60*time.Second, "phase 2 of the load", func() bool { return l.progress() >= perPhase })
 	l.end()
+	t.Log(l.counts())
 	if t.Failed() {
 		return
 	}
@@ -122,16 +123,17 @@ type failLoad struct {
 	pairs   []string // 1:1 chats: chatters 2i and 2i+1
 	clients []*liveClient
 
-	mu     sync.Mutex
-	acks   []int                       // acknowledged writes per worker (chatters, then linkers)
-	since  []int                       // acks at the last mark
-	sent   map[string]map[int64]string // per conversation: seq → text, as the sends were answered
-	links  map[string]string           // url token → "mail|number" of the acknowledged token/new
-	people map[string]string           // uniqueIdSha → apikey, as user/new answered
+	mu      sync.Mutex
+	acks    []int                       // acknowledged writes per worker (chatters, then linkers)
+	since   []int                       // acks at the last mark
+	retried map[bool]int                // calls sent again: cut off (false) or refused (true)
+	sent    map[string]map[int64]string // per conversation: seq → text, as the sends were answered
+	links   map[string]string           // url token → "mail|number" of the acknowledged token/new
+	people  map[string]string           // uniqueIdSha → apikey, as user/new answered
 }
 
 func (l *failLoad) setup(t *testing.T) {
-	l.sent, l.links, l.people = map[string]map[int64]string{}, map[string]string{}, map[string]string{}
+	l.sent, l.links, l.people, l.retried = map[string]map[int64]string{}, map[string]string{}, map[string]string{}, map[bool]int{}
 	l.acks, l.since = make([]int, chatters+linkers), make([]int, chatters+linkers)
 	for i := range chatters {
 		l.users = append(l.users, l.servers[i%3].newUser(t, l.c, fmt.Sprintf("chatter-%d", i)))
@@ -233,7 +235,7 @@ func (l *failLoad) mark() {
 func (l *failLoad) counts() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return fmt.Sprintf("acknowledged writes per worker %v", l.acks)
+	return fmt.Sprintf("acknowledged writes per worker %v; calls sent again: %d cut off, %d refused", l.acks, l.retried[false], l.retried[true])
 }
 
 // call makes an API call through the servers in turn from the n-th: a
@@ -249,6 +251,9 @@ func (l *failLoad) call(n int, path, key string, body any) (envelope, bool) {
 		e, err := l.cl.api(s.URL, path, l.c.auth, key, body)
 		if err != nil {
 			last = err
+			l.mu.Lock()
+			l.retried[isDialError(err)]++
+			l.mu.Unlock()
 			continue
 		}
 		if e.Status != 200 || e.Code != 0 {
@@ -327,16 +332,16 @@ func (l *failLoad) checkDeliveries(t *testing.T, mail *mailbox, sms *smsProvider
 	db := l.servers[0].openDB(t, true)
 	type key struct{ channel, to string }
 	rows := map[key]int{}
+	var unsent string
 	waitFor(t, 60*time.Second, "every delivery sent", func() bool {
-		var unsent, dead int
-		if err := db.QueryRow(`SELECT COUNT(*) FILTER (WHERE status <> 'sent'), COUNT(*) FILTER (WHERE status = 'dead') FROM deliveries`).Scan(&unsent, &dead); err != nil {
+		if err := db.QueryRow(`SELECT COALESCE(string_agg(status || '×' || attempts, ' '), '') FROM deliveries WHERE status <> 'sent'`).Scan(&unsent); err != nil {
 			t.Fatal(err)
 		}
-		if dead > 0 {
-			t.Fatalf("%d deliveries are dead", dead)
+		if strings.Contains(unsent, "dead") {
+			t.Fatalf("deliveries are dead: %s", unsent)
 		}
-		return unsent == 0
-	})
+		return unsent == ""
+	}, func() string { return "unsent by status×attempts: " + unsent })
 	r, err := db.Query(`SELECT channel, recipient FROM deliveries`)
 	if err != nil {
 		t.Fatal(err)
@@ -672,8 +677,9 @@ func countSMS(p *smsProvider, number string) int {
 	return n
 }
 
-// waitFor polls cond until it holds, failing the test after within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+// waitFor polls cond until it holds, failing the test after within with
+// what it waited for, and what it found.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool, found ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -681,6 +687,9 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 			t.FailNow()
 		}
 		if time.Now().After(deadline) {
+			for _, f := range found {
+				what += ": " + f()
+			}
 			t.Fatalf("no %s within %v", what, within)
 		}
 		time.Sleep(20 * time.Millisecond)
