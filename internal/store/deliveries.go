@@ -83,7 +83,7 @@ func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error
 // class, which the tenant sees.
 func (s *Store) MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error {
 	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `UPDATE deliveries SET last_reason = ? WHERE id = ?`, reason, id)
+		_, err := q.ExecContext(ctx, `UPDATE deliveries SET last_reason = ? WHERE id = ? AND status = 'sending'`, reason, id)
 		if err != nil {
 			return internal("mark failed", err)
 		}
@@ -97,6 +97,9 @@ func (s *Store) markFailed(ctx context.Context, table string, id int64, cause st
 	return s.inWrite(ctx, func(q querier) error { return s.markFailedTx(ctx, q, table, id, cause, retryAt, dead) })
 }
 
+// Only a row being sent is changed: a server that stalled past its lease
+// records its attempt late, and must not queue again a row that the server
+// which took it over has sent meanwhile.
 func (s *Store) markFailedTx(ctx context.Context, q querier, table string, id int64, cause string, retryAt time.Time, dead bool) error {
 	status := imbee.DeliveryFailed
 	if dead {
@@ -104,7 +107,7 @@ func (s *Store) markFailedTx(ctx context.Context, q querier, table string, id in
 	}
 	_, err := q.ExecContext(ctx, `
 		UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-		WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
+		WHERE id = ? AND status = 'sending'`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
 	if err != nil {
 		return internal("mark failed", err)
 	}
