@@ -30,7 +30,8 @@ import (
 // as a client behind a load balancer would). Then:
 //   - every delivery row, queued before or after the kill, is sent exactly
 //     once (counted at the fakes), the victim's leased ones by another
-//     server once their lease ends, never while the victim lived;
+//     server once their lease ends, never while the victim lived (checked
+//     on its SMS, whose numbers its provider saw);
 //   - every socket client of the victim reconnects to another server with
 //     the last seq it saw, and every client ends with every message of its
 //     conversation once, in order;
