@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
 )
 
 // TestInstallationRateLimit: a hostile tenant limited to 20 requests a
@@ -45,6 +48,54 @@ func TestInstallationRateLimit(t *testing.T) {
 		})
 	})
 }
+
+func TestRecipientLimitConcurrent(t *testing.T) {
+	testkit.ForEachBackend(t, testRecipientLimitConcurrent)
+}
+
+// testRecipientLimitConcurrent: 20 links at once to one mailbox with a
+// limit of 10 an hour, spread over two servers on PostgreSQL: exactly 10
+// deliveries are queued, and the other 10 answered 429 code 8.
+func testRecipientLimitConcurrent(t *testing.T) {
+	d := newDB(t)
+	var servers []*server
+	if d.postgres() {
+		servers = []*server{startProcess(t, d, "--recipient-limit", "10"), startProcess(t, d, "--recipient-limit", "10")}
+		if servers[0].auth == "" {
+			servers[0], servers[1] = servers[1], servers[0]
+		}
+	} else {
+		servers = []*server{startServerOn(t, d, "--recipient-limit", "10")}
+	}
+	c := servers[0].demo()
+	codes := concurrently(20, func(i int) error {
+		body := fmt.Sprintf(`{"virtual_user":"u%d","bot_idsha":%q,"mail":"ana@example.com"}`, i, c.bot)
+		code, err := limitedCall(servers[i%len(servers)].URL+"/token/new", c.auth, c.token, body)
+		if err == nil && code != 0 {
+			err = errRefused
+		}
+		return err
+	})
+	refused := 0
+	for _, err := range codes {
+		switch err {
+		case nil:
+		case errRefused:
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	var queued int
+	if err := d.openDB(t, true).QueryRow(`SELECT count(*) FROM deliveries`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 10 || refused != 10 {
+		t.Errorf("%d deliveries queued and %d links refused, want 10 and 10", queued, refused)
+	}
+}
+
+var errRefused = errors.New("refused")
 
 // checkRate fails unless accepted is within 30 % of want.
 func checkRate(t *testing.T, accepted int, want float64) {

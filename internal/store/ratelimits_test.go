@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imbee/imbee/internal/testkit"
+)
+
+// TestTakeRate: the shared bucket behaves as the memory one does: burst
+// requests at once, then one per interval, a wait that says when; a user's
+// bucket apart from its corporate's; a changed limit starts full.
+func TestTakeRate(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		s := mustOpen(t, clock.Now)
+		take := func(user int64, perSecond float64, burst int) (time.Duration, bool, float64) {
+			t.Helper()
+			wait, ok, remaining, err := s.TakeRate(ctx, 1, user, perSecond, burst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return wait, ok, remaining
+		}
+		for i := range 3 {
+			if _, ok, remaining := take(0, 2, 3); !ok || remaining != float64(2-i) {
+				t.Fatalf("take %d of the burst: ok %v, %v remaining", i, ok, remaining)
+			}
+		}
+		if wait, ok, _ := take(0, 2, 3); ok || wait != 500*time.Millisecond {
+			t.Fatalf("past the burst: ok %v, wait %v; want refused for 500ms", ok, wait)
+		}
+		if _, ok, _ := take(7, 2, 3); !ok {
+			t.Error("a user's bucket is its corporate's")
+		}
+		clock.Advance(499 * time.Millisecond)
+		if _, ok, _ := take(0, 2, 3); ok {
+			t.Error("taken before the interval passed")
+		}
+		clock.Advance(time.Millisecond)
+		if _, ok, _ := take(0, 2, 3); !ok {
+			t.Error("refused after the interval")
+		}
+		for i := range 5 {
+			if _, ok, _ := take(0, 2, 5); !ok {
+				t.Fatalf("take %d of a changed burst of 5 refused", i)
+			}
+		}
+		clock.Advance(time.Hour)
+		if _, ok, remaining := take(0, 2, 5); !ok || remaining != 4 {
+			t.Errorf("after an hour: ok %v, %v remaining; want a full bucket, not more", ok, remaining)
+		}
+	})
+}
+
+// TestTakeRateAcrossServers: two servers' stores, 60 requests at once at
+// one instant on a bucket of 10: exactly 10 are taken.
+func TestTakeRateAcrossServers(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		dsn, keys, clock := testkit.DSN(t), newKeyring(t), testkit.NewClock()
+		var stores [2]*Store
+		for i := range stores {
+			s, err := openAt(t, dsn, keys, clock.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stores[i] = s
+		}
+		var mu sync.Mutex
+		taken := 0
+		var wg sync.WaitGroup
+		for i := range 60 {
+			wg.Go(func() {
+				_, ok, _, err := stores[i%2].TakeRate(context.Background(), 1, 0, 1, 10)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if ok {
+					taken++
+				}
+			})
+		}
+		wg.Wait()
+		if taken != 10 {
+			t.Errorf("%d requests taken from a bucket of 10", taken)
+		}
+	})
+}
+
+// TestPurgeRateBuckets: a bucket that has filled up again is deleted; one
+// still refilling is kept.
+func TestPurgeRateBuckets(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		s := mustOpen(t, clock.Now)
+		for user := range int64(3) {
+			if _, _, _, err := s.TakeRate(ctx, 1, user, 1, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Advance(2 * time.Second)
+		for range 5 {
+			if _, _, _, err := s.TakeRate(ctx, 1, 1, 1, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.PurgeRateBuckets(ctx); err != nil || n != 2 {
+			t.Fatalf("purged %d (%v), want the 2 idle buckets", n, err)
+		}
+		var left int
+		if err := s.reads.QueryRowContext(ctx, `SELECT count(*) FROM rate_buckets WHERE corporate_id = 1 AND user_id = 1`).Scan(&left); err != nil || left != 1 {
+			t.Errorf("the active bucket: %d rows (%v)", left, err)
+		}
+	})
+}
