@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,5 +118,44 @@ func TestPurgeRateBuckets(t *testing.T) {
 		if err := s.reads.QueryRowContext(ctx, `SELECT count(*) FROM rate_buckets WHERE corporate_id = 1 AND user_id = 1`).Scan(&left); err != nil || left != 1 {
 			t.Errorf("the active bucket: %d rows (%v)", left, err)
 		}
+	})
+}
+
+// BenchmarkTakeRate is what the shared rate limit adds to a request on
+// PostgreSQL, one statement: on one corporate's row (every request of a
+// busy corporate, one after another or 32 at once) and on a row per user
+// (32 at once).
+func BenchmarkTakeRate(b *testing.B) {
+	b.Run("postgres", func(b *testing.B) {
+		s := mustOpen(b, nil)
+		ctx := context.Background()
+		take := func(b *testing.B, user int64) {
+			if _, ok, _, err := s.TakeRate(ctx, 1, user, 1e9, 1e9); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+		b.Run("OneRow", func(b *testing.B) {
+			for b.Loop() {
+				take(b, 0)
+			}
+		})
+		b.Run("OneRow32", func(b *testing.B) {
+			b.SetParallelism(16) // 32 goroutines on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					take(b, 0)
+				}
+			})
+		})
+		var users atomic.Int64
+		b.Run("RowPerUser32", func(b *testing.B) {
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				user := users.Add(1)
+				for pb.Next() {
+					take(b, user)
+				}
+			})
+		})
 	})
 }
