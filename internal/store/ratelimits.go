@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -76,13 +77,51 @@ const takeRate = `
 	WHERE corporate_id = $1 AND user_id = $2 AND NOT EXISTS (SELECT FROM took)`
 
 // PurgeRateBuckets deletes the buckets that have filled up again (tat
-// passed), in batches: such a row says no more than no row does, so only
-// the keys active in the last burst's worth of time stay. It returns how
-// many it deleted.
+// passed): such a row says no more than no row does, so only the keys
+// active in the last burst's worth of time stay. It walks the table in key
+// order, a batch of rows at a time, each its own transaction: tat has no
+// index (one would stop PostgreSQL from updating rows in place), so a
+// batch that looked for idle rows from the start each time would scan the
+// rows it deleted before again. It returns how many it deleted.
 func (s *Store) PurgeRateBuckets(ctx context.Context) (int64, error) {
-	return s.deleteInBatches(ctx, "purge rate buckets", purgeRateBuckets, s.now().UnixNano())
+	if !s.SharesRateLimits() {
+		return 0, nil // SQLite: the buckets are in the server's memory
+	}
+	now := s.now().UnixNano()
+	var total int64
+	lastCorporate, lastUser := int64(math.MinInt64), int64(math.MinInt64)
+	for {
+		var scanned, deleted int64
+		err := s.inWrite(ctx, func(q querier) error {
+			err := q.QueryRowContext(ctx, purgeRateBuckets, lastCorporate, lastUser, purgeBatch, now).Scan(&scanned, &deleted, &lastCorporate, &lastUser)
+			if errors.Is(err, sql.ErrNoRows) {
+				scanned = 0 // past the last row
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return total, internal("purge rate buckets", err)
+		}
+		total += deleted
+		if scanned < int64(purgeBatch) {
+			return total, nil
+		}
+	}
 }
 
+// purgeRateBuckets deletes the idle rows among the batch ($3 rows) after
+// key ($1, $2), and says how many rows it looked at and deleted, and the
+// batch's last key (no row: no rows after that key). A row that a request
+// moves meanwhile is checked again as it is then, and kept.
 const purgeRateBuckets = `
-	DELETE FROM rate_buckets WHERE (corporate_id, user_id) IN (
-		SELECT corporate_id, user_id FROM rate_buckets WHERE tat < ? LIMIT ?)`
+	WITH batch AS (
+		SELECT corporate_id, user_id FROM rate_buckets
+		WHERE (corporate_id, user_id) > ($1, $2)
+		ORDER BY corporate_id, user_id LIMIT $3),
+	gone AS (
+		DELETE FROM rate_buckets b USING batch
+		WHERE b.corporate_id = batch.corporate_id AND b.user_id = batch.user_id AND b.tat < $4
+		RETURNING 1)
+	SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone), last.corporate_id, last.user_id
+	FROM (SELECT corporate_id, user_id FROM batch ORDER BY corporate_id DESC, user_id DESC LIMIT 1) last`

@@ -93,30 +93,41 @@ func TestTakeRateAcrossServers(t *testing.T) {
 	})
 }
 
-// TestPurgeRateBuckets: a bucket that has filled up again is deleted; one
-// still refilling is kept.
+// TestPurgeRateBuckets: the buckets that have filled up again are
+// deleted, batch after batch through the table; those still refilling are
+// kept.
 func TestPurgeRateBuckets(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		ctx := context.Background()
 		clock := testkit.NewClock()
 		s := mustOpen(t, clock.Now)
-		for user := range int64(3) {
-			if _, _, _, err := s.TakeRate(ctx, 1, user, 1, 10); err != nil {
+		saved := purgeBatch
+		purgeBatch = 2
+		t.Cleanup(func() { purgeBatch = saved })
+		take := func(corporate, user int64) {
+			t.Helper()
+			if _, _, _, err := s.TakeRate(ctx, corporate, user, 1, 10); err != nil {
 				t.Fatal(err)
+			}
+		}
+		for corporate := range int64(3) {
+			for user := range int64(3) {
+				take(corporate+1, user)
 			}
 		}
 		clock.Advance(2 * time.Second)
-		for range 5 {
-			if _, _, _, err := s.TakeRate(ctx, 1, 1, 1, 10); err != nil {
-				t.Fatal(err)
+		active := [][2]int64{{1, 1}, {2, 0}, {2, 2}, {3, 2}}
+		for _, k := range active {
+			for range 5 {
+				take(k[0], k[1])
 			}
 		}
-		if n, err := s.PurgeRateBuckets(ctx); err != nil || n != 2 {
-			t.Fatalf("purged %d (%v), want the 2 idle buckets", n, err)
+		if n, err := s.PurgeRateBuckets(ctx); err != nil || n != 5 {
+			t.Fatalf("purged %d (%v), want the 5 idle buckets", n, err)
 		}
 		var left int
-		if err := s.reads.QueryRowContext(ctx, `SELECT count(*) FROM rate_buckets WHERE corporate_id = 1 AND user_id = 1`).Scan(&left); err != nil || left != 1 {
-			t.Errorf("the active bucket: %d rows (%v)", left, err)
+		if err := s.reads.QueryRowContext(ctx, `SELECT count(*) FROM rate_buckets`).Scan(&left); err != nil || left != len(active) {
+			t.Errorf("%d buckets left (%v), want the %d active", left, err, len(active))
 		}
 	})
 }
