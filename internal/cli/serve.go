@@ -19,6 +19,7 @@ import (
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/linkpage"
 	"github.com/imbee/imbee/internal/metrics"
+	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
 	"github.com/imbee/imbee/internal/writes"
@@ -228,7 +229,7 @@ func (c *cli) handlers(f *serveFlags, s *store.Store, w *writes.Runner, hub *rea
 	apiCfg.PublicURL, apiCfg.Now, apiCfg.Events = base, c.now, hub
 	apiCfg.Observe, apiCfg.Ready = m.ObserveRequest, s.Ready
 	if s.SharesRateLimits() {
-		apiCfg.Limits = s // the installation's limits, not each server's
+		apiCfg.Limits = ratelimit.NewLeased(s, c.now, 0) // the installation's limits, not each server's
 	}
 	if f.metricsAddr == "" {
 		apiCfg.Metrics = m.Handler() // on --addr, since it has no address of its own

@@ -7,24 +7,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/testkit"
 )
 
-// TestTakeRate: the shared bucket behaves as the memory one does: burst
+// TestLend: the shared bucket behaves as the memory one does: burst
 // requests at once, then one per interval, a wait that says when; a user's
 // bucket apart from its corporate's; a changed limit starts full.
-func TestTakeRate(t *testing.T) {
+func TestLend(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		ctx := context.Background()
 		clock := testkit.NewClock()
 		s := mustOpen(t, clock.Now)
 		take := func(user int64, perSecond float64, burst int) (time.Duration, bool, float64) {
 			t.Helper()
-			wait, ok, remaining, err := s.TakeRate(ctx, 1, user, perSecond, burst)
-			if err != nil {
-				t.Fatal(err)
+			taken, wait, remaining, err := s.Lend(ctx, 1, user, perSecond, burst, 1)
+			if err != nil || taken > 1 {
+				t.Fatal(taken, err)
 			}
-			return wait, ok, remaining
+			return wait, taken == 1, remaining
 		}
 		for i := range 3 {
 			if _, ok, remaining := take(0, 2, 3); !ok || remaining != float64(2-i) {
@@ -54,12 +55,30 @@ func TestTakeRate(t *testing.T) {
 		if _, ok, remaining := take(0, 2, 5); !ok || remaining != 4 {
 			t.Errorf("after an hour: ok %v, %v remaining; want a full bucket, not more", ok, remaining)
 		}
+
+		// A chunk takes what there is, up to its size.
+		lend := func(n int) int {
+			t.Helper()
+			taken, _, _, err := s.Lend(ctx, 2, 0, 10, 25, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return taken
+		}
+		if a, b, c := lend(10), lend(10), lend(10); a != 10 || b != 10 || c != 5 {
+			t.Errorf("chunks of 10 from a bucket of 25: %d, %d, %d", a, b, c)
+		}
+		clock.Advance(250 * time.Millisecond)
+		if a, b := lend(10), lend(10); a != 2 || b != 0 {
+			t.Errorf("chunks of 10 after 2 came back: %d, %d", a, b)
+		}
 	})
 }
 
-// TestTakeRateAcrossServers: two servers' stores, 60 requests at once at
-// one instant on a bucket of 10: exactly 10 are taken.
-func TestTakeRateAcrossServers(t *testing.T) {
+// TestLendAcrossServers: two servers' stores, 60 requests at once at
+// one instant on a bucket of 10, for chunks of 1 to 3: exactly 10 are
+// taken.
+func TestLendAcrossServers(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		dsn, keys, clock := testkit.DSN(t), newKeyring(t), testkit.NewClock()
 		var stores [2]*Store
@@ -75,20 +94,63 @@ func TestTakeRateAcrossServers(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 60 {
 			wg.Go(func() {
-				_, ok, _, err := stores[i%2].TakeRate(context.Background(), 1, 0, 1, 10)
+				n, _, _, err := stores[i%2].Lend(context.Background(), 1, 0, 1, 10, 1+i%3)
 				if err != nil {
 					t.Error(err)
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				if ok {
-					taken++
-				}
+				taken += n
 			})
 		}
 		wg.Wait()
 		if taken != 10 {
 			t.Errorf("%d requests taken from a bucket of 10", taken)
+		}
+	})
+}
+
+// TestLeasedAcrossServers: two servers lease chunks (of 10) of a fast
+// limit, 1000 a second, from the one bucket, 16 requests at once on each:
+// at one instant the installation takes exactly the burst, and 100 more
+// once a tenth of a second has passed.
+func TestLeasedAcrossServers(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		dsn, keys, clock := testkit.DSN(t), newKeyring(t), testkit.NewClock()
+		var servers [2]*ratelimit.Leased
+		for i := range servers {
+			s, err := openAt(t, dsn, keys, clock.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers[i] = ratelimit.NewLeased(s, clock.Now, 0)
+		}
+		flood := func() int {
+			var taken atomic.Int64
+			var wg sync.WaitGroup
+			for w := range 32 {
+				wg.Go(func() {
+					for range 100 {
+						_, ok, _, err := servers[w%2].TakeRate(context.Background(), 1, 0, 1000, 1000)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if ok {
+							taken.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			return int(taken.Load())
+		}
+		if n := flood(); n != 1000 {
+			t.Errorf("%d requests taken at one instant from a burst of 1000", n)
+		}
+		clock.Advance(100 * time.Millisecond)
+		if n := flood(); n != 100 {
+			t.Errorf("%d requests taken 100 ms later at 1000 a second", n)
 		}
 	})
 }
@@ -106,7 +168,7 @@ func TestPurgeRateBuckets(t *testing.T) {
 		t.Cleanup(func() { purgeBatch = saved })
 		take := func(corporate, user int64) {
 			t.Helper()
-			if _, _, _, err := s.TakeRate(ctx, corporate, user, 1, 10); err != nil {
+			if _, _, _, err := s.Lend(ctx, corporate, user, 1, 10, 1); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -132,17 +194,17 @@ func TestPurgeRateBuckets(t *testing.T) {
 	})
 }
 
-// BenchmarkTakeRate is what the shared rate limit adds to a request on
+// BenchmarkLend is what the shared rate limit adds to a request on
 // PostgreSQL, one statement: on one corporate's row (every request of a
 // busy corporate, one after another or 32 at once) and on a row per user
 // (32 at once).
-func BenchmarkTakeRate(b *testing.B) {
+func BenchmarkLend(b *testing.B) {
 	b.Run("postgres", func(b *testing.B) {
 		s := mustOpen(b, nil)
 		ctx := context.Background()
 		take := func(b *testing.B, user int64) {
-			if _, ok, _, err := s.TakeRate(ctx, 1, user, 1e9, 1e9); err != nil || !ok {
-				b.Fatal(ok, err)
+			if taken, _, _, err := s.Lend(ctx, 1, user, 1e9, 1e9, 1); err != nil || taken != 1 {
+				b.Fatal(taken, err)
 			}
 		}
 		b.Run("OneRow", func(b *testing.B) {

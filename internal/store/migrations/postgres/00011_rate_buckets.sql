@@ -14,6 +14,7 @@ CREATE UNLOGGED TABLE rate_buckets (
     tat          BIGINT           NOT NULL,
     per_second   DOUBLE PRECISION NOT NULL,
     burst        INTEGER          NOT NULL,
+    taken        INTEGER          NOT NULL, -- what the last request took: a server leases a few at a time
     PRIMARY KEY (corporate_id, user_id)
 ) WITH (fillfactor = 50);
 

@@ -8,6 +8,7 @@ CREATE TABLE rate_buckets (
     tat          INTEGER NOT NULL,
     per_second   REAL    NOT NULL,
     burst        INTEGER NOT NULL,
+    taken        INTEGER NOT NULL,
     PRIMARY KEY (corporate_id, user_id)
 ) WITHOUT ROWID;
 
