@@ -17,9 +17,7 @@ func testPurgeInBatches(t *testing.T) {
 	ctx := context.Background()
 	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
-	saved := purgeBatch
-	purgeBatch = 10
-	t.Cleanup(func() { purgeBatch = saved })
+	withPurgeBatch(t, 10)
 	now := unix(clock.Now())
 	if err := s.inWrite(ctx, func(q querier) error {
 		for i := range 30 {
@@ -66,6 +64,13 @@ func testPurgeInBatches(t *testing.T) {
 	if k, r := count("idempotency_keys"), count("revocations"); k != 5 || r != 5 {
 		t.Errorf("%d keys and %d revocations left, want the 5 live of each", k, r)
 	}
+}
+
+// withPurgeBatch makes the purge's batches n rows for the test.
+func withPurgeBatch(t *testing.T, n int) {
+	saved := purgeBatch
+	purgeBatch = n
+	t.Cleanup(func() { purgeBatch = saved })
 }
 
 // TestPurgeOnce: of two servers on one PostgreSQL database, one purges

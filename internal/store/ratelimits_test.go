@@ -163,9 +163,7 @@ func TestPurgeRateBuckets(t *testing.T) {
 		ctx := context.Background()
 		clock := testkit.NewClock()
 		s := mustOpen(t, clock.Now)
-		saved := purgeBatch
-		purgeBatch = 2
-		t.Cleanup(func() { purgeBatch = saved })
+		withPurgeBatch(t, 2)
 		take := func(corporate, user int64) {
 			t.Helper()
 			if _, _, _, err := s.Lend(ctx, corporate, user, 1, 10, 1); err != nil {
