@@ -1,6 +1,7 @@
 // Package ratelimit holds token buckets per key (a client address, a web
 // session, a user) in bounded memory: a flood of distinct keys evicts the
-// least recently used buckets instead of growing without end.
+// least recently used buckets instead of growing without end. Leased
+// spends, on one server, chunks of buckets that several servers share.
 package ratelimit
 
 import (
