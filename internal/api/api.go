@@ -17,10 +17,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/clientaddr"
@@ -76,6 +73,9 @@ type Config struct {
 	// client address may make, per second and at once (0: no limit).
 	AuthFailLimit float64
 	AuthFailBurst int
+	// Limits keeps the corporates' and users' rate limit buckets: the
+	// installation's, shared by its servers (nil: this server's memory).
+	Limits Limits
 	// Clients finds a request's client address (nil: its peer).
 	Clients *clientaddr.Resolver
 	// RecipientLimit caps the links a corporate sends to one address or
@@ -104,15 +104,43 @@ type Config struct {
 	Log                  *slog.Logger
 }
 
+// Limits are the buckets of the corporates' rate limits and their users'
+// shares. TakeRate takes one request from the bucket of (corporateID, userID)
+// (userID 0: the corporate's own), which holds burst requests and gets
+// perSecond back a second, and restarts full when either changes. When it
+// refuses, wait is how long until a request would be taken; remaining is
+// what the bucket holds after the call.
+type Limits interface {
+	TakeRate(ctx context.Context, corporateID, userID int64, perSecond float64, burst int) (wait time.Duration, ok bool, remaining float64, err error)
+}
+
+// localLimits are one server's buckets, in its memory: the corporates'
+// apart from their users', so that a flood of users never evicts a
+// corporate's.
+type localLimits struct {
+	corporates, users *ratelimit.Keyed[[2]int64]
+}
+
+func newLocalLimits() localLimits {
+	return localLimits{corporates: ratelimit.NewPerKey[[2]int64](0), users: ratelimit.NewPerKey[[2]int64](0)}
+}
+
+func (l localLimits) TakeRate(_ context.Context, corporateID, userID int64, perSecond float64, burst int) (time.Duration, bool, float64, error) {
+	k := l.users
+	if userID == 0 {
+		k = l.corporates
+	}
+	wait, ok, remaining := k.AllowWith([2]int64{corporateID, userID}, perSecond, burst)
+	return wait, ok, remaining, nil
+}
+
 // Server is the API's HTTP handler.
 type Server struct {
-	store      Store
-	writes     Writes
-	cfg        Config
-	mux        *http.ServeMux
-	limits     sync.Map                       // corporate id → *rate.Limiter
-	userLimits *ratelimit.Keyed[[2]int64]     // (corporate id, user id)
-	authFails  *ratelimit.Keyed[netip.Prefix] // client address
+	store     Store
+	writes    Writes
+	cfg       Config
+	mux       *http.ServeMux
+	authFails *ratelimit.Keyed[netip.Prefix] // client address
 }
 
 // NewHandler returns the whole HTTP surface: the API, and pages (the human
@@ -128,11 +156,13 @@ func NewHandler(store Store, writes Writes, pages http.Handler, cfg Config, log 
 	if cfg.Events == nil {
 		cfg.Events = realtime.NewHub()
 	}
+	if cfg.Limits == nil {
+		cfg.Limits = newLocalLimits()
+	}
 	cfg.Log = log
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{store: store, writes: writes, cfg: cfg, mux: http.NewServeMux(),
-		userLimits: ratelimit.NewPerKey[[2]int64](0),
-		authFails:  ratelimit.New[netip.Prefix](cfg.AuthFailLimit, cfg.AuthFailBurst, 0)}
+		authFails: ratelimit.New[netip.Prefix](cfg.AuthFailLimit, cfg.AuthFailBurst, 0)}
 
 	// The whole API.
 	s.handle("/third_parties/user/new", "POST", s.creating(corporateKey, s.userNew, s.userRepeat))
@@ -293,14 +323,12 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 		info(r).corporateID = c.corporate.ID
 		// A user's own share first: what it refuses does not count
 		// against the corporate's limit, so one apikey cannot spend it.
-		if wait, ok := s.allowUser(w, c); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(wait))
-			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests with this apikey: retry after %d s", wait))
+		if err := s.allowUser(ctx, w, c); err != nil {
+			writeError(w, r, start, err)
 			return
 		}
-		if wait, ok := s.allow(w, c.corporate); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(wait))
-			writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
+		if err := s.allow(ctx, w, c.corporate); err != nil {
+			writeError(w, r, start, err)
 			return
 		}
 		if !jsonBody {
@@ -397,7 +425,7 @@ func (s *Server) authAllowed(w http.ResponseWriter, r *http.Request, start time.
 	}
 	client = s.cfg.Clients.Key(r)
 	if wait := s.authFails.Wait(client); wait > 0 {
-		secs := max(1, int(math.Ceil(wait.Seconds())))
+		secs := retryAfter(wait)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many failed authentications from this address: retry after %d s", secs))
 		return client, false
@@ -449,38 +477,35 @@ func kindName(kind string) string {
 	return "of another type"
 }
 
-// allow applies the corporate's rate limit (its own, or the server's), sets
-// the X-RateLimit-* headers, and when it refuses says how many seconds to
-// wait. X-RateLimit-Limit is the bucket's size (the burst), -Remaining the
-// requests that may be sent at once now, -Reset the seconds until the bucket
-// is full again.
-func (s *Server) allow(w http.ResponseWriter, c imbee.Corporate) (retryAfter int, ok bool) {
+// allow applies the corporate's rate limit (its own, or the server's) and
+// sets the X-RateLimit-* headers; when it refuses, it sets Retry-After and
+// returns the rate limit's error. X-RateLimit-Limit is the bucket's size
+// (the burst), -Remaining the requests that may be sent at once now,
+// -Reset the seconds until the bucket is full again.
+func (s *Server) allow(ctx context.Context, w http.ResponseWriter, c imbee.Corporate) error {
 	limit, burst := s.corporateLimit(c)
 	if limit <= 0 {
-		return 0, true
+		return nil
 	}
-	l, found := s.limits.Load(c.ID)
-	if !found {
-		l, _ = s.limits.LoadOrStore(c.ID, rate.NewLimiter(rate.Limit(limit), burst))
+	wait, ok, tokens, err := s.cfg.Limits.TakeRate(ctx, c.ID, 0, limit, burst)
+	if err != nil {
+		return err
 	}
-	lim := l.(*rate.Limiter)
-	if lim.Limit() != rate.Limit(limit) || lim.Burst() != burst {
-		// A limit changed with the CLI while running applies from the next
-		// request, with a full bucket of the new size.
-		lim = rate.NewLimiter(rate.Limit(limit), burst)
-		s.limits.Store(c.ID, lim)
-	}
-	allowed := lim.Allow()
-	tokens := lim.Tokens()
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(burst))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, int(tokens))))
 	h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(burst)-tokens)/limit))))
-	if allowed {
-		return 0, true
+	if ok {
+		return nil
 	}
-	wait := (1 - tokens) / limit // seconds until one token is back
-	return max(1, int(math.Ceil(wait))), false
+	secs := retryAfter(wait)
+	h.Set("Retry-After", strconv.Itoa(secs))
+	return imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", secs)
+}
+
+// retryAfter is a wait in whole seconds, at least 1.
+func retryAfter(wait time.Duration) int {
+	return max(1, int(math.Ceil(wait.Seconds())))
 }
 
 // corporateLimit is the corporate's rate limit (its own, or the server's)
@@ -498,23 +523,26 @@ func (s *Server) corporateLimit(c imbee.Corporate) (limit float64, burst int) {
 
 // allowUser applies a user-level call's share of its corporate's rate
 // limit to its apikey's user; when it refuses, the X-RateLimit-* headers
-// describe the user's bucket and it says how many seconds to wait.
-func (s *Server) allowUser(w http.ResponseWriter, c *call) (retryAfter int, ok bool) {
+// describe the user's bucket, and it sets Retry-After and returns the rate
+// limit's error.
+func (s *Server) allowUser(ctx context.Context, w http.ResponseWriter, c *call) error {
 	if c.user.ID == 0 || s.cfg.UserRateShare <= 0 {
-		return 0, true
+		return nil
 	}
 	limit, burst := s.corporateLimit(c.corporate)
 	if limit <= 0 {
-		return 0, true
+		return nil
 	}
 	limit, burst = limit*s.cfg.UserRateShare, max(1, int(math.Ceil(float64(burst)*s.cfg.UserRateShare)))
-	wait, ok, tokens := s.userLimits.AllowWith([2]int64{c.corporate.ID, c.user.ID}, limit, burst)
-	if ok {
-		return 0, true
+	wait, ok, tokens, err := s.cfg.Limits.TakeRate(ctx, c.corporate.ID, c.user.ID, limit, burst)
+	if err != nil || ok {
+		return err
 	}
+	secs := retryAfter(wait)
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(burst))
 	h.Set("X-RateLimit-Remaining", "0")
 	h.Set("X-RateLimit-Reset", strconv.Itoa(int(math.Ceil((float64(burst)-tokens)/limit))))
-	return max(1, int(math.Ceil(wait.Seconds()))), false
+	h.Set("Retry-After", strconv.Itoa(secs))
+	return imbee.Errorf(imbee.CodeRateLimited, "too many requests with this apikey: retry after %d s", secs)
 }

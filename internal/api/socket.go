@@ -44,9 +44,8 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info(r).corporateID = corp.ID
-	if wait, ok := s.allow(w, corp); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(wait))
-		writeError(w, r, start, imbee.Errorf(imbee.CodeRateLimited, "too many requests: retry after %d s", wait))
+	if err := s.allow(r.Context(), w, corp); err != nil {
+		writeError(w, r, start, err)
 		return
 	}
 	conv, err := imbee.CheckID(imbee.SubjectConversation, r.URL.Query().Get("conversationId"))

@@ -98,8 +98,8 @@ func BenchmarkVisitorLimits(b *testing.B) {
 // share, and the client address for the access log.
 func BenchmarkVisitorChecks(b *testing.B) {
 	clients, _ := clientaddr.New([]string{"10.0.0.0/8"})
-	s := &Server{cfg: Config{RateLimit: 1e9, RateBurst: 1e9, UserRateShare: 0.1, Clients: clients},
-		userLimits: ratelimit.NewPerKey[[2]int64](0), authFails: ratelimit.New[netip.Prefix](1, 30, 0)}
+	s := &Server{cfg: Config{RateLimit: 1e9, RateBurst: 1e9, UserRateShare: 0.1, Clients: clients, Limits: newLocalLimits()},
+		authFails: ratelimit.New[netip.Prefix](1, 30, 0)}
 	req := httptest.NewRequest("POST", "/chat/list", nil)
 	req.RemoteAddr = "10.1.2.3:5000"
 	req.Header.Set("X-Forwarded-For", "198.51.100.7")
@@ -110,8 +110,8 @@ func BenchmarkVisitorChecks(b *testing.B) {
 		if _, ok := s.authAllowed(w, req, time.Time{}); !ok {
 			b.Fatal("refused")
 		}
-		if _, ok := s.allowUser(w, c); !ok {
-			b.Fatal("refused")
+		if err := s.allowUser(req.Context(), w, c); err != nil {
+			b.Fatal(err)
 		}
 		_ = clients.Addr(req).String()
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/imbee/imbee/internal/delivery"
 	"github.com/imbee/imbee/internal/linkpage"
 	"github.com/imbee/imbee/internal/metrics"
+	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
 	"github.com/imbee/imbee/internal/writes"
@@ -227,6 +228,9 @@ func (c *cli) handlers(f *serveFlags, s *store.Store, w *writes.Runner, hub *rea
 	apiCfg := f.api
 	apiCfg.PublicURL, apiCfg.Now, apiCfg.Events = base, c.now, hub
 	apiCfg.Observe, apiCfg.Ready = m.ObserveRequest, s.Ready
+	if s.SharesRateLimits() {
+		apiCfg.Limits = ratelimit.NewLeased(s, c.now, 0) // the installation's limits, not each server's
+	}
 	if f.metricsAddr == "" {
 		apiCfg.Metrics = m.Handler() // on --addr, since it has no address of its own
 	}
@@ -326,12 +330,15 @@ const keepRevocations = time.Hour
 
 // purger is the storage purgeExpired cleans.
 type purger interface {
+	PurgeOnce(ctx context.Context, purge func(ctx context.Context) error) (ran bool, err error)
 	PurgeIdempotencyKeys(ctx context.Context) (int64, error)
 	PurgeRevocations(ctx context.Context, before time.Time) (int64, error)
+	PurgeRateBuckets(ctx context.Context) (int64, error)
 }
 
-// purgeExpired deletes expired Idempotency-Keys and old revocations now and
-// then; until it does, an expired key is already treated as new.
+// purgeExpired deletes expired Idempotency-Keys, old revocations and idle
+// rate limit buckets now and then, one server of an installation at a
+// time; until it does, an expired key is already treated as new.
 func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -341,13 +348,17 @@ func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog
 			return
 		case <-t.C:
 		}
-		if n, err := s.PurgeIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
-			log.Error("purge idempotency keys", "err", err)
-		} else if n > 0 {
-			log.Info("purged idempotency keys", "count", n)
-		}
-		if _, err := s.PurgeRevocations(ctx, now().Add(-keepRevocations)); err != nil && ctx.Err() == nil {
-			log.Error("purge revocations", "err", err)
+		_, err := s.PurgeOnce(ctx, func(ctx context.Context) error {
+			n, keysErr := s.PurgeIdempotencyKeys(ctx)
+			if n > 0 {
+				log.Info("purged idempotency keys", "count", n)
+			}
+			_, revErr := s.PurgeRevocations(ctx, now().Add(-keepRevocations))
+			_, bucketsErr := s.PurgeRateBuckets(ctx)
+			return errors.Join(keysErr, revErr, bucketsErr)
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Error("purge expired rows", "err", err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package ratelimit holds token buckets per key (a client address, a web
 // session, a user) in bounded memory: a flood of distinct keys evicts the
-// least recently used buckets instead of growing without end.
+// least recently used buckets instead of growing without end. Leased
+// spends, on one server, chunks of buckets that several servers share.
 package ratelimit
 
 import (
@@ -39,6 +40,8 @@ type bucket[K comparable] struct {
 	key        K
 	tokens     float64
 	at         time.Duration // when tokens was computed, since base
+	perSecond  float64       // the rate and size it was filled at
+	burst      float64
 	prev, next *bucket[K]
 }
 
@@ -97,7 +100,9 @@ func (k *Keyed[K]) Allow(key K) (wait time.Duration, ok bool) {
 }
 
 // AllowWith is Allow with this key's own rate and burst (a user's share of
-// its corporate's limit, say); remaining is the tokens left after it.
+// its corporate's limit, say); remaining is the tokens left after it. A
+// key whose rate or burst changed starts again with a full bucket of the
+// new size.
 func (k *Keyed[K]) AllowWith(key K, perSecond float64, burst int) (wait time.Duration, ok bool, remaining float64) {
 	if k == nil || perSecond <= 0 {
 		return 0, true, math.Inf(1)
@@ -109,9 +114,11 @@ func (k *Keyed[K]) AllowWith(key K, perSecond float64, burst int) (wait time.Dur
 	e := k.m[key]
 	if e == nil {
 		e = k.add(key)
-		e.tokens, e.at = b, now
 	} else {
 		k.touch(e)
+	}
+	if e.perSecond != perSecond || e.burst != b {
+		e.tokens, e.at, e.perSecond, e.burst = b, now, perSecond, b
 	}
 	e.tokens = refill(e.tokens, e.at, now, perSecond, b)
 	e.at = now
@@ -135,11 +142,11 @@ func (k *Keyed[K]) Wait(key K) time.Duration {
 	if e == nil {
 		return 0
 	}
-	t := refill(e.tokens, e.at, now, k.limit, k.burst)
+	t := refill(e.tokens, e.at, now, e.perSecond, e.burst)
 	if t >= 1 {
 		return 0
 	}
-	return untilOne(t, k.limit)
+	return untilOne(t, e.perSecond)
 }
 
 // Len is the number of keys held.

@@ -133,3 +133,23 @@ func BenchmarkKeyedAllow(b *testing.B) {
 		i++
 	}
 }
+
+// TestKeyedChangedLimit: a key whose rate or burst changes starts again
+// with a full bucket of the new size, neither keeping the old bucket's
+// tokens nor its debt.
+func TestKeyedChangedLimit(t *testing.T) {
+	c := testkit.NewClock()
+	k := NewPerKey[int](0)
+	k.now, k.base = c.Now, c.Now()
+	for range 10 {
+		k.AllowWith(1, 1, 10)
+	}
+	for i := range 3 {
+		if _, ok, _ := k.AllowWith(1, 1, 3); !ok {
+			t.Fatalf("take %d of the new burst of 3 refused", i)
+		}
+	}
+	if _, ok, _ := k.AllowWith(1, 1, 3); ok {
+		t.Error("a fourth take from a bucket of 3")
+	}
+}

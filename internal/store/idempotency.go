@@ -126,19 +126,15 @@ func (s *Store) ReleaseIdempotencyKey(ctx context.Context, k imbee.IdempotencyKe
 	})
 }
 
-// PurgeIdempotencyKeys deletes expired keys and returns how many.
+// PurgeIdempotencyKeys deletes expired keys, in batches, and returns how
+// many.
 func (s *Store) PurgeIdempotencyKeys(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.inWrite(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE expires_at <= ?`, unix(s.now()))
-		if err != nil {
-			return internal("purge idempotency keys", err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
+	return s.deleteInBatches(ctx, "purge idempotency keys", purgeIdempotencyKeys, unix(s.now()))
 }
+
+const purgeIdempotencyKeys = `
+	DELETE FROM idempotency_keys WHERE (corporate_id, principal, key_hash) IN (
+		SELECT corporate_id, principal, key_hash FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)`
 
 // sealBinding ties a sealed response to its key and request: a response
 // copied into another row does not open.

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,13 +61,18 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 
 // checkSendLimit refuses a request that would send a recipient (however
 // its address is spelled: Recipient.LimitKey) more than req.SendsPerHour
-// links of this corporate within an hour. Run inside the
-// request's transaction, it is exact on SQLite (one writer); on PostgreSQL,
-// concurrent requests to the same recipient may each see the count before
-// the others' inserts and overshoot it by their number.
+// links of this corporate within an hour. Run inside the request's
+// transaction, it is exact: on SQLite the one writer runs such
+// transactions one at a time; on PostgreSQL each first takes a lock on
+// its (corporate, recipient) until it commits, so concurrent requests to
+// one recipient count one after the other, each seeing the others'
+// deliveries.
 func (s *Store) checkSendLimit(ctx context.Context, q querier, req imbee.LinkRequest, now time.Time) error {
 	if req.SendsPerHour <= 0 {
 		return nil
+	}
+	if err := s.lockRecipients(ctx, q, req); err != nil {
+		return err
 	}
 	since := now.Add(-time.Hour)
 	for _, r := range req.Recipients {
@@ -85,6 +93,31 @@ func (s *Store) checkSendLimit(ctx context.Context, q querier, req imbee.LinkReq
 			}
 			return &imbee.Error{Code: imbee.CodeRateLimited, Field: subject, RetryAfter: max(wait, time.Second),
 				Message: fmt.Sprintf("%s has been sent %d links in the last hour, the most allowed: retry later", r.Address, n)}
+		}
+	}
+	return nil
+}
+
+// lockRecipients takes, where transactions write concurrently, a
+// transaction lock per recipient of req: an advisory lock on a hash of
+// (corporate, recipient key), which a collision only makes wait for an
+// unrelated one. Taken in the hashes' order, two requests to the same two
+// recipients cannot deadlock.
+func (s *Store) lockRecipients(ctx context.Context, q querier, req imbee.LinkRequest) error {
+	if !s.dialect.concurrentWriters {
+		return nil
+	}
+	keys := make([]int32, 0, len(req.Recipients))
+	for _, r := range req.Recipients {
+		h := fnv.New32a()
+		binary.Write(h, binary.BigEndian, req.CorporateID)
+		h.Write([]byte(r.LimitKey()))
+		keys = append(keys, int32(h.Sum32()))
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?, ?)`, lockRecipient, k); err != nil {
+			return internal("lock recipient", err)
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,4 +120,60 @@ func testRecipientKeyMigration(t *testing.T) {
 	r.SendsPerHour = 2
 	_, err = s.IssueLink(ctx, r)
 	wantCode(t, err, imbee.CodeRateLimited, "a third link to a mailbox sent two before the upgrade")
+}
+
+func TestSendLimitConcurrent(t *testing.T) { testkit.ForEachBackend(t, testSendLimitConcurrent) }
+
+// testSendLimitConcurrent: 20 links to one mailbox at once, through two
+// stores on one database where the backend allows it (two servers), with a
+// limit of 10 an hour: exactly 10 are queued and 10 refused, code 8.
+func testSendLimitConcurrent(t *testing.T) {
+	ctx := context.Background()
+	clock := testkit.NewClock()
+	dsn, keys := testkit.DSN(t), newKeyring(t)
+	a, err := openAt(t, dsn, keys, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stores := []*Store{a}
+	if a.dialect.concurrentWriters {
+		b, err := openAt(t, dsn, keys, clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, b)
+	}
+	c := mustCorporate(t, a, "Acme")
+	bot := mustBot(t, a, c.ID, "Helper")
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	start := make(chan struct{})
+	for i := range errs {
+		wg.Go(func() {
+			r := linkRequest(c, fmt.Sprintf("u%d", i), bot, 3, clock.Now().Add(24*time.Hour),
+				imbee.Recipient{Channel: imbee.ChannelMail, Address: []string{"ana@example.com", "Ana@Example.com"}[i%2]})
+			r.SendsPerHour = 10
+			<-start
+			_, errs[i] = stores[i%len(stores)].IssueLink(ctx, r)
+		})
+	}
+	close(start)
+	wg.Wait()
+	refused := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case imbee.ErrorCode(err) == imbee.CodeRateLimited:
+			refused++
+		default:
+			t.Fatal(err)
+		}
+	}
+	var queued int
+	if err := a.reads.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE corporate_id = ?`, c.ID).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
+	if queued != 10 || refused != 10 {
+		t.Errorf("%d deliveries queued and %d links refused, want 10 and 10", queued, refused)
+	}
 }

@@ -78,20 +78,15 @@ func (s *Store) RevocationsHorizon(ctx context.Context) (imbee.Horizon, error) {
 	return imbee.Horizon(h), nil
 }
 
-// PurgeRevocations deletes revocations logged before t: every server has
-// long read them. It says how many it deleted.
+// PurgeRevocations deletes revocations logged before t, in batches: every
+// server has long read them. It says how many it deleted.
 func (s *Store) PurgeRevocations(ctx context.Context, t time.Time) (int64, error) {
-	var n int64
-	err := s.inWrite(ctx, func(q querier) error {
-		res, err := q.ExecContext(ctx, `DELETE FROM revocations WHERE created_at < ?`, unix(t))
-		if err != nil {
-			return internal("purge revocations", err)
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return n, err
+	return s.deleteInBatches(ctx, "purge revocations", purgeRevocations, unix(t))
 }
+
+const purgeRevocations = `
+	DELETE FROM revocations WHERE (corporate_id, id) IN (
+		SELECT corporate_id, id FROM revocations WHERE created_at < ? LIMIT ?)`
 
 // SetCorporateDisabled disables a corporate (its credentials answer
 // CodeAuth, its links' pages say they were withdrawn, its web sessions end
