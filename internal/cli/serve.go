@@ -180,20 +180,27 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 	}
 	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks}, log)
 	handler, pages := c.handlers(f, s, w, hub, m, base, log)
-	return &server{
+	sv := &server{
 		handler: handler,
 		metrics: m,
 		loops: []func(context.Context){
 			links.Run,
 			webhooks.Run,
-			// Other servers' messages and read marks (PostgreSQL), for
-			// this server's sockets.
-			func(ctx context.Context) { s.ListenEvents(ctx, hub.Publish) },
 			func(ctx context.Context) { hub.Poll(ctx, revocationPoll) },
 			func(ctx context.Context) { purgeExpired(ctx, s, c.now, log) },
 			pages.Run,
 		},
-	}, nil
+	}
+	// Other servers' messages, read marks and revocations (PostgreSQL),
+	// for this server's sockets.
+	feed, err := s.FollowEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if feed != nil {
+		sv.loops = append(sv.loops, realtime.NewBridge(hub, feed, log).Run)
+	}
+	return sv, nil
 }
 
 // workers are the link delivery worker, over the transports the flags
@@ -328,10 +335,11 @@ const keepRevocations = time.Hour
 type purger interface {
 	PurgeIdempotencyKeys(ctx context.Context) (int64, error)
 	PurgeRevocations(ctx context.Context, before time.Time) (int64, error)
+	PurgeEvents(ctx context.Context) (int64, error)
 }
 
-// purgeExpired deletes expired Idempotency-Keys and old revocations now and
-// then; until it does, an expired key is already treated as new.
+// purgeExpired deletes expired Idempotency-Keys, old revocations and old
+// events now and then; until it does, an expired key is already treated as new.
 func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -348,6 +356,9 @@ func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog
 		}
 		if _, err := s.PurgeRevocations(ctx, now().Add(-keepRevocations)); err != nil && ctx.Err() == nil {
 			log.Error("purge revocations", "err", err)
+		}
+		if _, err := s.PurgeEvents(ctx); err != nil && ctx.Err() == nil {
+			log.Error("purge events", "err", err)
 		}
 	}
 }
