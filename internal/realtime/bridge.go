@@ -31,12 +31,13 @@ type Bridge struct {
 	log  *slog.Logger
 	// SafetyNet is how often it reads without a hint.
 	SafetyNet time.Duration
+	after     func(time.Duration) <-chan time.Time // time.After; tests see the waits
 }
 
 // NewBridge returns a bridge from feed to hub; log records lost
 // connections.
 func NewBridge(hub *Hub, feed Feed, log *slog.Logger) *Bridge {
-	return &Bridge{hub: hub, feed: feed, log: log, SafetyNet: 2 * time.Second}
+	return &Bridge{hub: hub, feed: feed, log: log, SafetyNet: 2 * time.Second, after: time.After}
 }
 
 // Longest wait between two attempts to listen again.
@@ -88,7 +89,7 @@ func (b *Bridge) listen(ctx context.Context, hint func()) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-b.after(wait):
 		}
 		wait = min(max(2*wait, 50*time.Millisecond), maxBackoff)
 	}
