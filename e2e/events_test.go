@@ -56,10 +56,10 @@ func TestEventsSurvive(t *testing.T) {
 // and returns those connections' process ids.
 func listening(t *testing.T, d dbSpec, old []int64) []int64 {
 	t.Helper()
+	db := d.openDB(t, true)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var pids []int64
-		db := d.openDB(t, true)
 		rows, err := db.Query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'`)
 		if err == nil {
 			for rows.Next() {
@@ -70,7 +70,6 @@ func listening(t *testing.T, d dbSpec, old []int64) []int64 {
 			}
 			rows.Close()
 		}
-		db.Close()
 		if len(pids) == 2 {
 			return pids
 		}
@@ -128,7 +127,9 @@ func testEventsSurvive(t *testing.T, d dbSpec, disrupt func(t *testing.T, server
 			text := fmt.Sprintf("m%d", i)
 			var seq int64
 			if err := retry(ctx, func() (err error) {
-				seq, err = sendRetryable(servers[i%2], f.c.auth, members[i%2].apikey, f.conv, text)
+				// The text is the clientMsgId: a retry of a send committed
+				// but not answered returns the message sent.
+				seq, _, err = sendMessage(servers[i%2], f.c.auth, members[i%2].apikey, f.conv, text, text)
 				return err
 			}); err != nil {
 				loadDone <- err
@@ -208,10 +209,9 @@ func retry(ctx context.Context, f func() error) error {
 	}
 }
 
-// sendRetryable sends a message with a clientMsgId derived from its text,
-// so that a retry of a send that was committed but not answered returns
-// the message sent.
-func sendRetryable(s *server, auth, apikey, conv, text string) (int64, error) {
+// sendMessage sends a message without the testing.T (for goroutines) and
+// returns its seq, and whether it is a repeat of clientMsgID's.
+func sendMessage(s *server, auth, apikey, conv, text, clientMsgID string) (seq int64, repeat bool, err error) {
 	var e struct {
 		Code int `json:"code"`
 		Body struct {
@@ -219,15 +219,16 @@ func sendRetryable(s *server, auth, apikey, conv, text string) (int64, error) {
 				Seq  int64  `json:"seq"`
 				Text string `json:"text"`
 			} `json:"message"`
+			PreviouslySent bool `json:"previously_sent"`
 		} `json:"body"`
 	}
-	if err := postJSON(s, "/chat/message/send", auth, apikey, map[string]any{"conversationId": conv, "text": text, "clientMsgId": text}, &e); err != nil {
-		return 0, err
+	if err := postJSON(s, "/chat/message/send", auth, apikey, map[string]any{"conversationId": conv, "text": text, "clientMsgId": clientMsgID}, &e); err != nil {
+		return 0, false, err
 	}
 	if e.Code != 0 || e.Body.Message.Text != text {
-		return 0, fmt.Errorf("send %q: code %d", text, e.Code)
+		return 0, false, fmt.Errorf("send %q: code %d, text %q", text, e.Code, e.Body.Message.Text)
 	}
-	return e.Body.Message.Seq, nil
+	return e.Body.Message.Seq, e.Body.PreviouslySent, nil
 }
 
 func markRead(s *server, auth, apikey, conv string, seq int64) error {
