@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -89,39 +88,13 @@ func readMessages(t testing.TB, sc *socketClient, first int64, n int, within tim
 }
 
 // sendRaw sends a message without the testing.T (for goroutines) and
-// returns its seq.
+// returns its seq; a repeat of clientMsgID is an error.
 func sendRaw(s *server, auth, apikey, conv, text, clientMsgID string) (int64, error) {
-	body, err := json.Marshal(map[string]any{"conversationId": conv, "text": text, "clientMsgId": clientMsgID})
-	if err != nil {
-		return 0, err
+	seq, repeat, err := sendMessage(s, auth, apikey, conv, text, clientMsgID)
+	if err == nil && repeat {
+		err = fmt.Errorf("send %q: previously sent", text)
 	}
-	req, err := http.NewRequest("POST", s.URL+"/chat/message/send", bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", auth)
-	req.Header.Set("X-WOOS-KEY", apikey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var e struct {
-		Code int `json:"code"`
-		Body struct {
-			Message struct {
-				Seq  int64  `json:"seq"`
-				Text string `json:"text"`
-			} `json:"message"`
-			PreviouslySent bool `json:"previously_sent"`
-		} `json:"body"`
-	}
-	if err := json.Unmarshal(raw, &e); err != nil || resp.StatusCode != 200 || e.Code != 0 || e.Body.Message.Text != text || e.Body.PreviouslySent {
-		return 0, fmt.Errorf("send %q: HTTP %d: %s", text, resp.StatusCode, raw)
-	}
-	return e.Body.Message.Seq, nil
+	return seq, err
 }
 
 // TestSocketReconnect: a client that reconnects with the last seq it saw

@@ -37,7 +37,7 @@ type Store interface {
 	LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error)
 	LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
-	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
+	realtime.History // a socket's catch-up
 	Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error)
 	IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error)
 	BotByIDSha(ctx context.Context, corporateID int64, idsha string) (imbee.Bot, error)

@@ -181,20 +181,27 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 	}
 	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks}, log)
 	handler, pages := c.handlers(f, s, w, hub, m, base, log)
-	return &server{
+	sv := &server{
 		handler: handler,
 		metrics: m,
 		loops: []func(context.Context){
 			links.Run,
 			webhooks.Run,
-			// Other servers' messages and read marks (PostgreSQL), for
-			// this server's sockets.
-			func(ctx context.Context) { s.ListenEvents(ctx, hub.Publish) },
 			func(ctx context.Context) { hub.Poll(ctx, revocationPoll) },
 			func(ctx context.Context) { purgeExpired(ctx, s, c.now, log) },
 			pages.Run,
 		},
-	}, nil
+	}
+	// Other servers' messages, read marks and revocations (PostgreSQL),
+	// for this server's sockets.
+	feed, err := s.FollowEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if feed != nil {
+		sv.loops = append(sv.loops, realtime.NewBridge(hub, feed, log).Run)
+	}
+	return sv, nil
 }
 
 // workers are the link delivery worker, over the transports the flags
@@ -334,11 +341,13 @@ type purger interface {
 	PurgeIdempotencyKeys(ctx context.Context) (int64, error)
 	PurgeRevocations(ctx context.Context, before time.Time) (int64, error)
 	PurgeRateBuckets(ctx context.Context) (int64, error)
+	PurgeEvents(ctx context.Context) (int64, error)
 }
 
-// purgeExpired deletes expired Idempotency-Keys, old revocations and idle
-// rate limit buckets now and then, one server of an installation at a
-// time; until it does, an expired key is already treated as new.
+// purgeExpired deletes expired Idempotency-Keys, old revocations, idle
+// rate limit buckets and old events now and then, one server of an
+// installation at a time; until it does, an expired key is already treated
+// as new.
 func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -355,7 +364,8 @@ func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog
 			}
 			_, revErr := s.PurgeRevocations(ctx, now().Add(-keepRevocations))
 			_, bucketsErr := s.PurgeRateBuckets(ctx)
-			return errors.Join(keysErr, revErr, bucketsErr)
+			_, eventsErr := s.PurgeEvents(ctx)
+			return errors.Join(keysErr, revErr, bucketsErr, eventsErr)
 		})
 		if err != nil && ctx.Err() == nil {
 			log.Error("purge expired rows", "err", err)

@@ -45,7 +45,7 @@ type Store interface {
 	LinkByToken(ctx context.Context, token string) (imbee.LinkPage, error)
 	SessionByToken(ctx context.Context, token string) (imbee.Session, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
-	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
+	realtime.History // a socket's catch-up
 }
 
 // Writes are the pages' changes, each with what follows its commit

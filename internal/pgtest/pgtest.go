@@ -96,18 +96,50 @@ func CreateDatabase(adminURL, name string) (string, error) {
 // syncs its writes as a production one does (for benchmarks); otherwise
 // fsync is off, which tests do not need.
 func Start(durable bool) (adminURL string, stop func(), err error) {
+	adminURL, stop, _, err = start(durable)
+	return adminURL, stop, err
+}
+
+// Own starts a throwaway server for tb alone, stopped when tb ends, and
+// returns the URL of a new database on it and a function that restarts
+// the server (a fast shutdown: every connection is cut; then the same
+// port and data). It is for a test that restarts PostgreSQL under load,
+// which a server shared with other tests must not see.
+func Own(tb testing.TB) (dbURL string, restart func()) {
+	tb.Helper()
+	admin, stop, restartFn, err := start(false)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("PostgreSQL is required in CI: %v", err)
+		}
+		tb.Skipf("skipped: PostgreSQL: %v", err)
+	}
+	tb.Cleanup(stop)
+	u, err := CreateDatabase(admin, "imbee_own")
+	if err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	return u, func() {
+		tb.Helper()
+		if err := restartFn(); err != nil {
+			tb.Fatalf("restart PostgreSQL: %v", err)
+		}
+	}
+}
+
+func start(durable bool) (adminURL string, stop func(), restart func() error, err error) {
 	bin, err := binDir()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	dir, err := os.MkdirTemp("", "imbee-pg-")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cred, err := credential(dir)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	run := func(name string, args ...string) error {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
@@ -120,12 +152,12 @@ func Start(durable bool) (adminURL string, stop func(), err error) {
 	data := filepath.Join(dir, "data")
 	if err := run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	port, err := freePort()
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	// Loopback only; enough connections for several servers at once.
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=300", port, dir)
@@ -134,11 +166,15 @@ func Start(durable bool) (adminURL string, stop func(), err error) {
 	}
 	if err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	stopFn := func() {
 		run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
 		os.RemoveAll(dir)
+	}
+	// pg_ctl restart starts it again with the options it was started with.
+	restartFn := func() error {
+		return run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-m", "fast", "-w", "-t", "60", "restart")
 	}
 	u := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	db, err := sql.Open("pgx", u)
@@ -150,9 +186,9 @@ func Start(durable bool) (adminURL string, stop func(), err error) {
 	}
 	if err != nil {
 		stopFn()
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return u, stopFn, nil
+	return u, stopFn, restartFn, nil
 }
 
 // binDir finds the PostgreSQL server binaries: on PATH, or where Debian

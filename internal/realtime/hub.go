@@ -1,9 +1,12 @@
 // Package realtime tells a conversation's connected members what happens in
 // it as it happens: new messages and read marks, over WebSockets. The hub
-// fans events out inside one server; on PostgreSQL a bridge carries them to
-// the other servers with LISTEN/NOTIFY. An event is only a hint: a socket
-// that misses one (a full buffer, another server's message) reads what it
-// lacks from the database, so a client sees every message once, in order.
+// fans events out inside one server, encoding each frame once for all the
+// conversation's sockets; on PostgreSQL each server's bridge reads what the
+// other servers commit (the store's outbox, hinted by LISTEN/NOTIFY) once
+// for the server, messages included, and hands it to the hub. An event is
+// only a hint: a socket that misses one (a full buffer, a gap in seqs)
+// reads what it lacks from the database, messages and read marks, so a
+// client sees every message once, in order.
 //
 // Ending access ends sockets: every socket is registered with what let it
 // open (its Grant), and the hub follows the revocations log that every
@@ -342,12 +345,12 @@ func (h *Hub) apply(rs []imbee.Revocation, next imbee.Horizon) {
 const syncTimeout = 5 * time.Second
 
 // Publish tells this server's subscribers of e; it never blocks on a
-// subscriber. (The store tells the other servers, on PostgreSQL, when it
-// commits.) When e's horizon is ahead of the hub's (or not known), the hub
-// first reads the log, so that no socket a revocation ends gets e; if that
-// read fails, the conversation's sockets are told to catch up instead
+// subscriber. (The store tells the other servers, on PostgreSQL, through
+// its outbox.) When e's horizon is ahead of the hub's (or not known), the
+// hub first reads the log, so that no socket a revocation ends gets e; if
+// that read fails, the conversation's sockets are told to catch up instead
 // (their read checks again). An event of type "missed", from a bridge that
-// lost its connection, makes every subscriber catch up from the database;
+// may have lost events, makes every subscriber catch up from the database;
 // one of type "revoked", from another server, makes the hub read the log.
 func (h *Hub) Publish(e imbee.Event) {
 	switch e.Type {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/coder/websocket"
@@ -16,6 +18,9 @@ import (
 // History is what a socket reads to catch up.
 type History interface {
 	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
+	// ReadMarks returns how far each member has read (those who have
+	// read any), and the horizon of the read (see imbee.Horizon).
+	ReadMarks(ctx context.Context, corporateID int64, conversationID string) (map[string]int64, imbee.Horizon, error)
 }
 
 // Frame is what a socket sends: {"type": "message", "message": {…}},
@@ -69,7 +74,7 @@ func Serve(w http.ResponseWriter, r *http.Request, h *Hub, sub *Sub, hist Histor
 	// the close, and ends ctx when the client goes.
 	ctx := c.CloseRead(context.WithoutCancel(r.Context()))
 	g := sub.Grant()
-	s := &socket{c: c, hub: h, sub: sub, hist: hist, corp: g.CorporateID, conv: g.ConversationID, sent: after}
+	s := &socket{c: c, hub: h, sub: sub, hist: hist, corp: g.CorporateID, conv: g.ConversationID, sent: after, marks: map[string]int64{}}
 	var expired <-chan time.Time
 	if !g.Expires.IsZero() {
 		t := time.NewTimer(time.Until(g.Expires))
@@ -101,7 +106,7 @@ func Serve(w http.ResponseWriter, r *http.Request, h *Hub, sub *Sub, hist Histor
 		case e := <-sub.C:
 			err = s.deliver(ctx, e)
 		case <-sub.Missed():
-			err = s.catchUp(ctx)
+			err = s.recover(ctx)
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
 			err = c.Ping(pctx)
@@ -128,6 +133,9 @@ type socket struct {
 	corp int64
 	conv string
 	sent int64 // the last seq sent
+	// marks are the read marks sent, by member: a mark is sent once, and
+	// never one behind it.
+	marks map[string]int64
 }
 
 // deliver sends what p tells of: the message itself when it is the next
@@ -137,10 +145,8 @@ func (s *socket) deliver(ctx context.Context, p Published) error {
 		return errRevoked // queued before the revocation, but not sent
 	}
 	switch {
-	case p.Type == "read" && p.Frame != nil:
-		return s.writeRaw(ctx, p.Frame)
 	case p.Type == "read":
-		return s.write(ctx, Frame{Type: "read", Member: p.Member, Seq: p.Seq})
+		return s.mark(ctx, p.Member, p.Seq, p.Frame)
 	case p.Seq <= s.sent:
 		return nil // already sent
 	case p.Frame != nil && p.Seq == s.sent+1:
@@ -181,6 +187,48 @@ func (s *socket) catchUp(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// mark sends member's read mark seq (frame, when not nil, is it encoded),
+// unless a mark as far has been sent; the message it reaches goes first.
+func (s *socket) mark(ctx context.Context, member string, seq int64, frame []byte) error {
+	if seq <= s.marks[member] {
+		return nil
+	}
+	if seq > s.sent {
+		if err := s.catchUp(ctx); err != nil {
+			return err
+		}
+	}
+	s.marks[member] = seq
+	if frame != nil {
+		return s.writeRaw(ctx, frame)
+	}
+	return s.write(ctx, Frame{Type: "read", Member: member, Seq: seq})
+}
+
+// recover sends what events missed may have told of: the messages after
+// the last seq sent, then the read marks ahead of those sent.
+func (s *socket) recover(ctx context.Context) error {
+	if err := s.catchUp(ctx); err != nil {
+		return err
+	}
+	marks, horizon, err := s.hist.ReadMarks(ctx, s.corp, s.conv)
+	if err != nil || len(marks) == 0 {
+		return err
+	}
+	if err := s.hub.reach(ctx, horizon); err != nil {
+		return err
+	}
+	if s.revoked() {
+		return errRevoked
+	}
+	for _, member := range slices.Sorted(maps.Keys(marks)) {
+		if err := s.mark(ctx, member, marks[member], nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *socket) write(ctx context.Context, f Frame) error {

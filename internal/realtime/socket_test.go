@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -23,9 +24,27 @@ import (
 // memHistory is a conversation's stored messages; each read carries the
 // horizon of the log at that moment, as the store's does.
 type memHistory struct {
-	mu  sync.Mutex
-	ms  []imbee.Message
-	log *memLog
+	mu    sync.Mutex
+	ms    []imbee.Message
+	marks map[string]int64
+	log   *memLog
+}
+
+// read commits member's read mark seq and returns its event.
+func (m *memHistory) read(member string, seq int64) imbee.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.marks == nil {
+		m.marks = map[string]int64{}
+	}
+	m.marks[member] = seq
+	return imbee.Event{Type: "read", CorporateID: 1, ConversationID: "c", Member: member, Seq: seq, Horizon: m.log.horizon()}
+}
+
+func (m *memHistory) ReadMarks(context.Context, int64, string) (map[string]int64, imbee.Horizon, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.marks), m.log.horizon(), nil
 }
 
 func (m *memHistory) add(text string) imbee.Message {
@@ -349,5 +368,36 @@ func TestServeSlowSocket(t *testing.T) {
 	publish(h, hist.add("last")) // what came before it came once
 	if got := next(t, slow, 1); !slices.Equal(got, seqs(n+1, n+1)) {
 		t.Errorf("after catching up: got %v, want %d", got, n+1)
+	}
+}
+
+// A socket that missed events (a full buffer, a bridge that lost events)
+// sends the read marks it has not sent when it catches up, after the
+// messages they reach; a mark already sent is not sent again, nor one
+// behind it.
+func TestServeRecoversReadMarks(t *testing.T) {
+	h := NewHub()
+	hist := &memHistory{log: &memLog{}}
+	c := serve(t, h, hist, api)
+	if got := next(t, c, 1); !slices.Equal(got, []string{"ready 0"}) {
+		t.Fatalf("got %v, want ready 0", got)
+	}
+	publish(h, hist.add("m"))
+	h.Publish(hist.read("ana", 1))
+	if got, want := next(t, c, 2), []string{"1", "read 1"}; !slices.Equal(got, want) {
+		t.Fatalf("live: got %v, want %v", got, want)
+	}
+	hist.add("its event lost")
+	hist.read("bea", 2) // its event lost too
+	h.Publish(hist.read("ana", 1))
+	h.Publish(imbee.Event{Type: "missed"})
+	if got, want := next(t, c, 2), []string{"2", "read 2"}; !slices.Equal(got, want) {
+		t.Fatalf("after catching up: got %v, want %v", got, want)
+	}
+	publish(h, hist.add("m"))
+	h.Publish(hist.read("bea", 1)) // behind the mark sent: not sent
+	h.Publish(hist.read("ana", 3))
+	if got, want := next(t, c, 2), []string{"3", "read 3"}; !slices.Equal(got, want) {
+		t.Fatalf("then: got %v, want %v", got, want)
 	}
 }

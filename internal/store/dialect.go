@@ -25,8 +25,8 @@ type dialect struct {
 	// so a read that decides a write locks its rows, and an order that
 	// commits must keep takes a lock. SQLite has one writer.
 	concurrentWriters bool
-	// notifies: a committed write can tell the other servers at once
-	// (LISTEN/NOTIFY).
+	// notifies: other servers may share the database; a write's events go
+	// to the outbox and a NOTIFY after its commit hints them (events.go).
 	notifies bool
 	// bindsArrays: a Go slice binds as an array, so a batch is one
 	// statement over unnest or = ANY rather than chunks of VALUES.

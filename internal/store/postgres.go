@@ -21,6 +21,7 @@ func (s *Store) openPostgres(ctx context.Context, dsn string, opts Options) erro
 		return err
 	}
 	s.dialect, s.db, s.pool, s.reads = postgresDialect, db, pool, rebinder{db}
+	s.announcer = startAnnouncer(pool, s.instance)
 	if _, err := s.dialect.migrate(ctx, db); err != nil {
 		s.closePostgres()
 		return err
@@ -63,6 +64,7 @@ func openPostgresDB(ctx context.Context, dsn string, opts Options) (*sql.DB, *pg
 // closePostgres closes the *sql.DB and then the pgx pool behind it, which
 // closing the *sql.DB does not do.
 func (s *Store) closePostgres() error {
+	s.announcer.close()
 	err := s.db.Close()
 	s.pool.Close()
 	return err
@@ -84,12 +86,16 @@ func (s *Store) pgTx(ctx context.Context, fn func(q querier) error) error {
 	if err != nil {
 		return internal("begin", err)
 	}
-	if err := fn(rebinder{tx}); err != nil {
+	t := &pgTxn{rebinder: rebinder{tx}}
+	if err := fn(t); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return internal("commit", err)
+	}
+	if t.announce {
+		s.announcer.kick()
 	}
 	return nil
 }

@@ -20,9 +20,9 @@ const horizonSQL = `coalesce((SELECT id FROM revocations ORDER BY id DESC LIMIT 
 const revocationsLock int64 = 0x696d626565726576
 
 // revoke logs an ending of access inside the transaction that ends it, so
-// that the log holds it if and only if it happened; on PostgreSQL it also
-// tells the other servers at once (NOTIFY is delivered at commit) rather
-// than at their next read of the log.
+// that the log holds it if and only if it happened; on PostgreSQL its event
+// also tells the other servers once it commits (see notify), rather than
+// at their next read of the log.
 func (s *Store) revoke(ctx context.Context, q querier, corporateID int64, kind imbee.RevocationKind, subject int64) error {
 	if s.dialect.concurrentWriters {
 		// One revoking transaction at a time, to its commit: ids are then

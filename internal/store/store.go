@@ -66,6 +66,8 @@ type Store struct {
 	keys     *secret.Keyring
 	now      func() time.Time
 	instance string // this process's id: a server skips its own events
+	// announcer NOTIFYs the other servers of committed events (PostgreSQL).
+	announcer *announcer
 }
 
 // ParseDSN splits a --db value into its backend ("sqlite" or "postgres")
