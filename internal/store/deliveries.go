@@ -29,7 +29,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 		}
 		in, args := inKeys(due)
 		rows, err := q.QueryContext(ctx, `
-			UPDATE deliveries
+			UPDATE deliveries`+s.dialect.byRowID()+`
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
 			WHERE (`+in+`) AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,

@@ -73,6 +73,16 @@ func (d dialect) indexedBy(index string) string {
 	return ""
 }
 
+// byRowID keeps a statement that names its rows by id from scanning an
+// index that also matches its other conditions: SQLite without statistics
+// may prefer one, while the ids are a few lookups of its rowid.
+func (d dialect) byRowID() string {
+	if d.noStatistics {
+		return " NOT INDEXED"
+	}
+	return ""
+}
+
 // continueIDs is the statement that makes table's new ids follow the ones
 // copied into it, or "" when they do by themselves.
 func (d dialect) continueIDs(table string) string {

@@ -200,7 +200,7 @@ func (s *Store) Chats(ctx context.Context, corporateID int64, member string, lim
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT c.id, c.public_id, c.type, c.name, c.last_seq, me.read_seq,
 			lm.id, lm.corporate_id, lm.seq, lm.sender, lm.sender_is_bot, lm.client_msg_id, lm.text, lm.created_at
-		FROM conversation_members me
+		FROM conversation_members me`+s.dialect.indexedBy("conversation_members_idsha")+`
 		JOIN conversations c ON c.corporate_id = me.corporate_id AND c.id = me.conversation_id
 		LEFT JOIN messages lm ON lm.corporate_id = c.corporate_id AND lm.conversation_id = c.id AND lm.seq = c.last_seq
 		WHERE me.corporate_id = ? AND me.idsha = ?

@@ -67,7 +67,7 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 		}
 		in, args := inKeys(due)
 		rows, err := q.QueryContext(ctx, `
-			UPDATE webhook_events
+			UPDATE webhook_events`+s.dialect.byRowID()+`
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
 			WHERE (`+in+`) AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, bot_id, event_id, payload, attempts`,
