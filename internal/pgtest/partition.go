@@ -19,10 +19,10 @@ const EnvPartitioned = "IMBEE_TEST_PG_PARTITIONED"
 // shards of a distributed engine, in one server.
 const Partitions = 4
 
-// routingTables are looked up by a hash across tenants (a credential or a
-// token names its corporate), so a distributed engine spreads them by their
-// own primary key, not by tenant.
-var routingTables = []string{}
+// routingSuffix names the routing tables: looked up by a hash across
+// tenants (a credential or a token names its corporate), so a distributed
+// engine spreads them by their own primary key, not by tenant.
+const routingSuffix = "_routes"
 
 // Partitioned reports whether EnvPartitioned asks for partitioned databases.
 func Partitioned() bool { return os.Getenv(EnvPartitioned) != "" }
@@ -51,7 +51,7 @@ func PartitionedURL(tb testing.TB, migrate func(url string) error) string {
 //     and its indexes. PostgreSQL refuses a primary or unique key on a
 //     partitioned table that lacks the partition column: Citus's rule for a
 //     distributed table.
-//   - a routing table is partitioned by its own primary key.
+//   - a routing table (named *_routes) is partitioned by its own primary key.
 //   - any other table (meta, goose's) stays as it is: a reference table,
 //     copied whole to every node.
 //
@@ -141,7 +141,7 @@ func distributionKeys(ctx context.Context, tx *sql.Tx) (map[string]string, error
 			return nil, err
 		}
 		switch {
-		case slices.Contains(routingTables, table):
+		case strings.HasSuffix(table, routingSuffix):
 			keys[table] = pkFirst
 		case table == "corporates":
 			keys[table] = "id"

@@ -34,6 +34,7 @@ CREATE TABLE users (
     UNIQUE (corporate_id, name)
 );
 CREATE INDEX users_name ON users (name);
+CREATE TABLE user_routes (apikey_hash BYTEA PRIMARY KEY, corporate_id BIGINT NOT NULL, user_id BIGINT NOT NULL);
 `
 
 // TestPartition: a schema keyed by tenant is distributed, and keeps its
@@ -45,10 +46,15 @@ func TestPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var parts int
-	if err := db.QueryRow(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'users'::regclass`).Scan(&parts); err != nil || parts != Partitions {
-		t.Fatalf("users has %d partitions (%v), want %d", parts, err, Partitions)
+	for table, want := range map[string]string{"corporates": "HASH (id)", "users": "HASH (corporate_id)", "user_routes": "HASH (apikey_hash)"} {
+		var key string
+		var parts int
+		if err := db.QueryRow(`SELECT pg_get_partkeydef($1::regclass), (SELECT count(*) FROM pg_inherits WHERE inhparent = $1::regclass)`,
+			table).Scan(&key, &parts); err != nil || key != want || parts != Partitions {
+			t.Errorf("%s is partitioned by %q in %d partitions (%v), want %s in %d", table, key, parts, err, want, Partitions)
+		}
 	}
+	var parts int
 	if err := db.QueryRow(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'meta'::regclass`).Scan(&parts); err != nil || parts != 0 {
 		t.Errorf("meta has %d partitions (%v), want none", parts, err)
 	}
@@ -86,6 +92,8 @@ CREATE TABLE users (corporate_id BIGINT NOT NULL, id BIGINT, idsha TEXT UNIQUE, 
 CREATE TABLE links (corporate_id BIGINT NOT NULL, id BIGINT, user_corporate BIGINT, user_id BIGINT, PRIMARY KEY (corporate_id, id),
     FOREIGN KEY (user_corporate, user_id) REFERENCES users (corporate_id, id));
 CREATE UNIQUE INDEX links_user ON links (user_id);
+CREATE TABLE link_routes (token_hash BYTEA PRIMARY KEY, corporate_id BIGINT NOT NULL, link_id BIGINT NOT NULL,
+    FOREIGN KEY (corporate_id, link_id) REFERENCES links (corporate_id, id));
 CREATE TABLE attempts (link_corporate BIGINT, link_id BIGINT, FOREIGN KEY (link_corporate, link_id) REFERENCES links (corporate_id, id));
 `)(u); err != nil {
 		t.Fatal(err)
@@ -99,6 +107,7 @@ CREATE TABLE attempts (link_corporate BIGINT, link_id BIGINT, FOREIGN KEY (link_
 		`"users_idsha_key" UNIQUE (idsha): ERROR: unique constraint`,
 		`CREATE UNIQUE INDEX links_user ON public.links USING btree (user_id): ERROR: unique constraint`,
 		`links.links_user_corporate_user_id_fkey: foreign key (user_corporate,user_id) references users (corporate_id,id) without joining links.corporate_id to users.corporate_id`,
+		`link_routes.link_routes_corporate_id_link_id_fkey: foreign key (corporate_id,link_id) references links (corporate_id,id) without joining link_routes.token_hash to links.corporate_id`,
 		`attempts.attempts_link_corporate_link_id_fkey: the reference table attempts refers to the distributed table links`,
 	} {
 		if !strings.Contains(err.Error(), want) {
