@@ -384,10 +384,11 @@ type WebhookEvent struct {
 // LinkAttempt is one opening of a link's page (GET/HEAD) or submission of
 // it (POST), for the link's audit trail.
 type LinkAttempt struct {
-	LinkID int64
-	At     time.Time
-	Method string // GET, HEAD or POST
-	Result string // viewed, spent, used_up, expired or revoked
+	CorporateID int64 // the link's
+	LinkID      int64
+	At          time.Time
+	Method      string // GET, HEAD or POST
+	Result      string // viewed, spent, used_up, expired or revoked
 	// Address is the client's address, given when recording; the store
 	// keeps only Client, a keyed hash of it.
 	Address string

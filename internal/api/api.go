@@ -38,7 +38,7 @@ type Store interface {
 	KnownUser(ctx context.Context, auth, corporateToken, uniqueID string, dev *imbee.Device) (imbee.Corporate, imbee.User, bool, error)
 	KnownChat(ctx context.Context, auth, apikey, contact string) (imbee.Corporate, imbee.User, imbee.Conversation, bool, error)
 	LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error)
-	LinkAttempts(ctx context.Context, linkID int64) ([]imbee.LinkAttempt, error)
+	LinkAttempts(ctx context.Context, corporateID, linkID int64) ([]imbee.LinkAttempt, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
 	MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error)
 	Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error)

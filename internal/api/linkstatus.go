@@ -76,7 +76,7 @@ func (s *Server) tokenStatus(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := s.store.LinkAttempts(ctx, l.ID)
+	as, err := s.store.LinkAttempts(ctx, l.CorporateID, l.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func (s *Server) tokenRevoke(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := s.store.LinkAttempts(ctx, l.ID)
+	as, err := s.store.LinkAttempts(ctx, l.CorporateID, l.ID)
 	if err != nil {
 		return nil, err
 	}

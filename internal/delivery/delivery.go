@@ -64,7 +64,7 @@ type Queue interface {
 	MarkSent(ctx context.Context, d imbee.Delivery, providerID string) error
 	// MarkFailed records a failed attempt: cause is the whole error (the
 	// operator's), reason its class (Reason: what the tenant sees).
-	MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error
+	MarkFailed(ctx context.Context, corporateID, id int64, cause, reason string, retryAt time.Time, dead bool) error
 }
 
 // Config is the worker's retry policy and concurrency, documented in
@@ -275,7 +275,7 @@ func (w *Worker) record(ctx context.Context, d imbee.Delivery, sendErr error) {
 	logged := strings.ReplaceAll(sendErr.Error(), d.Recipient.Address, Mask(d.Recipient.Address))
 	w.log.Warn("delivery failed", "delivery_id", d.ID, "channel", d.Recipient.Channel, "to", Mask(d.Recipient.Address),
 		"attempt", d.Attempts, "dead", dead, "retry_in", wait.Round(time.Millisecond).String(), "reason", Reason(sendErr), "err", logged)
-	if err := w.queue.MarkFailed(ctx, d.ID, sendErr.Error(), Reason(sendErr), w.now().Add(wait), dead); err != nil {
+	if err := w.queue.MarkFailed(ctx, d.CorporateID, d.ID, sendErr.Error(), Reason(sendErr), w.now().Add(wait), dead); err != nil {
 		w.log.Error("record failed delivery", "delivery_id", d.ID, "err", err)
 	}
 	if !dead {

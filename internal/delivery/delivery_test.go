@@ -130,7 +130,7 @@ func (q *fakeQueue) MarkSent(_ context.Context, d imbee.Delivery, providerID str
 	return nil
 }
 
-func (q *fakeQueue) MarkFailed(_ context.Context, id int64, cause, _ string, retryAt time.Time, dead bool) error {
+func (q *fakeQueue) MarkFailed(_ context.Context, _, id int64, cause, _ string, retryAt time.Time, dead bool) error {
 	q.mu.Lock()
 	q.failed[id] = failure{cause, retryAt, dead}
 	q.mu.Unlock()

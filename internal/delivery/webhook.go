@@ -17,8 +17,8 @@ import (
 // WebhookQueue is the storage the webhook worker needs.
 type WebhookQueue interface {
 	ClaimWebhookEvents(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.WebhookEvent, error)
-	MarkWebhookSent(ctx context.Context, id int64) error
-	MarkWebhookFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
+	MarkWebhookSent(ctx context.Context, corporateID, id int64) error
+	MarkWebhookFailed(ctx context.Context, corporateID, id int64, cause string, retryAt time.Time, dead bool) error
 }
 
 // WebhookWorker POSTs queued events to bots' webhooks, signed in the
@@ -68,7 +68,7 @@ func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
 		}
 	}
 	if err == nil {
-		if err := w.queue.MarkWebhookSent(ctx, e.ID); err != nil {
+		if err := w.queue.MarkWebhookSent(ctx, e.CorporateID, e.ID); err != nil {
 			w.log.Error("record webhook sent", "event_id", e.EventID, "err", err)
 		}
 		return
@@ -77,7 +77,7 @@ func (w *WebhookWorker) send(ctx context.Context, e imbee.WebhookEvent) {
 	wait = max(wait, closedIn)
 	w.log.Warn("webhook failed", "event_id", e.EventID, "bot", e.BotIDSha, "attempt", e.Attempts, "dead", dead,
 		"retry_in", wait.Round(time.Millisecond).String(), "err", err)
-	if err := w.queue.MarkWebhookFailed(ctx, e.ID, err.Error(), w.now().Add(wait), dead); err != nil {
+	if err := w.queue.MarkWebhookFailed(ctx, e.CorporateID, e.ID, err.Error(), w.now().Add(wait), dead); err != nil {
 		w.log.Error("record webhook failed", "event_id", e.EventID, "err", err)
 	}
 	if !dead {

@@ -148,7 +148,7 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := h.attempt(r)
-	a.LinkID, a.At, a.Result = p.Link.ID, h.cfg.Now(), "viewed"
+	a.CorporateID, a.LinkID, a.At, a.Result = p.Link.CorporateID, p.Link.ID, h.cfg.Now(), "viewed"
 	if st := p.Link.State(a.At); st != imbee.LinkActive {
 		a.Result = st.String()
 		h.recordView(a)

@@ -24,14 +24,14 @@ func testAttemptsNewestFirst(t *testing.T) {
 	viewed := clock.Now().Add(100 * time.Microsecond)
 	spent := viewed.Add(300 * time.Microsecond) // the same millisecond
 	for _, a := range []imbee.LinkAttempt{
-		{LinkID: link.ID, At: spent, Method: "POST", Result: "spent", Address: "192.0.2.1", Agent: "browser"},
-		{LinkID: link.ID, At: viewed, Method: "GET", Result: "viewed", Address: "192.0.2.1", Agent: "browser"},
+		{CorporateID: c.ID, LinkID: link.ID, At: spent, Method: "POST", Result: "spent", Address: "192.0.2.1", Agent: "browser"},
+		{CorporateID: c.ID, LinkID: link.ID, At: viewed, Method: "GET", Result: "viewed", Address: "192.0.2.1", Agent: "browser"},
 	} {
 		if err := s.RecordLinkAttempts(ctx, []imbee.LinkAttempt{a}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	as, err := s.LinkAttempts(ctx, link.ID)
+	as, err := s.LinkAttempts(ctx, c.ID, link.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,10 @@ func (s *Store) BulkLoad(ctx context.Context, corporateID, botID int64, prefix s
 					return internal("bulk user", err)
 				}
 				linkNonce := secret.NewNonce()
-				if _, err := q.ExecContext(ctx, `
-					INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, token_hash, max_uses, date_limit, expires_at, created_at)
-					VALUES (?, ?, ?, ?, ?, 10, ?, ?, ?)`,
-					corporateID, userID, botID, linkNonce, secret.Hash(s.keys.Derive(secret.LinkToken, linkNonce)), dateLimit, unix(expires), now,
+				if _, err := s.insertRouted(ctx, q, linkRoute, secret.Hash(s.keys.Derive(secret.LinkToken, linkNonce)), corporateID, `
+					INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, max_uses, date_limit, expires_at, created_at)
+					VALUES (?, ?, ?, ?, 10, ?, ?, ?) RETURNING id`,
+					corporateID, userID, botID, linkNonce, dateLimit, unix(expires), now,
 				); err != nil {
 					return internal("bulk link", err)
 				}

@@ -48,12 +48,12 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha,
 			coalesce(v1.id, v2.id), coalesce(v1.public_id, v2.public_id), m.position, m.idsha, m.is_admin, m.is_bot
-		FROM corporates
-		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = corporates.id
-		LEFT JOIN conversations v1 ON v1.corporate_id = corporates.id AND v1.pair_key = u.idsha || ':' || ?
-		LEFT JOIN conversations v2 ON v2.corporate_id = corporates.id AND v2.pair_key = ? || ':' || u.idsha
-		LEFT JOIN conversation_members m ON m.conversation_id = coalesce(v1.id, v2.id)
-		WHERE corporates.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
+		FROM `+routedCorporate+`
+		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.apikey_hash = ?
+		LEFT JOIN conversations v1 ON v1.corporate_id = r.corporate_id AND v1.pair_key = u.idsha || ':' || ?
+		LEFT JOIN conversations v2 ON v2.corporate_id = r.corporate_id AND v2.pair_key = ? || ':' || u.idsha
+		LEFT JOIN conversation_members m ON m.corporate_id = r.corporate_id AND m.conversation_id = coalesce(v1.id, v2.id)
+		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
 	if err != nil {
 		return c, u, conv, false, internal("authenticate", err)
 	}
@@ -143,7 +143,7 @@ func (s *Store) chatByPair(ctx context.Context, q querier, corporateID int64, ke
 	conv := imbee.Conversation{CorporateID: corporateID, Type: imbee.ConversationChat, Existing: true}
 	rows, err := q.QueryContext(ctx, `
 		SELECT c.id, c.public_id, m.idsha, m.is_admin, m.is_bot
-		FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id
+		FROM conversations c JOIN conversation_members m ON m.corporate_id = c.corporate_id AND m.conversation_id = c.id
 		WHERE c.corporate_id = ? AND c.pair_key = ?
 		ORDER BY m.position`, corporateID, key)
 	if err != nil {

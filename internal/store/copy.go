@@ -20,18 +20,21 @@ type copiedTable struct {
 // (listed there with why), they are every table of both dialects, with
 // every column.
 var copiedTables = []copiedTable{
-	{"corporates", "id, name, timezone, language, sender_name, rate_limit, rate_burst, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at, disabled_at", "id"},
+	{"corporates", "id, name, timezone, language, sender_name, rate_limit, rate_burst, auth_nonce, corporate_token_nonce, corporate_token_hash, created_at, disabled_at", "id"},
+	{"corporate_routes", "auth_hash, corporate_id", "auth_hash"},
 	{"bots", "id, corporate_id, idsha, name, webhook_url, webhook_nonce, revoked_at, created_at", "id"},
 	{"users", "id, corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at", "id"},
 	{"devices", "id, corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen", "id"},
 	{"conversations", "id, corporate_id, public_id, type, name, pair_key, last_seq, created_at", "id"},
 	{"conversation_members", "conversation_id, corporate_id, position, idsha, is_bot, is_admin, read_seq", "conversation_id, position"},
 	{"messages", "id, corporate_id, conversation_id, seq, sender, sender_is_bot, client_msg_id, text, created_at", "id"},
-	{"links", "id, corporate_id, user_id, bot_id, token_nonce, token_hash, max_uses, uses, date_limit, expires_at, revoked_at, current, created_at", "id"},
-	{"sessions", "id, corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at", "id"},
+	{"links", "id, corporate_id, user_id, bot_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at, current, created_at", "id"},
+	{"link_routes", "token_hash, corporate_id, link_id", "token_hash"},
+	{"sessions", "id, corporate_id, link_id, user_id, conversation_id, expires_at, created_at", "id"},
+	{"session_routes", "token_hash, corporate_id, session_id", "token_hash"},
 	{"deliveries", "id, corporate_id, link_id, channel, recipient, recipient_key, status, attempts, next_attempt_at, last_error, last_reason, provider_id, created_at, updated_at", "id"},
 	{"webhook_events", "id, corporate_id, bot_id, event_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at", "id"},
-	{"link_attempts", "id, link_id, at_us, method, result, client_hash, agent", "id"},
+	{"link_attempts", "id, corporate_id, link_id, at_us, method, result, client_hash, agent", "id"},
 	{"idempotency_keys", "corporate_id, principal, key_hash, request_hash, response, created_at, expires_at", "corporate_id, principal, key_hash"},
 }
 

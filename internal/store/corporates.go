@@ -28,15 +28,28 @@ func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imb
 
 func insertCorporate(ctx context.Context, q querier, c imbee.Corporate, authNonce, tokenNonce []byte, creds imbee.CorporateCredentials) (id int64, err error) {
 	err = q.QueryRowContext(ctx, `
-		INSERT INTO corporates (name, timezone, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO corporates (name, timezone, auth_nonce, corporate_token_nonce, corporate_token_hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		c.Name, c.TimeZone, authNonce, secret.Hash(creds.Auth), tokenNonce, secret.Hash(creds.CorporateToken), unix(c.CreatedAt),
+		c.Name, c.TimeZone, authNonce, tokenNonce, secret.Hash(creds.CorporateToken), unix(c.CreatedAt),
 	).Scan(&id)
 	if err != nil {
 		return 0, internal("create corporate", err)
 	}
+	if err := routeAuth(ctx, q, id, creds.Auth); err != nil {
+		return 0, err
+	}
 	return id, nil
+}
+
+// routeAuth makes auth, the corporate's Authorization, find it: its hash
+// is the key of the corporate's routing row (corporate_routes).
+func routeAuth(ctx context.Context, q querier, corporateID int64, auth string) error {
+	if _, err := q.ExecContext(ctx, `INSERT INTO corporate_routes (auth_hash, corporate_id) VALUES (?, ?)`,
+		secret.Hash(auth), corporateID); err != nil {
+		return internal("route corporate", err)
+	}
+	return nil
 }
 
 func (s *Store) corporateCredentials(authNonce, tokenNonce []byte) imbee.CorporateCredentials {
@@ -54,14 +67,22 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 	err := s.inWrite(ctx, func(q querier) error {
 		res, err := q.ExecContext(ctx, `
 			UPDATE corporates
-			SET auth_nonce = ?, auth_hash = ?, corporate_token_nonce = ?, corporate_token_hash = ?
+			SET auth_nonce = ?, corporate_token_nonce = ?, corporate_token_hash = ?
 			WHERE id = ?`,
-			authNonce, secret.Hash(creds.Auth), tokenNonce, secret.Hash(creds.CorporateToken), id)
+			authNonce, tokenNonce, secret.Hash(creds.CorporateToken), id)
 		if err != nil {
 			return internal("rotate corporate", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
+		}
+		// The old Authorization's row goes (a scan of one row per
+		// corporate: rotations are rare), the new one takes its place.
+		if _, err := q.ExecContext(ctx, `DELETE FROM corporate_routes WHERE corporate_id = ?`, id); err != nil {
+			return internal("rotate corporate", err)
+		}
+		if err := routeAuth(ctx, q, id, creds.Auth); err != nil {
+			return err
 		}
 		return s.revoke(ctx, q, id, imbee.RevokedCorporateKeys, 0)
 	})
@@ -137,6 +158,12 @@ func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (
 const corporateColumns = `corporates.id, corporates.name, corporates.timezone, corporates.language, corporates.sender_name,
 	corporates.rate_limit, corporates.rate_burst, corporates.created_at, corporates.disabled_at`
 
+// routedCorporate is the FROM of a read that finds a corporate by its
+// Authorization's hash (r.auth_hash = ?): its routing row, and the
+// corporate it names. Every other table a credential check joins is joined
+// on r.corporate_id, so the read touches one tenant's rows.
+const routedCorporate = `corporate_routes r JOIN corporates ON corporates.id = r.corporate_id`
+
 // corporateRow is a corporate as scanned from corporateColumns.
 type corporateRow struct {
 	c          imbee.Corporate
@@ -207,9 +234,9 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 	var uniqueID, idsha sql.NullString
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha
-		FROM corporates
-		LEFT JOIN users u ON u.apikey_hash = ? AND u.corporate_id = corporates.id
-		WHERE corporates.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), secret.Hash(auth),
+		FROM `+routedCorporate+`
+		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.apikey_hash = ?
+		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), secret.Hash(auth),
 	).Scan(r.dest(&userID, &uniqueID, &idsha)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, errBadAuth()
@@ -233,7 +260,7 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 	var tokenHash []byte
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT `+corporateColumns+`, corporate_token_hash
-		FROM corporates WHERE auth_hash = ? AND disabled_at IS NULL`, secret.Hash(auth),
+		FROM `+routedCorporate+` WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(auth),
 	).Scan(r.dest(&tokenHash)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, nil, errBadAuth()

@@ -23,15 +23,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "deliveries", "deliveries"+s.dialect.indexedBy("deliveries_queue"), unix(now), limit, pool)
-		if err != nil || len(ids) == 0 {
+		due, err := fairDue(ctx, q, "deliveries", "deliveries"+s.dialect.indexedBy("deliveries_queue"), unix(now), limit, pool)
+		if err != nil || len(due) == 0 {
 			return internalOrNil("claim deliveries", err)
 		}
-		in, args := inIDs(ids)
+		in, args := inKeys(due)
 		rows, err := q.QueryContext(ctx, `
-			UPDATE deliveries
+			UPDATE deliveries`+s.dialect.byRowID()+`
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN `+in+` AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+			WHERE (`+in+`) AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, link_id, channel, recipient, attempts`,
 			append(append([]any{unix(now.Add(lease)), unix(now)}, args...), unix(now))...)
 		if err != nil {
@@ -53,8 +53,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 			var nonce []byte
 			err := q.QueryRowContext(ctx, `
 				SELECT l.token_nonce, b.name, c.name, c.language, c.sender_name
-				FROM links l JOIN bots b ON b.id = l.bot_id JOIN corporates c ON c.id = l.corporate_id
-				WHERE l.id = ?`, out[i].LinkID).Scan(&nonce, &out[i].BotName, &out[i].CorporateName, &out[i].Language, &out[i].SenderName)
+				FROM links l JOIN bots b ON b.corporate_id = l.corporate_id AND b.id = l.bot_id JOIN corporates c ON c.id = l.corporate_id
+				WHERE l.corporate_id = ? AND l.id = ?`, out[i].CorporateID, out[i].LinkID).Scan(&nonce, &out[i].BotName, &out[i].CorporateName, &out[i].Language, &out[i].SenderName)
 			if err != nil {
 				return internal("claim deliveries", err)
 			}
@@ -65,12 +65,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	return out, err
 }
 
-// MarkSent records that the provider accepted delivery id.
-func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error {
+// MarkSent records that the provider accepted the corporate's delivery id.
+func (s *Store) MarkSent(ctx context.Context, corporateID, id int64, providerID string) error {
 	return s.inWrite(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, `
 			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', last_reason = '', updated_at = ?
-			WHERE id = ?`, providerID, unix(s.now()), id)
+			WHERE corporate_id = ? AND id = ?`, providerID, unix(s.now()), corporateID, id)
 		if err != nil {
 			return internal("mark sent", err)
 		}
@@ -81,30 +81,30 @@ func (s *Store) MarkSent(ctx context.Context, id int64, providerID string) error
 // MarkFailed records a failed attempt: retried at retryAt, or dead for good
 // when dead is set. cause is the whole error, for the operator; reason its
 // class, which the tenant sees.
-func (s *Store) MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error {
+func (s *Store) MarkFailed(ctx context.Context, corporateID, id int64, cause, reason string, retryAt time.Time, dead bool) error {
 	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `UPDATE deliveries SET last_reason = ? WHERE id = ?`, reason, id)
+		_, err := q.ExecContext(ctx, `UPDATE deliveries SET last_reason = ? WHERE corporate_id = ? AND id = ?`, reason, corporateID, id)
 		if err != nil {
 			return internal("mark failed", err)
 		}
-		return s.markFailedTx(ctx, q, "deliveries", id, cause, retryAt, dead)
+		return s.markFailedTx(ctx, q, "deliveries", corporateID, id, cause, retryAt, dead)
 	})
 }
 
 // markFailed records a failed attempt on a row of a queue table
 // (deliveries or webhook_events).
-func (s *Store) markFailed(ctx context.Context, table string, id int64, cause string, retryAt time.Time, dead bool) error {
-	return s.inWrite(ctx, func(q querier) error { return s.markFailedTx(ctx, q, table, id, cause, retryAt, dead) })
+func (s *Store) markFailed(ctx context.Context, table string, corporateID, id int64, cause string, retryAt time.Time, dead bool) error {
+	return s.inWrite(ctx, func(q querier) error { return s.markFailedTx(ctx, q, table, corporateID, id, cause, retryAt, dead) })
 }
 
-func (s *Store) markFailedTx(ctx context.Context, q querier, table string, id int64, cause string, retryAt time.Time, dead bool) error {
+func (s *Store) markFailedTx(ctx context.Context, q querier, table string, corporateID, id int64, cause string, retryAt time.Time, dead bool) error {
 	status := imbee.DeliveryFailed
 	if dead {
 		status = imbee.DeliveryDead
 	}
 	_, err := q.ExecContext(ctx, `
 		UPDATE `+table+` SET status = ?, last_error = ?, next_attempt_at = ?, updated_at = ?
-		WHERE id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), id) // rounded up: never due early
+		WHERE corporate_id = ? AND id = ?`, string(status), cause, unix(retryAt.Add(time.Second-time.Nanosecond)), unix(s.now()), corporateID, id) // rounded up: never due early
 	if err != nil {
 		return internal("mark failed", err)
 	}
@@ -209,7 +209,7 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 // index and reads every unsent row). Every statement repeats the index's
 // condition (status IN unsent): SQLite uses a partial index only for a
 // query whose WHERE contains it.
-func fairDue(ctx context.Context, q querier, table, from string, now int64, limit, pool int) ([]int64, error) {
+func fairDue(ctx context.Context, q querier, table, from string, now int64, limit, pool int) ([]rowKey, error) {
 	const unsent = `status IN ('queued', 'failed', 'sending')`
 	head := func(status string) string {
 		return `(SELECT MIN(next_attempt_at) FROM ` + from + ` WHERE ` + unsent +
@@ -319,20 +319,35 @@ func fairDue(ctx context.Context, q querier, table, from string, now int64, limi
 	slices.SortFunc(ranked, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.at, b.at), cmp.Compare(a.id, b.id))
 	})
-	ids := make([]int64, 0, min(len(ranked), limit))
+	keys := make([]rowKey, 0, min(len(ranked), limit))
 	for _, c := range ranked[:min(len(ranked), limit)] {
-		ids = append(ids, c.id)
+		keys = append(keys, rowKey{c.corporate, c.id})
 	}
-	return ids, nil
+	return keys, nil
 }
 
-// inIDs is "(?, ?, ?)" for ids, and ids as arguments.
-func inIDs(ids []int64) (string, []any) {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+// rowKey names a tenant's row: its corporate and id.
+type rowKey struct{ corporate, id int64 }
+
+// inKeys is a condition that holds for the rows of keys, one corporate_id
+// = ? AND id IN (…) per corporate, and its arguments.
+func inKeys(keys []rowKey) (string, []any) {
+	byCorporate := map[int64][]any{}
+	var corporates []int64
+	for _, k := range keys {
+		if _, ok := byCorporate[k.corporate]; !ok {
+			corporates = append(corporates, k.corporate)
+		}
+		byCorporate[k.corporate] = append(byCorporate[k.corporate], k.id)
 	}
-	return "(" + strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ") + ")", args
+	var cond []string
+	var args []any
+	for _, c := range corporates {
+		ids := byCorporate[c]
+		cond = append(cond, "corporate_id = ? AND id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+")")
+		args = append(append(args, c), ids...)
+	}
+	return "(" + strings.Join(cond, ") OR (") + ")", args
 }
 
 // internalOrNil wraps a storage failure, if any.

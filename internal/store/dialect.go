@@ -34,6 +34,9 @@ type dialect struct {
 	// noStatistics: the planner keeps no statistics (SQLite, never
 	// analysed), so a statement that needs a given index names it.
 	noStatistics bool
+	// writableWith: a WITH may hold an INSERT, so a row and a row that
+	// depends on it are written in one statement.
+	writableWith bool
 	// sequences: ids come from a sequence, which a copy that inserts ids
 	// must move past them (SQLite takes the largest id plus one by itself).
 	sequences bool
@@ -47,7 +50,7 @@ var (
 	postgresDialect = dialect{
 		name: "postgres", goose: goose.DialectPostgres,
 		lockMigrations:    func() (lock.SessionLocker, error) { return lock.NewPostgresSessionLocker() },
-		concurrentWriters: true, notifies: true, bindsArrays: true, sequences: true,
+		concurrentWriters: true, notifies: true, bindsArrays: true, sequences: true, writableWith: true,
 	}
 )
 
@@ -66,6 +69,16 @@ func (d dialect) forUpdate() string {
 func (d dialect) indexedBy(index string) string {
 	if d.noStatistics {
 		return " INDEXED BY " + index
+	}
+	return ""
+}
+
+// byRowID keeps a statement that names its rows by id from scanning an
+// index that also matches its other conditions: SQLite without statistics
+// may prefer one, while the ids are a few lookups of its rowid.
+func (d dialect) byRowID() string {
+	if d.noStatistics {
+		return " NOT INDEXED"
 	}
 	return ""
 }

@@ -80,7 +80,7 @@ func testClaimOldestAcrossStatuses(t *testing.T) {
 	failed := claimOne()
 	// Due again within 3 s (rounded up to the second): after the queued
 	// row issued now, before the one issued after 5 s.
-	if err := s.MarkFailed(ctx, failed.ID, "refused", "refused", clock.Now().Add(2*time.Second), false); err != nil {
+	if err := s.MarkFailed(ctx, failed.CorporateID, failed.ID, "refused", "refused", clock.Now().Add(2*time.Second), false); err != nil {
 		t.Fatal(err)
 	}
 	issue("early")

@@ -82,10 +82,10 @@ func testLinkStatus(t *testing.T) {
 	if ds[0].Language != "en" || ds[0].SenderName != "" {
 		t.Errorf("claimed delivery language %q sender %q, want the corporate's defaults", ds[0].Language, ds[0].SenderName)
 	}
-	if err := s.MarkSent(ctx, ds[0].ID, "prov-1"); err != nil {
+	if err := s.MarkSent(ctx, ds[0].CorporateID, ds[0].ID, "prov-1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkFailed(ctx, ds[1].ID, "503", "refused by the provider: HTTP 503", clock.Now().Add(time.Minute), false); err != nil {
+	if err := s.MarkFailed(ctx, ds[1].CorporateID, ds[1].ID, "503", "refused by the provider: HTTP 503", clock.Now().Add(time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -144,11 +144,11 @@ func testRetryDeliveries(t *testing.T) {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
 	for _, d := range ds[:2] {
-		if err := s.MarkFailed(ctx, d.ID, "550 no such user", "address refused by the mail server: 550", clock.Now(), true); err != nil {
+		if err := s.MarkFailed(ctx, d.CorporateID, d.ID, "550 no such user", "address refused by the mail server: 550", clock.Now(), true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.MarkSent(ctx, ds[2].ID, "ok"); err != nil {
+	if err := s.MarkSent(ctx, ds[2].CorporateID, ds[2].ID, "ok"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -97,14 +97,14 @@ func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, bot
 	for range 2 {
 		l, nonce, err := scanLink(q.QueryRowContext(ctx, `
 			SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at
-			FROM links WHERE user_id = ? AND bot_id = ? AND current = 1`, user.ID, botID))
+			FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID))
 		switch {
 		case err == nil && l.State(now) == imbee.LinkActive:
 			l.Existing = true
 			l.Token = s.keys.Derive(secret.LinkToken, nonce)
 			return l, nil
 		case err == nil:
-			if _, err := q.ExecContext(ctx, `UPDATE links SET current = 0 WHERE id = ?`, l.ID); err != nil {
+			if _, err := q.ExecContext(ctx, `UPDATE links SET current = 0 WHERE corporate_id = ? AND id = ?`, req.CorporateID, l.ID); err != nil {
 				return l, internal("retire link", err)
 			}
 		case !errors.Is(err, sql.ErrNoRows):
@@ -118,13 +118,12 @@ func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, bot
 			DateLimit:   req.DateLimit,
 			ExpiresAt:   req.ExpiresAt,
 		}
-		err = q.QueryRowContext(ctx, `
-			INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, token_hash, max_uses, date_limit, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (user_id, bot_id) WHERE current = 1 DO NOTHING
+		l.ID, err = s.insertRouted(ctx, q, linkRoute, secret.Hash(l.Token), req.CorporateID, `
+			INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, max_uses, date_limit, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (corporate_id, user_id, bot_id) WHERE current = 1 DO NOTHING
 			RETURNING id`,
-			req.CorporateID, user.ID, botID, nonce, secret.Hash(l.Token), l.MaxUses, l.DateLimit, unix(l.ExpiresAt), unix(now),
-		).Scan(&l.ID)
+			req.CorporateID, user.ID, botID, nonce, l.MaxUses, l.DateLimit, unix(l.ExpiresAt), unix(now))
 		if err == nil {
 			return l, nil
 		}
@@ -157,10 +156,11 @@ func (s *Store) LinkByToken(ctx context.Context, token string) (imbee.LinkPage, 
 	var revoked sql.NullInt64
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at), b.name, c.name
-		FROM links l
-		JOIN bots b ON b.id = l.bot_id
-		JOIN corporates c ON c.id = l.corporate_id
-		WHERE l.token_hash = ?`, secret.Hash(token),
+		FROM link_routes r
+		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
+		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
+		JOIN corporates c ON c.id = r.corporate_id
+		WHERE r.token_hash = ?`, secret.Hash(token),
 	).Scan(&p.Link.ID, &p.Link.CorporateID, &p.Link.MaxUses, &p.Link.Uses, &p.Link.DateLimit, &expires, &revoked, &p.BotName, &p.CorporateName)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, imbee.Errorf(imbee.CodeNotFound, "no such link")
@@ -187,15 +187,20 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		var linkID, userID, botID, expires int64
 		err := q.QueryRowContext(ctx, `
 			UPDATE links SET uses = uses + 1
-			WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses
-			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = links.corporate_id AND c.disabled_at IS NOT NULL)
-			RETURNING id, corporate_id, user_id, bot_id, expires_at`,
+			FROM link_routes r
+			WHERE r.token_hash = ? AND links.corporate_id = r.corporate_id AND links.id = r.link_id
+			AND links.revoked_at IS NULL AND links.expires_at > ? AND links.uses < links.max_uses
+			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = r.corporate_id AND c.disabled_at IS NOT NULL)
+			RETURNING links.id, links.corporate_id, links.user_id, links.bot_id, links.expires_at`,
 			secret.Hash(token), unix(now),
 		).Scan(&linkID, &sess.CorporateID, &userID, &botID, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			l, _, err := scanLink(q.QueryRowContext(ctx, `
 				SELECT l.id, l.corporate_id, l.token_nonce, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at)
-				FROM links l JOIN corporates c ON c.id = l.corporate_id WHERE l.token_hash = ?`, secret.Hash(token)))
+				FROM link_routes r
+				JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
+				JOIN corporates c ON c.id = r.corporate_id
+				WHERE r.token_hash = ?`, secret.Hash(token)))
 			if errors.Is(err, sql.ErrNoRows) {
 				return imbee.Errorf(imbee.CodeNotFound, "no such link")
 			}
@@ -203,13 +208,13 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 				return internal("read link", err)
 			}
 			state = l.State(now)
-			a.LinkID, a.Result = l.ID, state.String()
+			a.CorporateID, a.LinkID, a.Result = l.CorporateID, l.ID, state.String()
 			return s.recordAttempts(ctx, q, a)
 		}
 		if err != nil {
 			return internal("spend link", err)
 		}
-		a.LinkID, a.Result = linkID, "spent"
+		a.CorporateID, a.LinkID, a.Result = sess.CorporateID, linkID, "spent"
 		if err := s.recordAttempts(ctx, q, a); err != nil {
 			return err
 		}
@@ -218,7 +223,8 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		err = q.QueryRowContext(ctx, `
 			SELECT u.idsha, b.idsha, b.name, c.name
 			FROM users u, bots b, corporates c
-			WHERE u.id = ? AND b.id = ? AND c.id = u.corporate_id`, userID, botID,
+			WHERE u.corporate_id = ? AND u.id = ? AND b.corporate_id = u.corporate_id AND b.id = ? AND c.id = u.corporate_id`,
+			sess.CorporateID, userID, botID,
 		).Scan(&user.IDSha, &bot.IDSha, &bot.Name, &sess.CorporateName)
 		if err != nil {
 			return internal("read link parties", err)
@@ -231,10 +237,11 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		sess.UserIDSha, sess.ConversationID, sess.BotName = user.IDSha, conv.PublicID, bot.Name
 		sess.ExpiresAt = time.Unix(expires, 0)
 		sess.LinkID, sess.UserID, sess.BotID = linkID, userID, botID
-		if err := q.QueryRowContext(ctx, `
-			INSERT INTO sessions (corporate_id, token_hash, link_id, user_id, conversation_id, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			sess.CorporateID, secret.Hash(sess.Token), linkID, userID, conv.ID, expires, unix(now)).Scan(&sess.ID); err != nil {
+		sess.ID, err = s.insertRouted(ctx, q, sessionRoute, secret.Hash(sess.Token), sess.CorporateID, `
+			INSERT INTO sessions (corporate_id, link_id, user_id, conversation_id, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			sess.CorporateID, linkID, userID, conv.ID, expires, unix(now))
+		if err != nil {
 			return internal("create session", err)
 		}
 		return nil
@@ -254,13 +261,14 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session
 	var expires int64
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT s.id, s.corporate_id, s.link_id, s.user_id, l.bot_id, u.idsha, cv.public_id, b.name, c.name, s.expires_at
-		FROM sessions s
-		JOIN links l ON l.id = s.link_id
-		JOIN users u ON u.id = s.user_id
-		JOIN bots b ON b.id = l.bot_id
-		JOIN corporates c ON c.id = s.corporate_id
-		JOIN conversations cv ON cv.id = s.conversation_id
-		WHERE s.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL AND c.disabled_at IS NULL`,
+		FROM session_routes r
+		JOIN sessions s ON s.corporate_id = r.corporate_id AND s.id = r.session_id
+		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = s.link_id
+		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = s.user_id
+		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
+		JOIN corporates c ON c.id = r.corporate_id
+		JOIN conversations cv ON cv.corporate_id = r.corporate_id AND cv.id = s.conversation_id
+		WHERE r.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL AND c.disabled_at IS NULL`,
 		secret.Hash(token), unix(s.now()),
 	).Scan(&sess.ID, &sess.CorporateID, &sess.LinkID, &sess.UserID, &sess.BotID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -289,7 +297,7 @@ func (s *Store) RevokeLink(ctx context.Context, corporateID int64, token string)
 		if l.Revoked {
 			return nil
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE id = ?`, unix(s.now()), l.ID); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE corporate_id = ? AND id = ?`, unix(s.now()), l.CorporateID, l.ID); err != nil {
 			return internal("revoke link", err)
 		}
 		l.Revoked = true
@@ -305,7 +313,7 @@ func (s *Store) LinkStatus(ctx context.Context, corporateID int64, token string)
 	if err != nil {
 		return l, nil, err
 	}
-	ds, err := s.listDeliveries(ctx, `WHERE link_id = ? ORDER BY id`, l.ID)
+	ds, err := s.listDeliveries(ctx, `WHERE corporate_id = ? AND link_id = ? ORDER BY id`, l.CorporateID, l.ID)
 	return l, ds, err
 }
 
@@ -317,8 +325,11 @@ func linkOf(ctx context.Context, q querier, corporateID int64, token string) (im
 	var revoked sql.NullInt64
 	err := q.QueryRowContext(ctx, `
 		SELECT l.id, l.corporate_id, u.idsha, b.idsha, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at
-		FROM links l JOIN users u ON u.id = l.user_id JOIN bots b ON b.id = l.bot_id
-		WHERE l.token_hash = ? AND (? = 0 OR l.corporate_id = ?)`,
+		FROM link_routes r
+		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
+		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = l.user_id
+		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
+		WHERE r.token_hash = ? AND (? = 0 OR r.corporate_id = ?)`,
 		secret.Hash(strings.TrimSpace(token)), corporateID, corporateID,
 	).Scan(&l.ID, &l.CorporateID, &l.UserIDSha, &l.BotIDSha, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -347,7 +358,7 @@ func (s *Store) RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID
 		if err != nil {
 			return internal("find user", err)
 		}
-		res, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`, unix(s.now()), userID)
+		res, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE corporate_id = ? AND user_id = ? AND revoked_at IS NULL`, unix(s.now()), corporateID, userID)
 		if err != nil {
 			return internal("revoke links", err)
 		}

@@ -26,7 +26,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 		err := q.QueryRowContext(ctx, `
 			SELECT c.id, c.last_seq, `+horizonSQL+` FROM conversations c
 			WHERE c.public_id = ? AND c.corporate_id = ?
-			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.conversation_id = c.id AND m.idsha = ?)`+s.dialect.forUpdate(),
+			AND EXISTS (SELECT 1 FROM conversation_members m WHERE m.corporate_id = c.corporate_id AND m.conversation_id = c.id AND m.idsha = ?)`+s.dialect.forUpdate(),
 			req.ConversationID, req.CorporateID, req.Sender).Scan(&convID, &lastSeq, &horizon)
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.ErrNoConversation()
@@ -37,8 +37,8 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 		if req.ClientMsgID != "" {
 			msg, err = scanMessage(q.QueryRowContext(ctx, `
 				SELECT id, corporate_id, seq, sender, sender_is_bot, client_msg_id, text, created_at
-				FROM messages WHERE conversation_id = ? AND sender = ? AND client_msg_id = ?`,
-				convID, req.Sender, req.ClientMsgID))
+				FROM messages WHERE corporate_id = ? AND conversation_id = ? AND sender = ? AND client_msg_id = ?`,
+				req.CorporateID, convID, req.Sender, req.ClientMsgID))
 			if err == nil {
 				msg.ConversationID, existed = req.ConversationID, true
 				return nil
@@ -53,7 +53,7 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 			Sender: req.Sender, SenderIsBot: req.SenderIsBot, ClientMsgID: req.ClientMsgID, Text: req.Text,
 			CreatedAt: now.UTC().Truncate(time.Second), Horizon: imbee.Horizon(horizon),
 		}
-		if _, err := q.ExecContext(ctx, `UPDATE conversations SET last_seq = ? WHERE id = ?`, msg.Seq, convID); err != nil {
+		if _, err := q.ExecContext(ctx, `UPDATE conversations SET last_seq = ? WHERE corporate_id = ? AND id = ?`, msg.Seq, req.CorporateID, convID); err != nil {
 			return internal("number message", err)
 		}
 		var clientID sql.NullString
@@ -77,8 +77,8 @@ func (s *Store) SendMessage(ctx context.Context, req imbee.MessageRequest) (msg 
 			INSERT INTO webhook_events (corporate_id, bot_id, event_id, payload, next_attempt_at, created_at, updated_at)
 			SELECT b.corporate_id, b.id, ?, ?, ?, ?, ?
 			FROM conversation_members m JOIN bots b ON b.idsha = m.idsha AND b.corporate_id = m.corporate_id
-			WHERE m.conversation_id = ? AND m.is_bot = 1 AND m.idsha <> ? AND b.webhook_url <> ''`,
-			imbee.WebhookEventID(msg), string(payload), unix(now), unix(now), unix(now), convID, req.Sender); err != nil {
+			WHERE m.corporate_id = ? AND m.conversation_id = ? AND m.is_bot = 1 AND m.idsha <> ? AND b.webhook_url <> ''`,
+			imbee.WebhookEventID(msg), string(payload), unix(now), unix(now), unix(now), req.CorporateID, convID, req.Sender); err != nil {
 			return internal("queue webhook", err)
 		}
 		if err := s.notify(ctx, q, imbee.Event{Type: "message", CorporateID: msg.CorporateID, ConversationID: msg.ConversationID, Seq: msg.Seq, Horizon: msg.Horizon}); err != nil {
@@ -115,7 +115,7 @@ func (s *Store) Messages(ctx context.Context, corporateID int64, conversationID,
 	var convID int64
 	err = s.reads.QueryRowContext(ctx, `
 		SELECT c.id, c.last_seq, m.read_seq FROM conversations c
-		JOIN conversation_members m ON m.conversation_id = c.id AND m.idsha = ?
+		JOIN conversation_members m ON m.corporate_id = c.corporate_id AND m.conversation_id = c.id AND m.idsha = ?
 		WHERE c.public_id = ? AND c.corporate_id = ?`, member, conversationID, corporateID).Scan(&convID, &lastSeq, &readSeq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, 0, 0, imbee.ErrNoConversation()
@@ -123,18 +123,18 @@ func (s *Store) Messages(ctx context.Context, corporateID int64, conversationID,
 	if err != nil {
 		return nil, false, 0, 0, internal("find conversation", err)
 	}
-	cols := `SELECT id, corporate_id, seq, sender, sender_is_bot, client_msg_id, text, created_at FROM messages WHERE conversation_id = ?`
+	cols := `SELECT id, corporate_id, seq, sender, sender_is_bot, client_msg_id, text, created_at FROM messages WHERE corporate_id = ? AND conversation_id = ?`
 	var rows *sql.Rows
 	switch {
 	case p.After != nil:
-		rows, err = s.reads.QueryContext(ctx, cols+` AND seq > ? ORDER BY seq LIMIT ?`, convID, *p.After, p.Limit+1)
+		rows, err = s.reads.QueryContext(ctx, cols+` AND seq > ? ORDER BY seq LIMIT ?`, corporateID, convID, *p.After, p.Limit+1)
 	case p.Before != nil:
-		rows, err = s.reads.QueryContext(ctx, cols+` AND seq < ? ORDER BY seq DESC LIMIT ?`, convID, *p.Before, p.Limit+1)
+		rows, err = s.reads.QueryContext(ctx, cols+` AND seq < ? ORDER BY seq DESC LIMIT ?`, corporateID, convID, *p.Before, p.Limit+1)
 	default:
 		// Seqs have no gaps: the latest Limit are those after last - Limit.
 		from := max(0, lastSeq-int64(p.Limit))
 		more = from > 0
-		rows, err = s.reads.QueryContext(ctx, cols+` AND seq > ? ORDER BY seq LIMIT ?`, convID, from, p.Limit+1)
+		rows, err = s.reads.QueryContext(ctx, cols+` AND seq > ? ORDER BY seq LIMIT ?`, corporateID, convID, from, p.Limit+1)
 	}
 	if err != nil {
 		return nil, false, 0, 0, internal("list messages", err)
@@ -167,8 +167,8 @@ func (s *Store) MarkRead(ctx context.Context, corporateID int64, conversationID,
 			UPDATE conversation_members SET read_seq = max_seq
 			FROM (SELECT c.id AS conv, CASE WHEN ? < c.last_seq THEN ? ELSE c.last_seq END AS max_seq
 			      FROM conversations c WHERE c.public_id = ? AND c.corporate_id = ?) AS target
-			WHERE conversation_id = target.conv AND idsha = ? AND read_seq < max_seq
-			RETURNING read_seq, `+horizonSQL, seq, seq, conversationID, corporateID, member).Scan(&readSeq, &horizon)
+			WHERE corporate_id = ? AND conversation_id = target.conv AND idsha = ? AND read_seq < max_seq
+			RETURNING read_seq, `+horizonSQL, seq, seq, conversationID, corporateID, corporateID, member).Scan(&readSeq, &horizon)
 		if err == nil {
 			if err := s.notify(ctx, q, imbee.Event{Type: "read", CorporateID: corporateID, ConversationID: conversationID, Member: member, Seq: readSeq, Horizon: imbee.Horizon(horizon)}); err != nil {
 				return internal("notify", err)
@@ -181,7 +181,7 @@ func (s *Store) MarkRead(ctx context.Context, corporateID int64, conversationID,
 		// Nothing moved: report the mark as it is, or that there is no
 		// such conversation of this member.
 		err = q.QueryRowContext(ctx, `
-			SELECT m.read_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+			SELECT m.read_seq FROM conversation_members m JOIN conversations c ON c.corporate_id = m.corporate_id AND c.id = m.conversation_id
 			WHERE c.public_id = ? AND c.corporate_id = ? AND m.idsha = ?`, conversationID, corporateID, member).Scan(&readSeq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.ErrNoConversation()
@@ -200,12 +200,12 @@ func (s *Store) Chats(ctx context.Context, corporateID int64, member string, lim
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT c.id, c.public_id, c.type, c.name, c.last_seq, me.read_seq,
 			lm.id, lm.corporate_id, lm.seq, lm.sender, lm.sender_is_bot, lm.client_msg_id, lm.text, lm.created_at
-		FROM conversation_members me
-		JOIN conversations c ON c.id = me.conversation_id
-		LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
-		WHERE me.idsha = ? AND me.corporate_id = ?
+		FROM conversation_members me`+s.dialect.indexedBy("conversation_members_idsha")+`
+		JOIN conversations c ON c.corporate_id = me.corporate_id AND c.id = me.conversation_id
+		LEFT JOIN messages lm ON lm.corporate_id = c.corporate_id AND lm.conversation_id = c.id AND lm.seq = c.last_seq
+		WHERE me.corporate_id = ? AND me.idsha = ?
 		ORDER BY coalesce(lm.created_at, c.created_at) DESC, c.id DESC
-		LIMIT ?`, member, corporateID, limit)
+		LIMIT ?`, corporateID, member, limit)
 	if err != nil {
 		return nil, internal("list chats", err)
 	}
@@ -237,7 +237,7 @@ func (s *Store) Chats(ctx context.Context, corporateID int64, member string, lim
 		return nil, internal("list chats", err)
 	}
 	for i, id := range ids {
-		members, err := s.members(ctx, id)
+		members, err := s.members(ctx, corporateID, id)
 		if err != nil {
 			return nil, err
 		}
@@ -247,9 +247,10 @@ func (s *Store) Chats(ctx context.Context, corporateID int64, member string, lim
 }
 
 // members lists a conversation's members in order, creator first.
-func (s *Store) members(ctx context.Context, convID int64) ([]imbee.Member, error) {
+func (s *Store) members(ctx context.Context, corporateID, convID int64) ([]imbee.Member, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT idsha, is_admin, is_bot FROM conversation_members WHERE conversation_id = ? ORDER BY position`, convID)
+		SELECT idsha, is_admin, is_bot FROM conversation_members
+		WHERE corporate_id = ? AND conversation_id = ? ORDER BY position`, corporateID, convID)
 	if err != nil {
 		return nil, internal("list members", err)
 	}
@@ -272,7 +273,7 @@ func (s *Store) members(ctx context.Context, convID int64) ([]imbee.Member, erro
 func (s *Store) MessagesAfter(ctx context.Context, corporateID int64, conversationID string, seq int64, limit int) ([]imbee.Message, error) {
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT m.id, m.corporate_id, m.seq, m.sender, m.sender_is_bot, m.client_msg_id, m.text, m.created_at, `+horizonSQL+`
-		FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		FROM messages m JOIN conversations c ON c.corporate_id = m.corporate_id AND c.id = m.conversation_id
 		WHERE c.public_id = ? AND c.corporate_id = ? AND m.seq > ?
 		ORDER BY m.seq LIMIT ?`, conversationID, corporateID, seq, limit)
 	if err != nil {
@@ -296,7 +297,7 @@ func (s *Store) MessagesAfter(ctx context.Context, corporateID int64, conversati
 func (s *Store) IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error) {
 	var one int
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT 1 FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+		SELECT 1 FROM conversation_members m JOIN conversations c ON c.corporate_id = m.corporate_id AND c.id = m.conversation_id
 		WHERE c.public_id = ? AND c.corporate_id = ? AND m.idsha = ?`, conversationID, corporateID, idsha).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

@@ -44,11 +44,11 @@ func testStats(t *testing.T) {
 	for _, d := range claimed {
 		switch d.Recipient.Address {
 		case "ana@example.com":
-			err = s.MarkSent(ctx, d.ID, "<1@mail>")
+			err = s.MarkSent(ctx, d.CorporateID, d.ID, "<1@mail>")
 		case "+34600111001":
-			err = s.MarkFailed(ctx, d.ID, "refused", "could not send", clock.Now(), true)
+			err = s.MarkFailed(ctx, d.CorporateID, d.ID, "refused", "could not send", clock.Now(), true)
 		case "bea@example.com":
-			err = s.MarkFailed(ctx, d.ID, "timeout", "could not send", clock.Now().Add(time.Hour), false)
+			err = s.MarkFailed(ctx, d.CorporateID, d.ID, "timeout", "could not send", clock.Now().Add(time.Hour), false)
 		}
 		if err != nil {
 			t.Fatal(err)

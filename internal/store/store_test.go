@@ -1110,10 +1110,10 @@ func testDeliveries(t *testing.T) {
 			t.Fatalf("claimed %d, want 2", len(ds))
 		}
 		failed, sent := ds[0], ds[1]
-		if err := s.MarkFailed(ctx, failed.ID, "smtp 451", "could not send", clock.Now().Add(-time.Second), false); err != nil {
+		if err := s.MarkFailed(ctx, failed.CorporateID, failed.ID, "smtp 451", "could not send", clock.Now().Add(-time.Second), false); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkSent(ctx, sent.ID, "prov-1"); err != nil {
+		if err := s.MarkSent(ctx, sent.CorporateID, sent.ID, "prov-1"); err != nil {
 			t.Fatal(err)
 		}
 		again := claim(t, s)
@@ -1139,7 +1139,7 @@ func testDeliveries(t *testing.T) {
 		s, clock, _ := setup(t)
 		ds := claim(t, s)
 		for _, d := range ds {
-			if err := s.MarkFailed(ctx, d.ID, "busy", "could not send", clock.Now().Add(10*time.Minute), false); err != nil {
+			if err := s.MarkFailed(ctx, d.CorporateID, d.ID, "busy", "could not send", clock.Now().Add(10*time.Minute), false); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1155,10 +1155,10 @@ func testDeliveries(t *testing.T) {
 	t.Run("DeadIsNeverClaimed", func(t *testing.T) {
 		s, clock, _ := setup(t)
 		ds := claim(t, s)
-		if err := s.MarkFailed(ctx, ds[0].ID, "no such user", "could not send", clock.Now(), true); err != nil {
+		if err := s.MarkFailed(ctx, ds[0].CorporateID, ds[0].ID, "no such user", "could not send", clock.Now(), true); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkSent(ctx, ds[1].ID, "p"); err != nil {
+		if err := s.MarkSent(ctx, ds[1].CorporateID, ds[1].ID, "p"); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(24 * time.Hour)

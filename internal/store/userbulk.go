@@ -251,7 +251,7 @@ func (s *Store) recordDevices(ctx context.Context, q querier, corporateID int64,
 			INSERT INTO devices (corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen)
 			SELECT ?, d.user_id, d.platform, d.device_name, d.hardware_id, d.os_version, ?, ?
 			FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[]) AS d (user_id, platform, device_name, hardware_id, os_version)
-			ON CONFLICT (user_id, platform, device_name, hardware_id, os_version)
+			ON CONFLICT (corporate_id, user_id, platform, device_name, hardware_id, os_version)
 			DO UPDATE SET last_seen = excluded.last_seen`,
 			corporateID, now, now, userIDs, platforms, names, hardware, versions)
 		if err != nil {
@@ -267,7 +267,7 @@ func (s *Store) recordDevices(ctx context.Context, q querier, corporateID int64,
 		_, err := q.ExecContext(ctx, `
 			INSERT INTO devices (corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen)
 			VALUES `+placeholders(hi-lo, 8)+`
-			ON CONFLICT (user_id, platform, device_name, hardware_id, os_version)
+			ON CONFLICT (corporate_id, user_id, platform, device_name, hardware_id, os_version)
 			DO UPDATE SET last_seen = excluded.last_seen`, args...)
 		if err != nil {
 			return internal("record devices", err)

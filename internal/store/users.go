@@ -31,7 +31,7 @@ func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID st
 		_, err := q.ExecContext(ctx, `
 			INSERT INTO devices (corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (user_id, platform, device_name, hardware_id, os_version)
+			ON CONFLICT (corporate_id, user_id, platform, device_name, hardware_id, os_version)
 			DO UPDATE SET last_seen = excluded.last_seen`,
 			corporateID, u.ID, dev.Platform, dev.DeviceName, dev.HardwareID, dev.OSVersion, now, now)
 		if err != nil {
@@ -67,10 +67,10 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 		SELECT `+corporateColumns+`, corporates.corporate_token_hash,
 			u.id, u.idsha, u.secret_nonce,
 			(SELECT last_seen FROM devices
-			 WHERE user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
-		FROM corporates
-		LEFT JOIN users u ON u.corporate_id = corporates.id AND u.unique_id = ?
-		WHERE corporates.auth_hash = ? AND corporates.disabled_at IS NULL`,
+			 WHERE corporate_id = u.corporate_id AND user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
+		FROM `+routedCorporate+`
+		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.unique_id = ?
+		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`,
 		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
 	).Scan(r.dest(&tokenHash, &userID, &idsha, &nonce, &lastSeen)...)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -61,15 +61,15 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 	err := s.inWrite(ctx, func(q querier) error {
 		out = out[:0]
 		now := s.now()
-		ids, err := fairDue(ctx, q, "webhook_events", "webhook_events"+s.dialect.indexedBy("webhook_events_queue"), unix(now), limit, pool)
-		if err != nil || len(ids) == 0 {
+		due, err := fairDue(ctx, q, "webhook_events", "webhook_events"+s.dialect.indexedBy("webhook_events_queue"), unix(now), limit, pool)
+		if err != nil || len(due) == 0 {
 			return internalOrNil("claim webhook events", err)
 		}
-		in, args := inIDs(ids)
+		in, args := inKeys(due)
 		rows, err := q.QueryContext(ctx, `
-			UPDATE webhook_events
+			UPDATE webhook_events`+s.dialect.byRowID()+`
 			SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-			WHERE id IN `+in+` AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
+			WHERE (`+in+`) AND status IN ('queued', 'failed', 'sending') AND next_attempt_at <= ?
 			RETURNING id, corporate_id, bot_id, event_id, payload, attempts`,
 			append(append([]any{unix(now.Add(lease)), unix(now)}, args...), unix(now))...)
 		if err != nil {
@@ -94,7 +94,7 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 		}
 		for i, botID := range botIDs {
 			var nonce []byte
-			if err := q.QueryRowContext(ctx, `SELECT idsha, webhook_url, webhook_nonce FROM bots WHERE id = ?`, botID).
+			if err := q.QueryRowContext(ctx, `SELECT idsha, webhook_url, webhook_nonce FROM bots WHERE corporate_id = ? AND id = ?`, out[i].CorporateID, botID).
 				Scan(&out[i].BotIDSha, &out[i].URL, &nonce); err != nil {
 				return internal("claim webhook events", err)
 			}
@@ -109,11 +109,12 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 	return out, err
 }
 
-// MarkWebhookSent records that the bot's endpoint accepted event id.
-func (s *Store) MarkWebhookSent(ctx context.Context, id int64) error {
+// MarkWebhookSent records that the bot's endpoint accepted the corporate's
+// event id.
+func (s *Store) MarkWebhookSent(ctx context.Context, corporateID, id int64) error {
 	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ? WHERE id = ?`,
-			unix(s.now()), id)
+		_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ? WHERE corporate_id = ? AND id = ?`,
+			unix(s.now()), corporateID, id)
 		if err != nil {
 			return internal("mark sent", err)
 		}
@@ -122,8 +123,8 @@ func (s *Store) MarkWebhookSent(ctx context.Context, id int64) error {
 }
 
 // MarkWebhookFailed records a failed attempt (see MarkFailed).
-func (s *Store) MarkWebhookFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error {
-	return s.markFailed(ctx, "webhook_events", id, cause, retryAt, dead)
+func (s *Store) MarkWebhookFailed(ctx context.Context, corporateID, id int64, cause string, retryAt time.Time, dead bool) error {
+	return s.markFailed(ctx, "webhook_events", corporateID, id, cause, retryAt, dead)
 }
 
 // RetryWebhookEvents queues dead webhook events again (see RetryDeliveries).
@@ -135,7 +136,7 @@ func (s *Store) RetryWebhookEvents(ctx context.Context, ids []int64) (int64, err
 func (s *Store) WebhookEvents(ctx context.Context, status imbee.DeliveryStatus, limit int) ([]imbee.WebhookEvent, error) {
 	query := `
 		SELECT e.id, e.corporate_id, b.idsha, e.event_id, e.payload, e.status, e.attempts, e.last_error, e.created_at, e.updated_at
-		FROM webhook_events e JOIN bots b ON b.id = e.bot_id`
+		FROM webhook_events e JOIN bots b ON b.corporate_id = e.corporate_id AND b.id = e.bot_id`
 	args := []any{}
 	if status != "" {
 		query += ` WHERE e.status = ?`
@@ -179,7 +180,7 @@ func (s *Store) RevokeBot(ctx context.Context, corporateID int64, idsha string) 
 		if err != nil {
 			return internal("revoke bot", err)
 		}
-		res, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE bot_id = ? AND revoked_at IS NULL`, now, botID)
+		res, err := q.ExecContext(ctx, `UPDATE links SET revoked_at = ? WHERE corporate_id = ? AND bot_id = ? AND revoked_at IS NULL`, now, corporateID, botID)
 		if err != nil {
 			return internal("revoke bot links", err)
 		}

@@ -18,8 +18,8 @@ func TestWriterFailures(t *testing.T) {
 	ctx := context.Background()
 	insert := func(name string) func(q querier) error {
 		return func(q querier) error {
-			_, err := q.ExecContext(ctx, `INSERT INTO corporates (name, timezone, language, sender_name, auth_nonce, auth_hash, corporate_token_nonce, corporate_token_hash, created_at)
-				VALUES (?, 'UTC', 'en', '', x'00', randomblob(32), x'00', randomblob(32), 0)`, name)
+			_, err := q.ExecContext(ctx, `INSERT INTO corporates (name, timezone, language, sender_name, auth_nonce, corporate_token_nonce, corporate_token_hash, created_at)
+				VALUES (?, 'UTC', 'en', '', x'00', x'00', randomblob(32), 0)`, name)
 			return err
 		}
 	}

@@ -11,11 +11,11 @@ import (
 // claims and the outcomes of their sends.
 type QueueStore interface {
 	ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error)
-	MarkSent(ctx context.Context, id int64, providerID string) error
-	MarkFailed(ctx context.Context, id int64, cause, reason string, retryAt time.Time, dead bool) error
+	MarkSent(ctx context.Context, corporateID, id int64, providerID string) error
+	MarkFailed(ctx context.Context, corporateID, id int64, cause, reason string, retryAt time.Time, dead bool) error
 	ClaimWebhookEvents(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.WebhookEvent, error)
-	MarkWebhookSent(ctx context.Context, id int64) error
-	MarkWebhookFailed(ctx context.Context, id int64, cause string, retryAt time.Time, dead bool) error
+	MarkWebhookSent(ctx context.Context, corporateID, id int64) error
+	MarkWebhookFailed(ctx context.Context, corporateID, id int64, cause string, retryAt time.Time, dead bool) error
 }
 
 // Counter counts what was sent (metrics.Metrics).
@@ -38,7 +38,7 @@ func NewQueues(s QueueStore, counts Counter) *Queues { return &Queues{QueueStore
 
 // MarkSent records a link's delivery d sent, and counts it by channel.
 func (q *Queues) MarkSent(ctx context.Context, d imbee.Delivery, providerID string) error {
-	if err := q.QueueStore.MarkSent(ctx, d.ID, providerID); err != nil {
+	if err := q.QueueStore.MarkSent(ctx, d.CorporateID, d.ID, providerID); err != nil {
 		return err
 	}
 	q.counts.DeliverySent(d.Recipient.Channel)
@@ -46,8 +46,8 @@ func (q *Queues) MarkSent(ctx context.Context, d imbee.Delivery, providerID stri
 }
 
 // MarkWebhookSent records a webhook event delivered, and counts it.
-func (q *Queues) MarkWebhookSent(ctx context.Context, id int64) error {
-	if err := q.QueueStore.MarkWebhookSent(ctx, id); err != nil {
+func (q *Queues) MarkWebhookSent(ctx context.Context, corporateID, id int64) error {
+	if err := q.QueueStore.MarkWebhookSent(ctx, corporateID, id); err != nil {
 		return err
 	}
 	q.counts.WebhookSent()

@@ -476,11 +476,11 @@ func TestQueuesCountSent(t *testing.T) {
 		if err != nil || len(es) != 1 {
 			t.Fatalf("claimed %d webhook events, %v", len(es), err)
 		}
-		if err := q.MarkWebhookSent(ctx, es[0].ID); err != nil {
+		if err := q.MarkWebhookSent(ctx, es[0].CorporateID, es[0].ID); err != nil {
 			t.Fatal(err)
 		}
 		f.s.Close()
-		if q.MarkSent(ctx, ds[0], "prov-2") == nil || q.MarkWebhookSent(ctx, es[0].ID) == nil {
+		if q.MarkSent(ctx, ds[0], "prov-2") == nil || q.MarkWebhookSent(ctx, es[0].CorporateID, es[0].ID) == nil {
 			t.Fatal("a record on a closed store did not fail")
 		}
 		want := []string{"delivery mail: 1 deliveries and 0 webhook events sent", "webhook: 1 deliveries and 1 webhook events sent"}

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+)
+
+// A routing table finds a tenant's row from a token's hash before the
+// corporate is known (a link's page, a web session's cookie): keyed by the
+// hash alone, it gives the corporate_id and the row's id, and the tenant's
+// row is then read with corporate_id in its WHERE (a join in the same
+// statement). A routing row is written in the transaction of its row.
+// (corporate_routes, the corporates' Authorization hashes, has no row id:
+// the corporate is the row.)
+type route struct {
+	table string // its columns: token_hash, corporate_id, and id
+	id    string // the column of the routed row's id
+}
+
+var (
+	linkRoute    = route{"link_routes", "link_id"}
+	sessionRoute = route{"session_routes", "session_id"}
+)
+
+// insertRouted runs insert, an INSERT … RETURNING id of one tenant row
+// (args its arguments), and routes hash to the new row of corporateID. On
+// PostgreSQL both are one statement (a data-modifying WITH), so routing
+// costs no round trip. It returns sql.ErrNoRows when insert inserted
+// nothing (ON CONFLICT DO NOTHING).
+func (s *Store) insertRouted(ctx context.Context, q querier, r route, hash []byte, corporateID int64, insert string, args ...any) (id int64, err error) {
+	if s.dialect.writableWith {
+		err = q.QueryRowContext(ctx, `WITH n AS (`+insert+`)
+			INSERT INTO `+r.table+` (token_hash, corporate_id, `+r.id+`) SELECT ?, ?, id FROM n
+			RETURNING `+r.id, append(args, hash, corporateID)...).Scan(&id)
+		return id, err
+	}
+	if err := q.QueryRowContext(ctx, insert, args...).Scan(&id); err != nil {
+		return 0, err
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO `+r.table+` (token_hash, corporate_id, `+r.id+`) VALUES (?, ?, ?)`, hash, corporateID, id)
+	return id, err
+}
