@@ -148,8 +148,12 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		return s.ReleaseIdempotencyKey(ctx, idemOff)
 	})
 	step(t, "message send", func() error {
-		for _, conv := range []imbee.Conversation{chat, group, group} { // the last a repeat
-			if _, _, err := s.SendMessage(ctx, imbee.MessageRequest{CorporateID: c.ID, ConversationID: conv.PublicID, Sender: ana.IDSha, ClientMsgID: "m1", Text: "hello"}); err != nil {
+		for i, conv := range []imbee.Conversation{chat, group, group, group} { // the third a repeat
+			req := imbee.MessageRequest{CorporateID: c.ID, ConversationID: conv.PublicID, Sender: ana.IDSha, ClientMsgID: "m1", Text: "hello"}
+			if i == 3 {
+				req.ClientMsgID = ""
+			}
+			if _, _, err := s.SendMessage(ctx, req); err != nil {
 				return err
 			}
 		}
@@ -185,10 +189,10 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		if _, _, err := s.LinkStatus(ctx, c.ID, link.Token); err != nil {
 			return err
 		}
-		_, err = s.LinkAttempts(ctx, link.ID)
+		_, err = s.LinkAttempts(ctx, c.ID, link.ID)
 		return err
 	})
-	attempt := imbee.LinkAttempt{LinkID: link.ID, At: now, Method: "GET", Result: "viewed", Address: "192.0.2.1", Agent: "browser"}
+	attempt := imbee.LinkAttempt{CorporateID: c.ID, LinkID: link.ID, At: now, Method: "GET", Result: "viewed", Address: "192.0.2.1", Agent: "browser"}
 	step(t, "link view", func() error {
 		if _, err := s.LinkByToken(ctx, link.Token); err != nil {
 			return err
@@ -206,20 +210,20 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		if err != nil || len(ds) < 2 {
 			return fmt.Errorf("claimed %d deliveries: %v", len(ds), err)
 		}
-		if err := s.MarkSent(ctx, ds[0].ID, "provider-1"); err != nil {
+		if err := s.MarkSent(ctx, c.ID, ds[0].ID, "provider-1"); err != nil {
 			return err
 		}
-		return s.MarkFailed(ctx, ds[1].ID, "timeout", "timed out", now.Add(time.Minute), false)
+		return s.MarkFailed(ctx, c.ID, ds[1].ID, "timeout", "timed out", now.Add(time.Minute), false)
 	})
 	step(t, "webhook claim and result", func() error {
 		es, err := s.ClaimWebhookEvents(ctx, 10, 4, time.Minute)
 		if err != nil || len(es) < 2 {
 			return fmt.Errorf("claimed %d webhook events: %v", len(es), err)
 		}
-		if err := s.MarkWebhookSent(ctx, es[0].ID); err != nil {
+		if err := s.MarkWebhookSent(ctx, c.ID, es[0].ID); err != nil {
 			return err
 		}
-		return s.MarkWebhookFailed(ctx, es[1].ID, "timeout", now.Add(time.Minute), false)
+		return s.MarkWebhookFailed(ctx, c.ID, es[1].ID, "timeout", now.Add(time.Minute), false)
 	})
 	step(t, "user rotate", func() error { _, err = s.RotateUser(ctx, c.ID, "bea"); return err })
 	step(t, "token revoke", func() error {
