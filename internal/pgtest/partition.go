@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -27,19 +28,39 @@ const routingSuffix = "_routes"
 // Partitioned reports whether EnvPartitioned asks for partitioned databases.
 func Partitioned() bool { return os.Getenv(EnvPartitioned) != "" }
 
-// PartitionedURL returns the URL of a new database that migrate has brought
-// to the current schema and Partition has then distributed by tenant. The
-// test fails, naming every refusal, when the schema cannot be distributed.
+var (
+	partitionOnce     sync.Once
+	partitioned       string // the template database PartitionedURL copies
+	partitionedFailed error
+)
+
+// PartitionedURL returns the URL of a new database whose schema is the one
+// migrate makes, then distributed by tenant (Partition). The schema is made
+// once per test binary, in a template database that every call copies, so
+// migrate must be the same function on every call. The test fails, naming
+// every refusal, when the schema cannot be distributed.
 func PartitionedURL(tb testing.TB, migrate func(url string) error) string {
 	tb.Helper()
-	u := URL(tb)
-	if err := migrate(u); err != nil {
-		tb.Fatalf("migrate: %v", err)
+	admin := server(tb)
+	partitionOnce.Do(func() {
+		name := fmt.Sprintf("imbee_partitioned_%d", os.Getpid())
+		u, err := CreateDatabase(admin, name)
+		if err == nil {
+			if err = migrate(u); err != nil {
+				err = fmt.Errorf("migrate: %w", err)
+			}
+		}
+		if err == nil {
+			if err = Partition(context.Background(), u); err != nil {
+				err = fmt.Errorf("the schema cannot be distributed by corporate_id:\n%w", err)
+			}
+		}
+		partitioned, partitionedFailed = name, err
+	})
+	if partitionedFailed != nil {
+		tb.Fatal(partitionedFailed)
 	}
-	if err := Partition(context.Background(), u); err != nil {
-		tb.Fatalf("the schema cannot be distributed by corporate_id:\n%v", err)
-	}
-	return u
+	return database(tb, partitioned)
 }
 
 // Partition rewrites the tables of a freshly migrated (empty) database the
