@@ -75,23 +75,7 @@ func testRecipientKeyMigration(t *testing.T) {
 	}
 
 	// Back to the schema before 00008, then up again as an upgrade would.
-	backend, loc, _ := ParseDSN(dsn)
-	d, driver, conn := sqliteDialect, "sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)"
-	if backend == "postgres" {
-		d, driver, conn = postgresDialect, "pgx", loc
-	}
-	db, err := sql.Open(driver, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := d.migrations(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.DownTo(ctx, 7); err != nil {
-		t.Fatalf("down to 00007: %v", err)
-	}
-	db.Close()
+	migrateDownTo(t, dsn, 7)
 	s, err = openAt(t, dsn, keys, time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -118,4 +102,27 @@ func testRecipientKeyMigration(t *testing.T) {
 	r.SendsPerHour = 2
 	_, err = s.IssueLink(ctx, r)
 	wantCode(t, err, imbee.CodeRateLimited, "a third link to a mailbox sent two before the upgrade")
+}
+
+// migrateDownTo runs the migrations of the closed database at dsn down to
+// version, with the database's foreign keys enforced.
+func migrateDownTo(t *testing.T, dsn string, version int64) {
+	t.Helper()
+	backend, loc, _ := ParseDSN(dsn)
+	d, driver, conn := sqliteDialect, "sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	if backend == "postgres" {
+		d, driver, conn = postgresDialect, "pgx", loc
+	}
+	db, err := sql.Open(driver, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := d.migrations(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(context.Background(), version); err != nil {
+		t.Fatalf("down to %05d: %v", version, err)
+	}
 }

@@ -9,6 +9,10 @@
 -- transaction with foreign keys enforced: the old tables are renamed away
 -- first (their foreign keys follow the renames), the new ones made and
 -- filled parents first, then the old ones dropped children first.
+-- corporates is never renamed, or the foreign keys of every other table
+-- that references it would follow it away: it is copied aside, dropped and
+-- made again under its name, with the foreign keys deferred to the commit
+-- so that its rows come back before they are checked.
 --
 -- The hashes a request is routed by before its corporate is known (a
 -- corporate's Authorization, a link's token, a web session's cookie) move
@@ -26,7 +30,9 @@ ALTER TABLE links RENAME TO old_links;
 ALTER TABLE conversations RENAME TO old_conversations;
 ALTER TABLE users RENAME TO old_users;
 ALTER TABLE bots RENAME TO old_bots;
-ALTER TABLE corporates RENAME TO old_corporates;
+CREATE TABLE old_corporates AS SELECT * FROM corporates;
+PRAGMA defer_foreign_keys = ON;
+DROP TABLE corporates;
 
 CREATE TABLE corporates (
     id                    INTEGER PRIMARY KEY,
@@ -297,10 +303,12 @@ ALTER TABLE links RENAME TO new_links;
 ALTER TABLE conversations RENAME TO new_conversations;
 ALTER TABLE users RENAME TO new_users;
 ALTER TABLE bots RENAME TO new_bots;
-ALTER TABLE corporates RENAME TO new_corporates;
 ALTER TABLE session_routes RENAME TO new_session_routes;
 ALTER TABLE link_routes RENAME TO new_link_routes;
 ALTER TABLE corporate_routes RENAME TO new_corporate_routes;
+CREATE TABLE new_corporates AS SELECT * FROM corporates;
+PRAGMA defer_foreign_keys = ON;
+DROP TABLE corporates;
 CREATE TABLE corporates (
     id                   INTEGER PRIMARY KEY,
     name                 TEXT    NOT NULL,
