@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -32,6 +33,7 @@ var (
 	partitionOnce     sync.Once
 	partitioned       string // the template database PartitionedURL copies
 	partitionedFailed error
+	partitionedTold   atomic.Bool // the refusals are shown once, not by every test
 )
 
 // PartitionedURL returns the URL of a new database whose schema is the one
@@ -58,6 +60,9 @@ func PartitionedURL(tb testing.TB, migrate func(url string) error) string {
 		partitioned, partitionedFailed = name, err
 	})
 	if partitionedFailed != nil {
+		if partitionedTold.Swap(true) {
+			tb.Fatal("no partitioned database: see the first test that asked for one")
+		}
 		tb.Fatal(partitionedFailed)
 	}
 	return database(tb, partitioned)
