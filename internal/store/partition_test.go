@@ -52,7 +52,7 @@ func TestHotStatementsOnePartition(t *testing.T) {
 	// The check itself: a statement fixing corporate_id reads one partition,
 	// one that does not reads them all.
 	for query, want := range map[string]int{
-		`SELECT id FROM users WHERE corporate_id = $1 AND unique_id = $2`: 1,
+		`SELECT id FROM users WHERE corporate_id = $1 AND unique_id = $2`:  1,
 		`SELECT id FROM users WHERE unique_id = $2 AND corporate_id <> $1`: pgtest.Partitions,
 	} {
 		touched, err := touchedPartitions(ctx, conn, parents, false, recorded{query, []any{int64(1), "ana"}})
