@@ -201,8 +201,12 @@ func (s *Store) retryDead(ctx context.Context, table string, ids []int64) (int64
 // 00009). It steps from one such corporate to the next, and for each
 // counts its rows in flight and finds its oldest due row of each unsent
 // status; then it reads the oldest due rows of at most limit corporates.
-// The UPDATE that claims the ids checks each is still due, which under
+// The UPDATE that claims the rows checks each is still due, which under
 // PostgreSQL's row locks skips rows another server claimed meanwhile.
+//
+// Only the step from one corporate to the next reads across tenants (on a
+// distributed engine, one index seek per shard); every other read, and the
+// claim, names its corporate, so each touches one tenant's rows.
 //
 // from is the table as the statements read it: on SQLite pinned to that
 // index (without statistics its planner prefers the (status, channel)
