@@ -100,9 +100,9 @@ func TestHotStatementsOnePartition(t *testing.T) {
 func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, fn func() error)) {
 	ctx := context.Background()
 	var (
-		c             imbee.Corporate
+		c, c2         imbee.Corporate
 		cred          imbee.CorporateCredentials
-		bot           imbee.Bot
+		bot, bot2     imbee.Bot
 		ana, bea      imbee.User
 		chat, group   imbee.Conversation
 		link, other   imbee.Link
@@ -114,13 +114,19 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		idem, idemOff = imbee.IdempotencyKey{KeyHash: []byte("k1"), RequestHash: []byte("r1")}, imbee.IdempotencyKey{KeyHash: []byte("k2"), RequestHash: []byte("r2")}
 	)
 	step(t, "corporate create", func() error {
-		if _, _, err := s.CreateCorporate(ctx, "Other", "UTC"); err != nil {
+		if c2, _, err = s.CreateCorporate(ctx, "Other", "UTC"); err != nil {
 			return err
 		}
 		c, cred, err = s.CreateCorporate(ctx, "Acme", "Europe/Madrid")
 		return err
 	})
-	step(t, "bot create", func() error { bot, err = s.CreateBot(ctx, c.ID, "helper"); return err })
+	step(t, "bot create", func() error {
+		if bot2, err = s.CreateBot(ctx, c2.ID, "helper"); err != nil {
+			return err
+		}
+		bot, err = s.CreateBot(ctx, c.ID, "helper")
+		return err
+	})
 	step(t, "any corporate request: authenticate", func() error { _, err = s.Authenticate(ctx, cred.Auth, cred.CorporateToken); return err })
 	step(t, "user_new", func() error {
 		if ana, _, err = s.RegisterUser(ctx, c.ID, "ana", dev); err != nil {
@@ -205,7 +211,12 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		if link, err = s.IssueLink(ctx, req); err != nil {
 			return err
 		}
-		other, err = s.IssueLink(ctx, linkRequest(c, "bea", bot, 1, expires, imbee.Recipient{Channel: imbee.ChannelSMS, Address: "+34600000000"}))
+		if other, err = s.IssueLink(ctx, linkRequest(c, "bea", bot, 1, expires, imbee.Recipient{Channel: imbee.ChannelSMS, Address: "+34600000000"})); err != nil {
+			return err
+		}
+		// Another tenant's delivery, due with this one's: the claims below
+		// find both.
+		_, err = s.IssueLink(ctx, linkRequest(c2, "ana", bot2, 1, expires, imbee.Recipient{Channel: imbee.ChannelMail, Address: "ana@example.org"}))
 		return err
 	})
 	step(t, "token status", func() error {
@@ -230,13 +241,13 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 	step(t, "web chat: session", func() error { _, err = s.SessionByToken(ctx, sess.Token); return err })
 	step(t, "delivery claim and result", func() error {
 		ds, err := s.ClaimDeliveries(ctx, 10, 4, time.Minute)
-		if err != nil || len(ds) < 2 {
+		if err != nil || len(ds) < 3 {
 			return fmt.Errorf("claimed %d deliveries: %v", len(ds), err)
 		}
-		if err := s.MarkSent(ctx, c.ID, ds[0].ID, "provider-1"); err != nil {
+		if err := s.MarkSent(ctx, ds[0].CorporateID, ds[0].ID, "provider-1"); err != nil {
 			return err
 		}
-		return s.MarkFailed(ctx, c.ID, ds[1].ID, "timeout", "timed out", now.Add(time.Minute), false)
+		return s.MarkFailed(ctx, ds[1].CorporateID, ds[1].ID, "timeout", "timed out", now.Add(time.Minute), false)
 	})
 	step(t, "webhook claim and result", func() error {
 		es, err := s.ClaimWebhookEvents(ctx, 10, 4, time.Minute)
