@@ -4,6 +4,8 @@
 // temporary directory, loopback only, a free port, stopped and removed when
 // the package's tests end. Without PostgreSQL, tests that need it are
 // skipped with a loud line, except in CI (CI set), where that is a failure.
+// PartitionedURL gives a database whose schema is hash-partitioned by tenant,
+// as a distributed engine would hold it (partition.go).
 package pgtest
 
 import (
