@@ -23,6 +23,7 @@ import (
 	"github.com/imbee/imbee/client"
 	"github.com/imbee/imbee/internal/cli"
 	"github.com/imbee/imbee/internal/pgtest"
+	"github.com/imbee/imbee/internal/store"
 	"github.com/imbee/imbee/internal/testkit"
 )
 
@@ -89,10 +90,25 @@ func (d dbSpec) openDB(t testing.TB, readOnly bool) *sql.DB {
 	return db
 }
 
-// newDB makes a new, empty database of the backend t runs under.
+// newDB makes a new, empty database of the backend t runs under. With
+// IMBEE_TEST_PG_PARTITIONED set, the suite runs on PostgreSQL only, on
+// databases whose schema is migrated and then hash-partitioned by tenant
+// (pgtest.Partition), as a distributed engine would hold it.
 func newDB(t testing.TB) dbSpec {
 	t.Helper()
-	return dbSpec{db: testkit.DSN(t), keyFile: filepath.Join(t.TempDir(), "imbee.key")}
+	keyFile := filepath.Join(t.TempDir(), "imbee.key")
+	if !pgtest.Partitioned() {
+		return dbSpec{db: testkit.DSN(t), keyFile: keyFile}
+	}
+	if !testkit.Postgres(t) {
+		t.Skipf("%s: PostgreSQL only", pgtest.EnvPartitioned)
+	}
+	return dbSpec{db: pgtest.PartitionedURL(t, migrateSchema), keyFile: keyFile}
+}
+
+func migrateSchema(url string) error {
+	_, err := store.Migrate(context.Background(), url)
+	return err
 }
 
 // startServer runs "imbee serve" on a free port and a new database, and

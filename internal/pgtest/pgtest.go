@@ -4,6 +4,8 @@
 // temporary directory, loopback only, a free port, stopped and removed when
 // the package's tests end. Without PostgreSQL, tests that need it are
 // skipped with a loud line, except in CI (CI set), where that is a failure.
+// PartitionedURL gives a database whose schema is hash-partitioned by tenant,
+// as a distributed engine would hold it (partition.go).
 package pgtest
 
 import (
@@ -51,6 +53,23 @@ func Main(m *testing.M) int {
 // URL returns the URL of a new, empty database for tb.
 func URL(tb testing.TB) string {
 	tb.Helper()
+	return database(tb, "")
+}
+
+// database creates a database for tb, a copy of template when one is named.
+func database(tb testing.TB, template string) string {
+	tb.Helper()
+	u, err := createDatabase(server(tb), fmt.Sprintf("imbee_test_%d_%d", os.Getpid(), dbSeq.Add(1)), template)
+	if err != nil {
+		tb.Fatalf("create test database: %v", err)
+	}
+	return u
+}
+
+// server returns the maintenance URL of the server the package's tests
+// use, started on first use.
+func server(tb testing.TB) string {
+	tb.Helper()
 	once.Do(func() {
 		if u := os.Getenv(EnvURL); u != "" {
 			admin = u
@@ -65,22 +84,26 @@ func URL(tb testing.TB) string {
 		fmt.Fprintf(os.Stderr, "\n*** skipped: PostgreSQL (%v) ***\n\n", startEr)
 		tb.Skipf("skipped: PostgreSQL: %v", startEr)
 	}
-	u, err := CreateDatabase(admin, fmt.Sprintf("imbee_test_%d_%d", os.Getpid(), dbSeq.Add(1)))
-	if err != nil {
-		tb.Fatalf("create test database: %v", err)
-	}
-	return u
+	return admin
 }
 
 // CreateDatabase creates the database name on the server of adminURL and
 // returns its URL.
 func CreateDatabase(adminURL, name string) (string, error) {
+	return createDatabase(adminURL, name, "")
+}
+
+func createDatabase(adminURL, name, template string) (string, error) {
 	db, err := sql.Open("pgx", adminURL)
 	if err != nil {
 		return "", err
 	}
 	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+	create := "CREATE DATABASE " + name
+	if template != "" {
+		create += " TEMPLATE " + template
+	}
+	if _, err := db.Exec(create); err != nil {
 		return "", err
 	}
 	u, err := url.Parse(adminURL)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -33,6 +34,10 @@ func (s *Store) openPostgres(ctx context.Context, dsn string, opts Options) erro
 	return nil
 }
 
+// pgTracer, when a test sets it before Open, sees every statement of the
+// pools opened then (partition_test.go).
+var pgTracer pgx.QueryTracer
+
 // openPostgresDB opens a pgx pool behind database/sql. pgx prepares and
 // caches each distinct statement per connection by itself.
 func openPostgresDB(ctx context.Context, dsn string, opts Options) (*sql.DB, *pgxpool.Pool, error) {
@@ -50,6 +55,7 @@ func openPostgresDB(ctx context.Context, dsn string, opts Options) (*sql.DB, *pg
 	}
 	cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
 	cfg.ConnConfig.RuntimeParams["application_name"] = "imbee"
+	cfg.ConnConfig.Tracer = pgTracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w", Redact(dsn), err)
