@@ -26,6 +26,13 @@ const Partitions = 4
 // engine spreads them by their own primary key, not by tenant.
 const routingSuffix = "_routes"
 
+// referenceTables have a corporate_id but are read whole by every server,
+// so a distributed engine copies them to every node instead of spreading
+// them by tenant.
+var referenceTables = map[string]string{
+	"revocations": "the installation's log of ended credentials, which every server reads past the last row it saw",
+}
+
 // Partitioned reports whether EnvPartitioned asks for partitioned databases.
 func Partitioned() bool { return os.Getenv(EnvPartitioned) != "" }
 
@@ -78,8 +85,8 @@ func PartitionedURL(tb testing.TB, migrate func(url string) error) string {
 //     partitioned table that lacks the partition column: Citus's rule for a
 //     distributed table.
 //   - a routing table (named *_routes) is partitioned by its own primary key.
-//   - any other table (meta, goose's) stays as it is: a reference table,
-//     copied whole to every node.
+//   - any other table (meta, goose's, and referenceTables) stays as it is:
+//     a reference table, copied whole to every node.
 //
 // Citus also refuses a foreign key between two distributed tables unless it
 // joins their distribution columns, and one from a reference table to a
@@ -167,6 +174,7 @@ func distributionKeys(ctx context.Context, tx *sql.Tx) (map[string]string, error
 			return nil, err
 		}
 		switch {
+		case referenceTables[table] != "":
 		case strings.HasSuffix(table, routingSuffix):
 			keys[table] = pkFirst
 		case table == "corporates":

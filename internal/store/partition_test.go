@@ -60,7 +60,7 @@ func TestHotStatementsOnePartition(t *testing.T) {
 			t.Fatalf("%s reads %d partitions of users (%v), want %d", query, len(touched["users"]), err, want)
 		}
 	}
-	explained := 0
+	explained, crossed := 0, map[string]bool{}
 	hotScenario(t, s, func(t *testing.T, label string, fn func() error) {
 		t.Helper()
 		stmts, err := rec.during(fn)
@@ -81,14 +81,54 @@ func TestHotStatementsOnePartition(t *testing.T) {
 					wide = append(wide, fmt.Sprintf("%s (%d partitions)", table, n))
 				}
 			}
-			if len(wide) > 0 && !reported[st.sql] {
-				reported[st.sql] = true
-				t.Errorf("%s: a statement touches more than one partition of %s; when run, %s:\n%s",
-					label, strings.Join(wide, ", "), whenRun(ctx, conn, parents, st), strings.TrimSpace(st.sql))
+			if len(wide) == 0 || reported[st.sql] {
+				continue
 			}
+			reported[st.sql] = true
+			if known := knownCrossing(st.sql); known != "" {
+				crossed[known] = true
+				continue
+			}
+			t.Errorf("%s: a statement touches more than one partition of %s; when run, %s:\n%s",
+				label, strings.Join(wide, ", "), whenRun(ctx, conn, parents, st), strings.TrimSpace(st.sql))
 		}
 	})
-	t.Logf("%d statements explained", explained)
+	for fragment := range crossPartition {
+		if !crossed[fragment] {
+			t.Errorf("no statement containing %q touches more than one partition any more: take it off crossPartition", fragment)
+		}
+	}
+	t.Logf("%d statements explained; %d known to touch more than one partition", explained, len(crossed))
+}
+
+// crossPartition lists the statements of hotScenario known to touch more
+// than one partition, each by a fragment of its text, with why. They are
+// what is left of making every request one tenant's statements (issue
+// #14): the test fails on any other statement that crosses partitions, and
+// on a fragment that no longer does, so the list only shrinks.
+var crossPartition = map[string]string{
+	"FROM corporate_routes r JOIN corporates": "a credential's route joined with its corporate (and user, and chat) in one " +
+		"statement: one round trip on PostgreSQL, but Citus refuses a join of tables spread by different keys. " +
+		"It needs the route read first, or credentials that carry their corporate",
+	"FROM link_routes r":    "a link's token route joined with the link: as above",
+	"FROM session_routes r": "a session's token route joined with the session: as above",
+	"WITH RECURSIVE active(id)": "the claims' step that finds which corporates have work due: across tenants by " +
+		"nature, a query of every shard on Citus",
+	") AS c1_0": "one statement reads the due rows of several corporates (one round trip per claim); on Citus " +
+		"each part is routed to its shard and the union made by the coordinator",
+	"OR (corporate_id = ": "one statement claims the rows of several corporates; on Citus an update of several shards",
+	"DELETE FROM corporate_routes WHERE corporate_id": "rotating a corporate's credentials deletes its old route by " +
+		"corporate, as the old hash is not kept: rare, by an operator; on Citus a delete on every shard of the routing table",
+}
+
+// knownCrossing returns the fragment of crossPartition that sql contains.
+func knownCrossing(sql string) string {
+	for fragment := range crossPartition {
+		if strings.Contains(sql, fragment) {
+			return fragment
+		}
+	}
+	return ""
 }
 
 // hotScenario is one tenant's life through every request that reaches the

@@ -30,6 +30,10 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
+-- The routing tables have no foreign keys: a distributed engine spreads
+-- them by their hash, not by tenant, and refuses a key between tables
+-- spread apart. The store writes a route and its row in one transaction,
+-- and neither is ever deleted alone.
 CREATE TABLE corporate_routes (
     auth_hash    BYTEA  PRIMARY KEY,
     corporate_id BIGINT NOT NULL
@@ -83,7 +87,6 @@ ALTER TABLE link_attempts ALTER COLUMN corporate_id SET NOT NULL, ADD PRIMARY KE
 DROP INDEX link_attempts_link;
 CREATE INDEX link_attempts_link ON link_attempts (corporate_id, link_id, at_us);
 
-ALTER TABLE corporate_routes ADD FOREIGN KEY (corporate_id) REFERENCES corporates (id);
 ALTER TABLE bots ADD FOREIGN KEY (corporate_id) REFERENCES corporates (id);
 ALTER TABLE users ADD FOREIGN KEY (corporate_id) REFERENCES corporates (id);
 ALTER TABLE conversations ADD FOREIGN KEY (corporate_id) REFERENCES corporates (id);
@@ -92,11 +95,9 @@ ALTER TABLE conversation_members ADD FOREIGN KEY (corporate_id, conversation_id)
 ALTER TABLE messages ADD FOREIGN KEY (corporate_id, conversation_id) REFERENCES conversations (corporate_id, id);
 ALTER TABLE links ADD FOREIGN KEY (corporate_id, user_id) REFERENCES users (corporate_id, id),
     ADD FOREIGN KEY (corporate_id, bot_id) REFERENCES bots (corporate_id, id);
-ALTER TABLE link_routes ADD FOREIGN KEY (corporate_id, link_id) REFERENCES links (corporate_id, id);
 ALTER TABLE sessions ADD FOREIGN KEY (corporate_id, link_id) REFERENCES links (corporate_id, id),
     ADD FOREIGN KEY (corporate_id, user_id) REFERENCES users (corporate_id, id),
     ADD FOREIGN KEY (corporate_id, conversation_id) REFERENCES conversations (corporate_id, id);
-ALTER TABLE session_routes ADD FOREIGN KEY (corporate_id, session_id) REFERENCES sessions (corporate_id, id);
 ALTER TABLE deliveries ADD FOREIGN KEY (corporate_id, link_id) REFERENCES links (corporate_id, id);
 ALTER TABLE webhook_events ADD FOREIGN KEY (corporate_id, bot_id) REFERENCES bots (corporate_id, id);
 ALTER TABLE link_attempts ADD FOREIGN KEY (corporate_id, link_id) REFERENCES links (corporate_id, id);
