@@ -2,7 +2,9 @@ package imbee
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -40,4 +42,21 @@ func WebhookPayload(m Message) ([]byte, error) {
 // that retries carry the same one.
 func WebhookEventID(m Message) string {
 	return "msg_" + m.ConversationID + "_" + strconv.FormatInt(m.Seq, 10)
+}
+
+// WebhookPayloadAround is the body and the webhook-id of the event telling
+// of m, each cut where m's seq goes: for a store that numbers a message in
+// the statement that queues its events (payload = before + seq + after,
+// id = idBefore + seq).
+func WebhookPayloadAround(m Message) (before, after, idBefore string, err error) {
+	m.Seq = -1 // written "-1"; any other "seq" in the body is inside an escaped string
+	b, err := WebhookPayload(m)
+	if err != nil {
+		return "", "", "", err
+	}
+	before, after, ok := strings.Cut(string(b), `"seq":-1`)
+	if !ok {
+		return "", "", "", errors.New("webhook payload without its seq")
+	}
+	return before + `"seq":`, after, strings.TrimSuffix(WebhookEventID(m), "-1"), nil
 }

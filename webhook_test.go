@@ -20,3 +20,23 @@ func TestWebhookPayload(t *testing.T) {
 		t.Errorf("id %q", id)
 	}
 }
+
+// TestWebhookPayloadAround: cut around the seq, the body and id are those
+// of WebhookPayload and WebhookEventID once the seq is put back, whatever
+// the text holds (here a "seq" of its own).
+func TestWebhookPayloadAround(t *testing.T) {
+	for _, text := range []string{"hola", `"seq":-1`, `{"seq":-1,"x":1}`, "-1"} {
+		m := imbee.Message{ConversationID: "c1", Seq: 12, Sender: "u1", Text: text, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		before, after, idBefore, err := imbee.WebhookPayloadAround(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := imbee.WebhookPayload(m)
+		if got := before + "12" + after; got != string(want) {
+			t.Errorf("text %q: payload %s, want %s", text, got, want)
+		}
+		if got := idBefore + "12"; got != imbee.WebhookEventID(m) {
+			t.Errorf("text %q: id %q, want %q", text, got, imbee.WebhookEventID(m))
+		}
+	}
+}

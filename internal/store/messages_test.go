@@ -65,10 +65,12 @@ func testSendMessage(t *testing.T) {
 	}
 	wg.Wait()
 	seen := map[int64]bool{}
+	textOf := map[int64]string{dups[0].Seq: "once"}
 	for i := range n {
 		if errs[i] != nil {
 			t.Fatalf("send %d: %v", i, errs[i])
 		}
+		textOf[seqs[i]] = fmt.Sprint("m", i)
 		if seen[seqs[i]] {
 			t.Errorf("seq %d given twice", seqs[i])
 		}
@@ -111,6 +113,14 @@ func testSendMessage(t *testing.T) {
 		var p imbee.WebhookMessage
 		if err := json.Unmarshal(e.Payload, &p); err != nil || p.Type != "message.created" || p.Data.ConversationID != g.PublicID || p.Data.SenderIsBot {
 			t.Errorf("payload %s: %v", e.Payload, err)
+		}
+		// The payload and the id name the same message, whichever way the
+		// store numbered it (PostgreSQL numbers it inside the statement).
+		if e.EventID != imbee.WebhookEventID(imbee.Message{ConversationID: g.PublicID, Seq: p.Data.Seq}) {
+			t.Errorf("event %s carries seq %d", e.EventID, p.Data.Seq)
+		}
+		if want := textOf[p.Data.Seq]; p.Data.Text != want {
+			t.Errorf("event for seq %d says %q, the message was %q", p.Data.Seq, p.Data.Text, want)
 		}
 	}
 	claimed, err := s.ClaimWebhookEvents(ctx, 5, 5, time.Minute)

@@ -112,6 +112,12 @@ func retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// uniqueViolation: a statement inserted a row a unique key already holds.
+func uniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
 // rebinder turns the shared SQL's ? placeholders into PostgreSQL's $n.
 type rebinder struct{ q querier }
 
