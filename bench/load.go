@@ -24,6 +24,12 @@ type result struct {
 	// Server-side cost, from /proc: CPU time per request and peak RSS.
 	CPUPerReq float64 `json:"cpu_us_per_request"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// The whole machine during the run: the share of all cores busy and
+	// waiting on I/O, and the CPU time of PostgreSQL's processes per
+	// request (0 on SQLite, which runs inside imbee).
+	BusyPct     float64 `json:"machine_busy_pct"`
+	IOWaitPct   float64 `json:"machine_iowait_pct"`
+	DBCPUPerReq float64 `json:"db_cpu_us_per_request"`
 }
 
 func newClient(conc int) *http.Client {
@@ -110,12 +116,15 @@ func median(runs []result) result {
 		return xs[len(xs)/2]
 	}
 	m := result{
-		PerSecond: pick(func(r result) float64 { return r.PerSecond }),
-		P50:       pick(func(r result) float64 { return r.P50 }),
-		P99:       pick(func(r result) float64 { return r.P99 }),
-		P999:      pick(func(r result) float64 { return r.P999 }),
-		CPUPerReq: pick(func(r result) float64 { return r.CPUPerReq }),
-		Seconds:   pick(func(r result) float64 { return r.Seconds }),
+		PerSecond:   pick(func(r result) float64 { return r.PerSecond }),
+		P50:         pick(func(r result) float64 { return r.P50 }),
+		P99:         pick(func(r result) float64 { return r.P99 }),
+		P999:        pick(func(r result) float64 { return r.P999 }),
+		CPUPerReq:   pick(func(r result) float64 { return r.CPUPerReq }),
+		Seconds:     pick(func(r result) float64 { return r.Seconds }),
+		BusyPct:     pick(func(r result) float64 { return r.BusyPct }),
+		IOWaitPct:   pick(func(r result) float64 { return r.IOWaitPct }),
+		DBCPUPerReq: pick(func(r result) float64 { return r.DBCPUPerReq }),
 	}
 	for _, r := range runs {
 		m.Requests += r.Requests

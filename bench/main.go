@@ -301,10 +301,13 @@ func measure(ctx context.Context, cfg config, p *proc, client *http.Client, conc
 			profile()
 		}
 		p.resetPeakRSS()
-		cpu0 := p.cpuTime()
+		cpu0, m0 := p.cpuTime(), sampleCPU()
 		r := closedLoop(ctx, client, conc, cfg.duration, next, ok...)
+		var db time.Duration
+		r.BusyPct, r.IOWaitPct, db = machineUse(m0, sampleCPU())
 		if r.Requests > 0 {
 			r.CPUPerReq = float64((p.cpuTime() - cpu0).Microseconds()) / float64(r.Requests)
+			r.DBCPUPerReq = float64(db.Microseconds()) / float64(r.Requests)
 		}
 		r.PeakRSSMB = p.peakRSS()
 		runs = append(runs, r)

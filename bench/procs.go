@@ -106,3 +106,61 @@ func (p *proc) peakRSS() float64 {
 	}
 	return 0
 }
+
+// cpuSample is the machine's CPU time so far (/proc/stat, all cores) and
+// that of every process named postgres: when the benchmark's PostgreSQL
+// runs on this machine, its whole cost per request, next to imbee's.
+type cpuSample struct {
+	busy, iowait, total int64 // clock ticks
+	postgres            int64 // clock ticks
+}
+
+func sampleCPU() cpuSample {
+	var s cpuSample
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := bytes.Cut(b, []byte("\n"))
+		// cpu user nice system idle iowait irq softirq steal ...
+		f := strings.Fields(string(line))
+		for i, v := range f[1:min(len(f), 9)] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			s.total += n
+			switch i {
+			case 3: // idle
+			case 4:
+				s.iowait += n
+			default:
+				s.busy += n
+			}
+		}
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || !bytes.HasSuffix(b[:i], []byte("(postgres")) {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		s.postgres += utime + stime
+	}
+	return s
+}
+
+// machineUse is what happened on the machine between two samples: the
+// share of all cores busy and waiting on I/O, and PostgreSQL's CPU time.
+func machineUse(a, b cpuSample) (busyPct, iowaitPct float64, postgres time.Duration) {
+	const ticks = 100 // USER_HZ on Linux
+	if total := b.total - a.total; total > 0 {
+		busyPct = 100 * float64(b.busy-a.busy) / float64(total)
+		iowaitPct = 100 * float64(b.iowait-a.iowait) / float64(total)
+	}
+	return busyPct, iowaitPct, time.Duration(b.postgres-a.postgres) * time.Second / ticks
+}

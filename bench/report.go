@@ -149,6 +149,17 @@ func (r *report) markdown() string {
 		}
 		p("| %s | %s | %s |\n", t.name, t.got, verdict)
 	}
+	if pg := r.postgresTargets(); len(pg) > 0 {
+		p("\n## Targets (PostgreSQL against SQLite `full`, same run, 32 connections)\n\n")
+		p("| target | measured | |\n|---|---|---|\n")
+		for _, t := range pg {
+			verdict := "met"
+			if !t.ok {
+				verdict = "**missed**"
+			}
+			p("| %s | %s | %s |\n", t.name, t.got, verdict)
+		}
+	}
 	p("\n## Baseline\n\n| concurrency | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | peak RSS MB |\n|---|---|---|---|---|---|---|\n")
 	for _, x := range r.Baseline {
 		p("| %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f |\n", x.Conc, x.PerSecond, x.P50, x.P99, x.P999, x.CPUPerReq, x.PeakRSSMB)
@@ -160,6 +171,7 @@ func (r *report) markdown() string {
 		}
 	}
 	r.sideBySide(&b, modes)
+	r.machineUse(&b, modes)
 	for _, m := range modes {
 		switch m {
 		case "postgres":
@@ -301,6 +313,61 @@ func (r *report) targets() []target {
 	}
 	out = append(out, target{"server RSS under load ≤ 150 MB", fmt.Sprintf("%.0f MB", maxRSS), maxRSS <= 150})
 	return out
+}
+
+// postgresTargets checks issue #14's targets: every scenario on
+// PostgreSQL at half SQLite full's rate or more, message_send's p99 within
+// 20 ms.
+func (r *report) postgresTargets() []target {
+	var out []target
+	for _, x := range filter(r.Runs, "postgres") {
+		if x.Conc != 32 {
+			continue
+		}
+		for _, y := range filter(r.Runs, "full") {
+			if y.Scenario == x.Scenario && y.Conc == x.Conc && y.PerSecond > 0 {
+				share := x.PerSecond / y.PerSecond
+				out = append(out, target{fmt.Sprintf("%s ≥ 50 %% of SQLite full", x.Scenario), fmt.Sprintf("%.0f %%", 100*share), share >= 0.5})
+			}
+		}
+		if x.Scenario == "message_send" {
+			out = append(out, target{"message_send p99 ≤ 20 ms", fmt.Sprintf("%.2f ms", x.P99), x.P99 <= 20})
+		}
+	}
+	return out
+}
+
+// machineUse says where each run's CPU went: imbee's, PostgreSQL's (its
+// processes on this machine), the whole machine's per request, and how busy
+// the machine's cores were; a machine near 100 % busy is bound by its
+// cores, one well below by waiting (disk, locks).
+func (r *report) machineUse(b *strings.Builder, modes []string) {
+	if len(modes) == 0 {
+		return
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	name := map[string]string{"full": "SQLite full", "normal": "SQLite normal", "postgres": "PostgreSQL"}
+	p("\n## Where the CPU goes (32 connections)\n\n")
+	p("Per request: imbee's CPU, PostgreSQL's (every `postgres` process on this machine; none for SQLite, which runs inside imbee), and the whole machine's (all cores' busy time over the run, the load generator's and the baseline's idle share included). Busy and I/O wait are shares of all %d cores over the run.\n\n", runtime.NumCPU())
+	p("| scenario | backend | req/s | imbee CPU µs/req | PostgreSQL CPU µs/req | machine CPU µs/req | busy %% | I/O wait %% |\n|---|---|---|---|---|---|---|---|\n")
+	for _, x := range filter(r.Runs, modes[0]) {
+		if x.Conc != 32 {
+			continue
+		}
+		for _, m := range modes {
+			for _, y := range filter(r.Runs, m) {
+				if y.Scenario != x.Scenario || y.Conc != x.Conc || y.PerSecond == 0 {
+					continue
+				}
+				machine := y.BusyPct / 100 * float64(runtime.NumCPU()) * 1e6 / y.PerSecond
+				db := "—"
+				if m == "postgres" {
+					db = fmt.Sprintf("%.0f", y.DBCPUPerReq)
+				}
+				p("| %s | %s | %.0f | %.0f | %s | %.0f | %.0f | %.0f |\n", y.Scenario, name[m], y.PerSecond, y.CPUPerReq, db, machine, y.BusyPct, y.IOWaitPct)
+			}
+		}
+	}
 }
 
 func filter(rows []row, mode string) []row {
