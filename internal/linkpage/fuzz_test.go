@@ -127,6 +127,9 @@ type pagesFuzz struct {
 	// sessions maps a session cookie to its conversation.
 	sessions map[string]string
 	ended    map[string]bool // sessions that have ended
+	// sent is the text first accepted under each clientMsgId: a repeat
+	// answers that message, whatever its own text.
+	sent map[string]string
 }
 
 func newPagesFuzz(f *testing.F) *pagesFuzz {
@@ -165,7 +168,7 @@ func newPagesFuzz(f *testing.F) *pagesFuzz {
 		}
 		return sess
 	}
-	w := &pagesFuzz{store: s, sessions: map[string]string{}, ended: map[string]bool{}}
+	w := &pagesFuzz{store: s, sessions: map[string]string{}, ended: map[string]bool{}, sent: map[string]string{}}
 	w.sacred = issue("sacred", 3)
 	w.spend = issue("ana", 1_000_000) // not used up by a long run
 	mine := spend(w.spend)
@@ -478,13 +481,24 @@ func (w *pagesFuzz) checkSend(t *testing.T, contentType string, body []byte, obj
 			fail("an invalid message accepted: text %q clientMsgId %q", text, req.ClientMsgID)
 		}
 		var sent struct {
-			Message struct {
-				Text           string `json:"text"`
-				ConversationID string `json:"conversationId"`
-			} `json:"message"`
+			Text           string `json:"text"`
+			ConversationID string `json:"conversationId"`
 		}
-		if json.Unmarshal(obj["message"], &sent.Message) != nil || sent.Message.Text != text || sent.Message.ConversationID != w.values["$CONV"] {
-			fail("the answer is not the message sent")
+		var again bool
+		if json.Unmarshal(obj["message"], &sent) != nil || json.Unmarshal(obj["previously_sent"], &again) != nil {
+			fail("the answer is not a message")
+		}
+		id := strings.TrimSpace(req.ClientMsgID) // the key as the rule keeps it
+		want, seen := w.sent[id]
+		seen = seen && id != ""
+		if !seen {
+			want = text
+		}
+		if sent.Text != want || sent.ConversationID != w.values["$CONV"] || again != seen {
+			fail("the answer is not the message sent (or, for a repeated clientMsgId, the first one sent)")
+		}
+		if id != "" && !seen {
+			w.sent[id] = text
 		}
 	}
 }
