@@ -227,6 +227,20 @@ type Session struct {
 	ExpiresAt      time.Time
 }
 
+// AppSession is a person signed in to the web app with their user's
+// virtualUser and pass: it reaches every chat of that user. It ends when it
+// expires, when the user signs out, when the user's credentials are rotated
+// or while the corporate is disabled.
+type AppSession struct {
+	Token         string // the cookie value; only set when created
+	ID            int64
+	CorporateID   int64
+	UserID        int64
+	UserIDSha     string
+	CorporateName string
+	ExpiresAt     time.Time
+}
+
 // DeliveryStatus is where a delivery stands.
 type DeliveryStatus string
 
@@ -361,6 +375,7 @@ const (
 	RevokedUserKeys      RevocationKind = "user_keys"      // sockets opened with the user's apikey or pass
 	RevokedCorporateKeys RevocationKind = "corporate_keys" // sockets opened with the corporate's Authorization
 	RevokedCorporate     RevocationKind = "corporate"      // every socket of the corporate (disabled)
+	RevokedAppSession    RevocationKind = "app_session"    // sockets of a web app session (signed out)
 )
 
 // WebhookEvent is one event queued for a bot's webhook: a row of the

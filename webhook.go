@@ -8,6 +8,12 @@ import (
 	"time"
 )
 
+// DemoBotURL is the webhook URL of the demo bot that the first run's
+// bootstrap makes: not a network address, but imbee's built-in bot, which
+// answers in-process (internal/demobot). No tenant can set it: a webhook
+// URL set through the API or the CLI must be http or https.
+const DemoBotURL = "imbee:demo-bot"
+
 // WebhookMessage is the body POSTed to a bot's webhook for a new message.
 type WebhookMessage struct {
 	Type      string           `json:"type"` // "message.created"

@@ -80,6 +80,44 @@ func dialWeb(t testing.TB, s *server, w webChat) *socketClient {
 	return sc
 }
 
+// signInApp signs u in to the web app and returns the session's cookie.
+func signInApp(t testing.TB, s *server, u user) *http.Cookie {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.URL+"/app", strings.NewReader(neturl.Values{"virtualUser": {u.idsha}, "pass": {u.pass}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := browser(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "imbee_app" && resp.StatusCode == http.StatusSeeOther {
+			return ck
+		}
+	}
+	t.Fatalf("sign in to the app: %d %v", resp.StatusCode, resp.Header)
+	return nil
+}
+
+// dialApp opens the web app's socket on conv with an app session's cookie
+// and waits until it is ready.
+func dialApp(t testing.TB, s *server, cookie *http.Cookie, conv string) *socketClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(s.URL, "http://", "ws://", 1)+"/app/c/"+conv+"/socket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookie.String()}}})
+	if err != nil {
+		t.Fatalf("dial the app's socket: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	sc := &socketClient{c: c}
+	if f := mustReadLive(t, sc, 5*time.Second); f.Type != "ready" {
+		t.Fatalf("first frame: %+v", f)
+	}
+	return sc
+}
+
 // dialAPI opens /chat/socket with an apikey and waits until it is ready.
 func dialAPI(t testing.TB, s *server, auth, apikey, conv string) *socketClient {
 	t.Helper()
@@ -161,42 +199,44 @@ func testAttackRevokedSocketsClose(t *testing.T) {
 	type revocation struct {
 		name string
 		// web: whether the revocation ends the web chat's socket; api:
-		// the apikey socket's.
-		web, api bool
+		// the apikey socket's; app: the web app's (the user signed in).
+		web, api, app bool
 		// revoke ends the access of uniqueID (with link w, bot, in
-		// corporate co) and returns the corporate's credentials after it.
+		// corporate co, signed in to the app with appCookie) and returns
+		// the corporate's credentials after it.
 		revoke func(t *testing.T, co corporate, uniqueID string, w webChat, bot string) corporate
 	}
+	var appCookie *http.Cookie // the case's app session
 	cases := []revocation{
-		{"APILinkRevoke", true, false, func(t *testing.T, co corporate, _ string, w webChat, _ string) corporate {
+		{"APILinkRevoke", true, false, false, func(t *testing.T, co corporate, _ string, w webChat, _ string) corporate {
 			expect(t, s.post(t, "/token/revoke", co.auth, co.token, map[string]string{"url": w.link}), 200, 0)
 			return co
 		}},
-		{"APIUserLinksRevoke", true, false, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
+		{"APIUserLinksRevoke", true, false, false, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
 			expect(t, s.post(t, "/token/revoke", co.auth, co.token, map[string]string{"virtual_user": uid}), 200, 0)
 			return co
 		}},
-		{"CLILinkRevoke", true, false, func(t *testing.T, co corporate, _ string, w webChat, _ string) corporate {
+		{"CLILinkRevoke", true, false, false, func(t *testing.T, co corporate, _ string, w webChat, _ string) corporate {
 			s.mustImbee(t, "link", "revoke", "--url", w.link)
 			return co
 		}},
-		{"CLIUserLinksRevoke", true, false, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
+		{"CLIUserLinksRevoke", true, false, false, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
 			s.mustImbee(t, "link", "revoke", "--corporate", fmt.Sprint(co.id), "--user", uid)
 			return co
 		}},
-		{"CLIBotRevoke", true, false, func(t *testing.T, co corporate, _ string, _ webChat, bot string) corporate {
+		{"CLIBotRevoke", true, false, false, func(t *testing.T, co corporate, _ string, _ webChat, bot string) corporate {
 			s.mustImbee(t, "bot", "revoke", "--corporate", fmt.Sprint(co.id), "--bot", bot)
 			return co
 		}},
-		{"APIUserRotate", false, true, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
+		{"APIUserRotate", false, true, true, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
 			expect(t, s.post(t, "/third_parties/user/rotate", co.auth, co.token, map[string]string{"uniqueIdSha": uid}), 200, 0)
 			return co
 		}},
-		{"CLIUserRotate", false, true, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
+		{"CLIUserRotate", false, true, true, func(t *testing.T, co corporate, uid string, _ webChat, _ string) corporate {
 			s.mustImbee(t, "user", "rotate", "--corporate", fmt.Sprint(co.id), "--user", uid)
 			return co
 		}},
-		{"CLICorporateRotate", false, true, func(t *testing.T, co corporate, _ string, _ webChat, _ string) corporate {
+		{"CLICorporateRotate", false, true, false, func(t *testing.T, co corporate, _ string, _ webChat, _ string) corporate {
 			var creds struct {
 				Auth  string `json:"auth"`
 				Token string `json:"corporate_token"`
@@ -207,8 +247,18 @@ func testAttackRevokedSocketsClose(t *testing.T) {
 			co.auth, co.token = creds.Auth, creds.Token
 			return co
 		}},
-		{"CLICorporateDisable", true, true, func(t *testing.T, co corporate, _ string, _ webChat, _ string) corporate {
+		{"CLICorporateDisable", true, true, true, func(t *testing.T, co corporate, _ string, _ webChat, _ string) corporate {
 			s.mustImbee(t, "corporate", "disable", "--id", fmt.Sprint(co.id))
+			return co
+		}},
+		{"AppSignOut", false, false, true, func(t *testing.T, co corporate, _ string, _ webChat, _ string) corporate {
+			req, _ := http.NewRequest("POST", s.URL+"/app/signout", nil)
+			req.AddCookie(appCookie)
+			resp, err := browser(t).Do(req)
+			if err != nil || resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("sign out: %v %v", resp, err)
+			}
+			resp.Body.Close()
 			return co
 		}},
 	}
@@ -232,6 +282,8 @@ func testAttackRevokedSocketsClose(t *testing.T) {
 			u := s.newUser(t, co, uid) // the link made the user: this gives the apikey
 			web := dialWeb(t, s, w)
 			api := dialAPI(t, s, co.auth, u.apikey, w.conv)
+			appCookie = signInApp(t, s, u)
+			app := dialApp(t, s, appCookie, w.conv)
 
 			co = tc.revoke(t, co, uid, w, bot)
 			since := time.Now()
@@ -241,14 +293,14 @@ func testAttackRevokedSocketsClose(t *testing.T) {
 				// A revoked bot says nothing more: its user still may.
 				sent = s.post(t, "/chat/message/send", co.auth, u.apikey, map[string]any{"conversationId": w.conv, "text": after})
 			}
-			if !tc.web || !tc.api {
+			if !tc.web || !tc.api || !tc.app {
 				expect(t, sent, 200, 0) // or the check below proves nothing
 			}
 
 			for _, sock := range []struct {
 				sc    *socketClient
 				ended bool
-			}{{web, tc.web}, {api, tc.api}} {
+			}{{web, tc.web}, {api, tc.api}, {app, tc.app}} {
 				if sock.ended {
 					wantPolicyClose(t, sock.sc, since, after)
 				} else {

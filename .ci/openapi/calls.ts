@@ -22,6 +22,9 @@ const id = "0e4f5a6b7c8d9e0f68decf7f5b7c4d2e9a0b1c2d";
 const socket = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" } as const;
 const token = "imbl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const key = { "Idempotency-Key": "3f1c2a9e-7b4d-4e21-9d0a-5c6b7e8f9a01" };
+const pass = "imbp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+// The sign-in form is posted as a browser posts it.
+const form = (body: Record<string, string>) => new URLSearchParams(body).toString();
 
 export const required: Calls = {
   "/third_parties/user/new": { post: () => api.POST("/third_parties/user/new", { body: { uniqueIdSha: "u" } }) },
@@ -59,6 +62,25 @@ export const required: Calls = {
   "/w/{conversation}/socket": {
     get: () => api.GET("/w/{conversation}/socket", { params: { path: { conversation: id } } }),
     head: () => api.HEAD("/w/{conversation}/socket", { params: { path: { conversation: id } } }),
+  },
+  "/app": {
+    get: () => api.GET("/app"),
+    head: () => api.HEAD("/app"),
+    post: () => api.POST("/app", { body: { virtualUser: id, pass }, bodySerializer: form }),
+  },
+  "/app/signout": { post: () => api.POST("/app/signout") },
+  "/app/c/{conversation}": {
+    get: () => api.GET("/app/c/{conversation}", { params: { path: { conversation: id } } }),
+    head: () => api.HEAD("/app/c/{conversation}", { params: { path: { conversation: id } } }),
+  },
+  "/app/c/{conversation}/messages": {
+    get: () => api.GET("/app/c/{conversation}/messages", { params: { path: { conversation: id } } }),
+    head: () => api.HEAD("/app/c/{conversation}/messages", { params: { path: { conversation: id } } }),
+    post: () => api.POST("/app/c/{conversation}/messages", { params: { path: { conversation: id } }, body: { text: "hello" } }),
+  },
+  "/app/c/{conversation}/socket": {
+    get: () => api.GET("/app/c/{conversation}/socket", { params: { path: { conversation: id } } }),
+    head: () => api.HEAD("/app/c/{conversation}/socket", { params: { path: { conversation: id } } }),
   },
   "/assets/{file}": {
     get: () => api.GET("/assets/{file}", { params: { path: { file: "chat.js" } } }),
@@ -137,6 +159,25 @@ export const all: Calls = {
   "/w/{conversation}/socket": {
     get: () => api.GET("/w/{conversation}/socket", { params: { path: { conversation: id }, query: { after: 12 } } }),
     head: () => api.HEAD("/w/{conversation}/socket", { params: { path: { conversation: id } } }),
+  },
+  "/app": {
+    get: () => api.GET("/app"),
+    head: () => api.HEAD("/app"),
+    post: () => api.POST("/app", { body: { virtualUser: id, pass }, bodySerializer: form }),
+  },
+  "/app/signout": { post: () => api.POST("/app/signout") },
+  "/app/c/{conversation}": {
+    get: () => api.GET("/app/c/{conversation}", { params: { path: { conversation: id } } }),
+    head: () => api.HEAD("/app/c/{conversation}", { params: { path: { conversation: id } } }),
+  },
+  "/app/c/{conversation}/messages": {
+    get: () => api.GET("/app/c/{conversation}/messages", { params: { path: { conversation: id }, query: { before: 12 } } }),
+    head: () => api.HEAD("/app/c/{conversation}/messages", { params: { path: { conversation: id } } }),
+    post: () => api.POST("/app/c/{conversation}/messages", { params: { path: { conversation: id } }, body: { text: "hello", clientMsgId: "c-2" } }),
+  },
+  "/app/c/{conversation}/socket": {
+    get: () => api.GET("/app/c/{conversation}/socket", { params: { path: { conversation: id }, query: { after: 12 } } }),
+    head: () => api.HEAD("/app/c/{conversation}/socket", { params: { path: { conversation: id } } }),
   },
   "/assets/{file}": {
     get: () => api.GET("/assets/{file}", { params: { path: { file: "chat.js" } } }),

@@ -144,7 +144,8 @@ type Server struct {
 }
 
 // NewHandler returns the whole HTTP surface: the API, and pages (the human
-// link and chat pages, mounted at /l/ and /w/), behind the access log. The
+// link and chat pages, mounted at /l/ and /w/, and the web app at /app),
+// behind the access log. The
 // handlers read from store and change through writes.
 func NewHandler(store Store, writes Writes, pages http.Handler, cfg Config, log *slog.Logger) http.Handler {
 	if cfg.Now == nil {
@@ -185,6 +186,8 @@ func NewHandler(store Store, writes Writes, pages http.Handler, cfg Config, log 
 	s.mux.Handle("/l/", named("/l/{token}", pages))
 	s.mux.Handle("/w/", named("/w/{conversation}", pages))
 	s.mux.Handle("/assets/", named("/assets/", pages))
+	s.mux.Handle("/app", named("/app", pages))
+	s.mux.Handle("/app/", named("/app/…", pages))
 	// Browsers ask for it on every page: no icon, and no 404 in their console.
 	s.mux.Handle("/favicon.ico", named("/favicon.ico", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/linkpage"
@@ -263,4 +264,20 @@ func (nowhere) SpendLink(context.Context, string, imbee.LinkAttempt) (imbee.Sess
 
 func (nowhere) SessionByToken(context.Context, string) (imbee.Session, error) {
 	return imbee.Session{}, imbee.Errorf(imbee.CodeNotFound, "no such session")
+}
+
+func (nowhere) AppSessionByToken(context.Context, string) (imbee.AppSession, error) {
+	return imbee.AppSession{}, imbee.Errorf(imbee.CodeNotFound, "no such session")
+}
+
+func (nowhere) SignIn(context.Context, string, string, time.Duration) (imbee.AppSession, error) {
+	return imbee.AppSession{}, imbee.Errorf(imbee.CodeAuth, "virtualUser or pass is not valid")
+}
+
+func (nowhere) SignOut(context.Context, string) error { return nil }
+
+func (nowhere) ListBots(context.Context, int64) ([]imbee.Bot, error) { return nil, nil }
+
+func (nowhere) MemberChat(context.Context, int64, string, string) (imbee.Conversation, error) {
+	return imbee.Conversation{}, imbee.Errorf(imbee.CodeNotFound, "no such chat")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/imbee/imbee/internal/api"
 	"github.com/imbee/imbee/internal/clientaddr"
 	"github.com/imbee/imbee/internal/delivery"
+	"github.com/imbee/imbee/internal/demobot"
 	"github.com/imbee/imbee/internal/linkpage"
 	"github.com/imbee/imbee/internal/metrics"
 	"github.com/imbee/imbee/internal/ratelimit"
@@ -64,6 +65,8 @@ func (c *cli) parseServeFlags(args []string) (*serveFlags, error) {
 	fs.IntVar(&f.api.AuthFailBurst, "auth-fail-burst", 30, "failed authentications one client address may make at once above --auth-fail-limit")
 	fs.Float64Var(&f.pages.SendLimit, "web-send-limit", 1, "messages one web chat session may send per second (0 turns the limit off)")
 	fs.IntVar(&f.pages.SendBurst, "web-send-burst", 20, "messages one web chat session may send at once above --web-send-limit")
+	fs.Float64Var(&f.pages.SignInLimit, "web-signin-limit", 1.0/60, "failed web app sign-ins allowed per second, per user and per client address, after --web-signin-burst (0 turns the limit off)")
+	fs.IntVar(&f.pages.SignInBurst, "web-signin-burst", 5, "failed web app sign-ins allowed at once, per user and per client address")
 	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated networks (CIDRs or addresses) of reverse proxies whose X-Forwarded-For names the client; default none")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "least level logged: debug, info, warn or error")
@@ -180,6 +183,7 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 		return nil, err
 	}
 	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks}, log)
+	webhooks.SetBuiltin(demobot.New(w).Receive)
 	handler, pages := c.handlers(f, s, w, hub, m, base, log)
 	sv := &server{
 		handler: handler,

@@ -51,6 +51,8 @@ func Reason(err error) string {
 		return "no transport for this channel"
 	case errors.Is(err, errNoWebhook):
 		return "the bot has no webhook"
+	case errors.Is(err, errNoBuiltin):
+		return "the built-in bot is not running"
 	case errors.Is(err, errCircuitOpen):
 		return "not tried: the target failed repeatedly, waiting before trying again"
 	case errors.Is(err, ssrf.ErrProhibitedIP), errors.Is(err, ssrf.ErrProhibitedPort), errors.Is(err, ssrf.ErrProhibitedNetwork):
@@ -78,12 +80,13 @@ func Reason(err error) string {
 	return "could not send"
 }
 
-// errNoTransport and errNoWebhook are failures of the installation, not of
+// errNoTransport, errNoWebhook and errNoBuiltin are failures of the installation, not of
 // a provider.
 var (
 	errCircuitOpen = errors.New("circuit open")
 	errNoTransport = errors.New("no transport for this channel")
 	errNoWebhook   = errors.New("the bot has no webhook any more")
+	errNoBuiltin   = errors.New("the built-in demo bot is not running on this server")
 )
 
 // renderError is a template that failed to render.

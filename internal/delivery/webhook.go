@@ -37,6 +37,15 @@ type WebhookWorker struct {
 	now     func() time.Time
 	kick    chan struct{}
 	breaker *breaker
+	// builtin answers the events of the bots whose webhook URL is
+	// imbee.DemoBotURL, in-process (nil: such events are dead).
+	builtin func(ctx context.Context, e imbee.WebhookEvent) error
+}
+
+// SetBuiltin makes f answer the events of the built-in demo bot: its
+// failures are retried like a webhook's. Call it before Run.
+func (w *WebhookWorker) SetBuiltin(f func(ctx context.Context, e imbee.WebhookEvent) error) {
+	w.builtin = f
 }
 
 // NewWebhookWorker returns a worker over q that posts with client; nil
@@ -91,6 +100,12 @@ func (w *WebhookWorker) post(ctx context.Context, e imbee.WebhookEvent) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
+	if e.URL == imbee.DemoBotURL {
+		if w.builtin == nil {
+			return Permanent(errNoBuiltin)
+		}
+		return w.builtin(ctx, e)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.URL, bytes.NewReader(e.Payload))
 	if err != nil {
 		return Permanent(err)

@@ -46,6 +46,11 @@ type Store interface {
 	SessionByToken(ctx context.Context, token string) (imbee.Session, error)
 	Messages(ctx context.Context, corporateID int64, conversationID, member string, p imbee.MessagePage) ([]imbee.Message, bool, int64, int64, error)
 	realtime.History // a socket's catch-up
+	// The web app's.
+	AppSessionByToken(ctx context.Context, token string) (imbee.AppSession, error)
+	MemberChat(ctx context.Context, corporateID int64, publicID, member string) (imbee.Conversation, error)
+	Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error)
+	ListBots(ctx context.Context, corporateID int64) ([]imbee.Bot, error)
 }
 
 // Writes are the pages' changes, each with what follows its commit
@@ -54,6 +59,8 @@ type Writes interface {
 	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
 	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
 	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
+	SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error)
+	SignOut(ctx context.Context, token string) error
 }
 
 // Config is what the pages are told at start.
@@ -71,6 +78,11 @@ type Config struct {
 	// per second and at once (0: no limit).
 	SendLimit float64
 	SendBurst int
+	// SignInLimit and SignInBurst limit the failed sign-ins to the web app,
+	// per user and per client address, per second and at once (0: no
+	// limit).
+	SignInLimit float64
+	SignInBurst int
 	// Clients finds a request's client address (nil: its peer).
 	Clients *clientaddr.Resolver
 }
@@ -82,8 +94,13 @@ type Handler struct {
 	cfg    Config
 	probes *ratelimit.Keyed[netip.Prefix] // unknown tokens tried, per client address
 	sends  *ratelimit.Keyed[string]       // messages sent, per session cookie
-	origin string                         // the public URL's origin, as browsers send it
-	secure bool                           // set the cookie's Secure flag (public URL is https)
+	// signInFailures limits failed sign-ins to the web app.
+	signInFailures struct {
+		byUser *ratelimit.Keyed[string]
+		byAddr *ratelimit.Keyed[netip.Prefix]
+	}
+	origin string // the public URL's origin, as browsers send it
+	secure bool   // set the cookie's Secure flag (public URL is https)
 	log    *slog.Logger
 	mux    *http.ServeMux
 	// views queues landing-page views for Run to record.
@@ -104,12 +121,21 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 		sends:  ratelimit.New[string](cfg.SendLimit, cfg.SendBurst, 0),
 		origin: origin(cfg.PublicURL), secure: strings.HasPrefix(cfg.PublicURL, "https://"),
 		log: log, mux: http.NewServeMux(), views: make(chan imbee.LinkAttempt, viewQueue)}
+	h.signInFailures.byUser = ratelimit.New[string](cfg.SignInLimit, cfg.SignInBurst, 0)
+	h.signInFailures.byAddr = ratelimit.New[netip.Prefix](cfg.SignInLimit, cfg.SignInBurst, 0)
 	h.mux.HandleFunc("GET /l/{token}", h.landing) // GET also answers HEAD
 	h.mux.HandleFunc("POST /l/{token}", h.spend)
 	h.mux.HandleFunc("GET /w/{conversation}", h.chat)
 	h.mux.HandleFunc("GET /w/{conversation}/messages", h.history)
 	h.mux.HandleFunc("POST /w/{conversation}/messages", h.send)
 	h.mux.HandleFunc("GET /w/{conversation}/socket", h.socket)
+	h.mux.HandleFunc("GET /app", h.appHome)
+	h.mux.HandleFunc("POST /app", h.signIn)
+	h.mux.HandleFunc("POST /app/signout", h.signOut)
+	h.mux.HandleFunc("GET /app/c/{conversation}", h.chat)
+	h.mux.HandleFunc("GET /app/c/{conversation}/messages", h.history)
+	h.mux.HandleFunc("POST /app/c/{conversation}/messages", h.send)
+	h.mux.HandleFunc("GET /app/c/{conversation}/socket", h.socket)
 	h.mux.Handle("GET /assets/", http.FileServerFS(assets))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.ended(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
@@ -210,67 +236,106 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/w/"+sess.ConversationID, http.StatusSeeOther)
 }
 
-// session is the live web session of the request's cookie for the
-// conversation in its path. ended says why there is none: no cookie, or a
-// session that has ended (or is of another conversation).
-func (h *Handler) session(r *http.Request) (sess imbee.Session, ended string, err error) {
+// viewer is whom a chat is shown to: the web session a link opened (its
+// one conversation), or a person signed in to the app (any conversation of
+// their user). Both chats run the handlers below.
+type viewer struct {
+	corporateID    int64
+	me             string // the user's idsha
+	conversationID string
+	cookie         string // the session cookie's value: the send limit's key
+	page           chatPage
+	grant          realtime.Grant // what the chat's socket is opened with
+}
+
+// Why a request has no viewer.
+const (
+	endedNone    = "none"    // no session cookie
+	endedSession = "ended"   // its session ended (or is of another conversation)
+	endedUnknown = "unknown" // the app's user is no member of the conversation
+)
+
+// viewer finds the viewer of the request's chat: an app chat's under
+// /app/, a link's otherwise. ended says why there is none.
+func (h *Handler) viewer(r *http.Request) (viewer, string, error) {
+	if strings.HasPrefix(r.URL.Path, "/app/") {
+		return h.appViewer(r)
+	}
+	return h.linkViewer(r)
+}
+
+// linkViewer is the web session of the request's cookie for the
+// conversation in its path.
+func (h *Handler) linkViewer(r *http.Request) (v viewer, ended string, err error) {
 	c, err := r.Cookie(cookieName)
 	if err != nil {
-		return sess, "none", nil
+		return v, endedNone, nil
 	}
-	sess, err = h.store.SessionByToken(r.Context(), c.Value)
-	var e *imbee.Error
-	if errors.As(err, &e) && e.Code == imbee.CodeNotFound || err == nil && sess.ConversationID != r.PathValue("conversation") {
-		return sess, "ended", nil
+	sess, err := h.store.SessionByToken(r.Context(), c.Value)
+	if isNotFound(err) || err == nil && sess.ConversationID != r.PathValue("conversation") {
+		return v, endedSession, nil
 	}
-	return sess, "", err
+	if err != nil {
+		return v, "", err
+	}
+	return viewer{
+		corporateID: sess.CorporateID, me: sess.UserIDSha, conversationID: sess.ConversationID, cookie: c.Value,
+		page: chatPage{Title: sess.BotName + " · " + sess.CorporateName, Heading: sess.BotName, CorporateName: sess.CorporateName,
+			Me: sess.UserIDSha, ConversationID: sess.ConversationID, Base: "/w/" + sess.ConversationID,
+			Until: sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")},
+		grant: realtime.Grant{CorporateID: sess.CorporateID, ConversationID: sess.ConversationID,
+			Key: "session:" + strconv.FormatInt(sess.ID, 10), LinkID: sess.LinkID, UserID: sess.UserID, BotID: sess.BotID,
+			Expires: sess.ExpiresAt},
+	}, "", nil
 }
 
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
-	sess, ended, err := h.session(r)
+	v, ended, err := h.viewer(r)
+	app := strings.HasPrefix(r.URL.Path, "/app/")
 	switch {
 	case err != nil:
 		h.fail(w, err)
 		return
-	case ended == "none":
+	case app && (ended == endedNone || ended == endedSession):
+		http.Redirect(w, r, "/app", http.StatusSeeOther) // sign in (again)
+		return
+	case ended == endedUnknown:
+		h.ended(w, http.StatusNotFound, "Chat not found", "You have no chat at this address.")
+		return
+	case ended == endedNone:
 		h.ended(w, http.StatusUnauthorized, "Open your link", "This chat opens from the link you were sent. Open that link again to continue.")
 		return
 	case ended != "":
 		h.ended(w, http.StatusGone, "This session has ended", "Your chat session has ended or the link was withdrawn.")
 		return
 	}
-	h.render(w, http.StatusOK, "chat", chatPage{
-		Title:          sess.BotName + " · " + sess.CorporateName,
-		BotName:        sess.BotName,
-		CorporateName:  sess.CorporateName,
-		Me:             sess.UserIDSha,
-		ConversationID: sess.ConversationID,
-		Until:          sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
-	})
+	h.render(w, http.StatusOK, "chat", v.page)
 }
 
-// jsonSession is session for the chat's JSON calls: a missing or ended
-// session answers 401 or 410 with {"error": …}.
-func (h *Handler) jsonSession(w http.ResponseWriter, r *http.Request) (imbee.Session, bool) {
-	sess, ended, err := h.session(r)
+// jsonViewer is viewer for the chat's JSON calls: a missing, ended or
+// unknown one answers 401, 410 or 404 with {"error": …}.
+func (h *Handler) jsonViewer(w http.ResponseWriter, r *http.Request) (viewer, bool) {
+	v, ended, err := h.viewer(r)
 	switch {
 	case err != nil:
 		h.log.Error("chat session", "err", err)
 		writeError(w, http.StatusInternalServerError, "something went wrong")
-	case ended == "none":
-		writeError(w, http.StatusUnauthorized, "open your link again")
+	case ended == endedNone:
+		writeError(w, http.StatusUnauthorized, "sign in or open your link again")
+	case ended == endedUnknown:
+		writeError(w, http.StatusNotFound, "no such chat")
 	case ended != "":
 		writeError(w, http.StatusGone, "this session has ended")
 	default:
-		return sess, true
+		return v, true
 	}
-	return sess, false
+	return v, false
 }
 
 // history is GET /w/{conversation}/messages[?before=SEQ]: the latest 50
 // messages, or the 50 before SEQ, oldest first.
 func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.jsonSession(w, r)
+	v, ok := h.jsonViewer(w, r)
 	if !ok {
 		return
 	}
@@ -283,7 +348,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Before = &n
 	}
-	ms, more, last, _, err := h.store.Messages(r.Context(), sess.CorporateID, sess.ConversationID, sess.UserIDSha, p)
+	ms, more, last, _, err := h.store.Messages(r.Context(), v.corporateID, v.conversationID, v.me, p)
 	if err != nil {
 		h.log.Error("chat history", "err", err)
 		writeError(w, http.StatusInternalServerError, "something went wrong")
@@ -303,14 +368,12 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 // JSON is taken, so a form on another site cannot post here (and the
 // cookie is SameSite=Lax).
 func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
-	sess, ok := h.jsonSession(w, r)
+	v, ok := h.jsonViewer(w, r)
 	if !ok {
 		return
 	}
-	// jsonSession found the cookie's session, so the cookie is there. Its
-	// value is the key: it never leaves this process.
-	c, _ := r.Cookie(cookieName)
-	if wait, ok := h.sends.Allow(c.Value); !ok {
+	// The cookie's value is the key: it never leaves this process.
+	if wait, ok := h.sends.Allow(v.cookie); !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		writeError(w, http.StatusTooManyRequests, "too many messages: wait a moment")
 		return
@@ -327,12 +390,12 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "send {\"text\": …}")
 		return
 	}
-	mr, err := imbee.NewMessageRequest(sess.ConversationID, req.Text, req.ClientMsgID)
+	mr, err := imbee.NewMessageRequest(v.conversationID, req.Text, req.ClientMsgID)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, sendError(err))
 		return
 	}
-	mr.CorporateID, mr.Sender = sess.CorporateID, sess.UserIDSha
+	mr.CorporateID, mr.Sender = v.corporateID, v.me
 	m, existed, err := h.writes.SendMessage(r.Context(), mr)
 	if err != nil {
 		h.log.Error("chat send", "err", err)
@@ -362,14 +425,14 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 	// Read before the session is: a revocation after it is applied to
 	// this socket, even one applied before it subscribes.
 	since := h.cfg.Events.Since(r.Context())
-	sess, ok := h.jsonSession(w, r)
+	v, ok := h.jsonViewer(w, r)
 	if !ok {
 		return
 	}
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	sub, err := h.cfg.Events.Subscribe(realtime.Grant{CorporateID: sess.CorporateID, ConversationID: sess.ConversationID,
-		Key: "session:" + strconv.FormatInt(sess.ID, 10), LinkID: sess.LinkID, UserID: sess.UserID, BotID: sess.BotID,
-		Expires: sess.ExpiresAt, Since: since})
+	g := v.grant
+	g.Since = since
+	sub, err := h.cfg.Events.Subscribe(g)
 	if errors.Is(err, realtime.ErrTooManySockets) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusTooManyRequests, "this chat is open in too many windows: close one and try again")

@@ -34,7 +34,9 @@ const (
 	botName  = "Helper Bot"
 )
 
-func setup(t *testing.T) *env {
+// setup serves the pages over a new SQLite store with one corporate and
+// bot; opts adjust the pages' configuration.
+func setup(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	clock := testkit.NewClock()
@@ -58,7 +60,11 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	hub := realtime.NewHub()
-	h := New(s, writes.New(s, writes.Effects{Events: hub}, nil), Config{PublicURL: "http://example.test", Now: clock.Now, Events: hub}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := Config{PublicURL: "http://example.test", Now: clock.Now, Events: hub}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h := New(s, writes.New(s, writes.Effects{Events: hub}, nil), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	client := &http.Client{

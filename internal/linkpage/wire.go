@@ -34,9 +34,28 @@ type landingPage struct {
 
 // chatPage is the web chat a session opens.
 type chatPage struct {
-	Title, BotName, CorporateName string
+	Title, Heading, CorporateName string
 	Me, ConversationID            string
+	Base                          string // the chat's path, which its calls extend
+	App                           bool   // a chat of the web app (a way back to the list, signing out)
 	Until                         string // when the session ends
+}
+
+// signinPage is the web app's sign-in form, again with an error after a
+// failed try.
+type signinPage struct {
+	Title, VirtualUser, Error string
+}
+
+// chatsPage is the web app's list of the signed-in user's chats.
+type chatsPage struct {
+	Title, CorporateName, Me string
+	Chats                    []chatItem
+}
+
+type chatItem struct {
+	ConversationID, Name, Last string
+	Unread                     int64
 }
 
 // endedPage says why there is nothing to show: a link used up, expired or

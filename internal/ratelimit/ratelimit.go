@@ -129,6 +129,23 @@ func (k *Keyed[K]) AllowWith(key K, perSecond float64, burst int) (wait time.Dur
 	return 0, true, e.tokens
 }
 
+// Return gives back a token Allow took for key, up to the bucket's size:
+// for a limit on failures, which takes a token before the attempt (so
+// concurrent attempts cannot overrun it) and returns it when the attempt
+// succeeds.
+func (k *Keyed[K]) Return(key K) {
+	if k == nil || k.limit <= 0 {
+		return
+	}
+	now := k.now().Sub(k.base)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e := k.m[key]; e != nil {
+		e.tokens = min(refill(e.tokens, e.at, now, e.perSecond, e.burst)+1, e.burst)
+		e.at = now
+	}
+}
+
 // Wait says how long key must wait until its bucket has a token, without
 // taking one (0: it has one now, or has no bucket).
 func (k *Keyed[K]) Wait(key K) time.Duration {

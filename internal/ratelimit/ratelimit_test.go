@@ -153,3 +153,35 @@ func TestKeyedChangedLimit(t *testing.T) {
 		t.Error("a fourth take from a bucket of 3")
 	}
 }
+
+// A token given back is taken again, and never fills the bucket beyond its
+// size.
+func TestKeyedReturn(t *testing.T) {
+	c := testkit.NewClock()
+	k := newAt[string](1, 2, 0, c.Now)
+	k.Allow("a")
+	k.Allow("a")
+	if _, ok := k.Allow("a"); ok {
+		t.Fatal("a third take of a burst of 2 allowed")
+	}
+	k.Return("a")
+	if _, ok := k.Allow("a"); !ok {
+		t.Fatal("the returned token is not there")
+	}
+	if _, ok := k.Allow("a"); ok {
+		t.Fatal("one return gave more than one token")
+	}
+	c.Advance(time.Hour)
+	k.Return("a")
+	k.Return("unknown") // no bucket: nothing to give back
+	for i := range 2 {
+		if _, ok := k.Allow("a"); !ok {
+			t.Fatalf("take %d of a full bucket refused", i)
+		}
+	}
+	if _, ok := k.Allow("a"); ok {
+		t.Error("returns filled the bucket beyond its size")
+	}
+	var none *Keyed[string]
+	none.Return("a") // a nil Keyed has nothing to give back, and does not panic
+}

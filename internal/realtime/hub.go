@@ -91,8 +91,11 @@ type Grant struct {
 	Key string
 	// A web chat socket has its session's link (LinkID, never 0), the
 	// link's user and bot; a socket opened with credentials has the user
-	// whose apikey opened it (UserID) and no LinkID.
+	// whose apikey opened it (UserID) and no LinkID; a web app socket has
+	// the user who signed in (UserID) and the app session (AppSessionID),
+	// and ends as the user's credentials do.
 	LinkID, UserID, BotID int64
+	AppSessionID          int64
 	// Expires, when set, is when the socket's session ends: the socket
 	// closes then.
 	Expires time.Time
@@ -112,7 +115,7 @@ func (g *Grant) EndedBy(r imbee.Revocation) bool {
 	case imbee.RevokedCorporate:
 		return true
 	case imbee.RevokedCorporateKeys:
-		return !web
+		return !web && g.AppSessionID == 0 // a person's sign-in is not the corporate's key
 	case imbee.RevokedUserKeys:
 		return !web && g.UserID == r.Subject
 	case imbee.RevokedLink:
@@ -121,6 +124,8 @@ func (g *Grant) EndedBy(r imbee.Revocation) bool {
 		return web && g.UserID == r.Subject
 	case imbee.RevokedBot:
 		return web && g.BotID == r.Subject
+	case imbee.RevokedAppSession:
+		return g.AppSessionID != 0 && g.AppSessionID == r.Subject
 	}
 	// A kind this server does not know (a newer server wrote it): ending
 	// too much costs a reconnect, ending too little a leak.

@@ -88,6 +88,7 @@ func mustSubscribe(t *testing.T, h *Hub, g Grant) *Sub {
 var (
 	web = Grant{CorporateID: 1, ConversationID: "c", Key: "session:1", LinkID: 10, UserID: 20, BotID: 30}
 	api = Grant{CorporateID: 1, ConversationID: "c", Key: "apikey:20", UserID: 20}
+	app = Grant{CorporateID: 1, ConversationID: "c", Key: "app:40", UserID: 20, AppSessionID: 40}
 )
 
 func TestGrantEndedBy(t *testing.T) {
@@ -98,24 +99,30 @@ func TestGrantEndedBy(t *testing.T) {
 		name     string
 		r        imbee.Revocation
 		web, api bool
+		app      bool // a web app session's socket: its user signed in
 	}{
-		{"its link", r(1, imbee.RevokedLink, 10), true, false},
-		{"another link", r(1, imbee.RevokedLink, 11), false, false},
-		{"its user's links", r(1, imbee.RevokedUserLinks, 20), true, false},
-		{"its bot", r(1, imbee.RevokedBot, 30), true, false},
-		{"its user's keys", r(1, imbee.RevokedUserKeys, 20), false, true},
-		{"another user's keys", r(1, imbee.RevokedUserKeys, 21), false, false},
-		{"its corporate's keys", r(1, imbee.RevokedCorporateKeys, 0), false, true},
-		{"its corporate disabled", r(1, imbee.RevokedCorporate, 0), true, true},
-		{"another corporate disabled", r(2, imbee.RevokedCorporate, 0), false, false},
-		{"another corporate's link with the same id", r(2, imbee.RevokedLink, 10), false, false},
-		{"a kind from a newer server", r(1, "something_new", 0), true, true},
+		{"its link", r(1, imbee.RevokedLink, 10), true, false, false},
+		{"another link", r(1, imbee.RevokedLink, 11), false, false, false},
+		{"its user's links", r(1, imbee.RevokedUserLinks, 20), true, false, false},
+		{"its bot", r(1, imbee.RevokedBot, 30), true, false, false},
+		{"its user's keys", r(1, imbee.RevokedUserKeys, 20), false, true, true},
+		{"another user's keys", r(1, imbee.RevokedUserKeys, 21), false, false, false},
+		{"its corporate's keys", r(1, imbee.RevokedCorporateKeys, 0), false, true, false},
+		{"its corporate disabled", r(1, imbee.RevokedCorporate, 0), true, true, true},
+		{"another corporate disabled", r(2, imbee.RevokedCorporate, 0), false, false, false},
+		{"another corporate's link with the same id", r(2, imbee.RevokedLink, 10), false, false, false},
+		{"its app session signed out", r(1, imbee.RevokedAppSession, 40), false, false, true},
+		{"another app session signed out", r(1, imbee.RevokedAppSession, 41), false, false, false},
+		{"a kind from a newer server", r(1, "something_new", 0), true, true, true},
 	} {
 		if got := web.EndedBy(tc.r); got != tc.web {
 			t.Errorf("%s: web socket ended %v, want %v", tc.name, got, tc.web)
 		}
 		if got := api.EndedBy(tc.r); got != tc.api {
 			t.Errorf("%s: apikey socket ended %v, want %v", tc.name, got, tc.api)
+		}
+		if got := app.EndedBy(tc.r); got != tc.app {
+			t.Errorf("%s: web app socket ended %v, want %v", tc.name, got, tc.app)
 		}
 	}
 }

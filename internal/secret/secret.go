@@ -38,6 +38,7 @@ const (
 	APIKey         Purpose = "imbk_"
 	LinkToken      Purpose = "imbl_"
 	SessionToken   Purpose = "imbs_"
+	AppSession     Purpose = "imbw_" // a web app sign-in's cookie
 	// WebhookSecret is Standard Webhooks' prefix: receivers' libraries
 	// take the secret as whsec_<base64 key> (see WebhookSecretOf).
 	WebhookSecret Purpose = "whsec_"

@@ -24,7 +24,7 @@ func newTestKeyring(t *testing.T) *Keyring {
 	return k
 }
 
-var allPurposes = []Purpose{Auth, CorporateToken, Pass, APIKey, LinkToken, SessionToken}
+var allPurposes = []Purpose{Auth, CorporateToken, Pass, APIKey, LinkToken, SessionToken, AppSession}
 
 func TestDerive(t *testing.T) {
 	k := newTestKeyring(t)

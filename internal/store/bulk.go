@@ -29,12 +29,11 @@ func (s *Store) BulkLoad(ctx context.Context, corporateID, botID int64, prefix s
 			for i := lo; i < hi; i++ {
 				nonce := secret.NewNonce()
 				idsha := secret.NewID()
-				var userID int64
-				if err := q.QueryRowContext(ctx, `
+				userID, err := s.insertRouted(ctx, q, userRoute, idsha, corporateID, `
 					INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
 					VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-					corporateID, fmt.Sprintf("%s%d", prefix, i), idsha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), now,
-				).Scan(&userID); err != nil {
+					corporateID, fmt.Sprintf("%s%d", prefix, i), idsha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), now)
+				if err != nil {
 					return internal("bulk user", err)
 				}
 				linkNonce := secret.NewNonce()

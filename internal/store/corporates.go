@@ -355,9 +355,10 @@ func (s *Store) Bootstrap(ctx context.Context, corporateName, botName string) (d
 			return err
 		}
 		d.Bot.CorporateID = d.Corporate.ID
+		// The demo bot answers: its webhook is the built-in one.
 		if err := q.QueryRowContext(ctx, `
-			INSERT INTO bots (corporate_id, idsha, name, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-			d.Corporate.ID, d.Bot.IDSha, botName, unix(now)).Scan(&d.Bot.ID); err != nil {
+			INSERT INTO bots (corporate_id, idsha, name, created_at, webhook_url, webhook_nonce) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			d.Corporate.ID, d.Bot.IDSha, botName, unix(now), imbee.DemoBotURL, secret.NewNonce()).Scan(&d.Bot.ID); err != nil {
 			return internal("bootstrap bot", err)
 		}
 		return nil

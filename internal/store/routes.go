@@ -12,30 +12,33 @@ import (
 // (corporate_routes, the corporates' Authorization hashes, has no row id:
 // the corporate is the row.)
 type route struct {
-	table string // its columns: token_hash, corporate_id, and id
+	table string // its columns: key, corporate_id, and id
+	key   string // the column looked up: a token's hash, or a public id
 	id    string // the column of the routed row's id
 }
 
 var (
-	linkRoute    = route{"link_routes", "link_id"}
-	sessionRoute = route{"session_routes", "session_id"}
+	linkRoute       = route{"link_routes", "token_hash", "link_id"}
+	sessionRoute    = route{"session_routes", "token_hash", "session_id"}
+	appSessionRoute = route{"app_session_routes", "token_hash", "session_id"}
+	userRoute       = route{"user_routes", "idsha", "user_id"} // the web app's sign-in names a user by idsha alone
 )
 
 // insertRouted runs insert, an INSERT … RETURNING id of one tenant row
-// (args its arguments), and routes hash to the new row of corporateID. On
+// (args its arguments), and routes key to the new row of corporateID. On
 // PostgreSQL both are one statement (a data-modifying WITH), so routing
 // costs no round trip. It returns sql.ErrNoRows when insert inserted
 // nothing (ON CONFLICT DO NOTHING).
-func (s *Store) insertRouted(ctx context.Context, q querier, r route, hash []byte, corporateID int64, insert string, args ...any) (id int64, err error) {
+func (s *Store) insertRouted(ctx context.Context, q querier, r route, key any, corporateID int64, insert string, args ...any) (id int64, err error) {
 	if s.dialect.writableWith {
 		err = q.QueryRowContext(ctx, `WITH n AS (`+insert+`)
-			INSERT INTO `+r.table+` (token_hash, corporate_id, `+r.id+`) SELECT ?, ?, id FROM n
-			RETURNING `+r.id, append(args, hash, corporateID)...).Scan(&id)
+			INSERT INTO `+r.table+` (`+r.key+`, corporate_id, `+r.id+`) SELECT ?, ?, id FROM n
+			RETURNING `+r.id, append(args, key, corporateID)...).Scan(&id)
 		return id, err
 	}
 	if err := q.QueryRowContext(ctx, insert, args...).Scan(&id); err != nil {
 		return 0, err
 	}
-	_, err = q.ExecContext(ctx, `INSERT INTO `+r.table+` (token_hash, corporate_id, `+r.id+`) VALUES (?, ?, ?)`, hash, corporateID, id)
+	_, err = q.ExecContext(ctx, `INSERT INTO `+r.table+` (`+r.key+`, corporate_id, `+r.id+`) VALUES (?, ?, ?)`, key, corporateID, id)
 	return id, err
 }

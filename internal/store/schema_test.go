@@ -115,7 +115,7 @@ var keyless = map[string]string{
 // routing are the tables that find a tenant's row from a credential or
 // token hash before the corporate is known: keyed by the hash alone, they
 // carry the corporate_id the tenant's row is then read with.
-var routing = map[string]bool{"corporate_routes": true, "link_routes": true, "session_routes": true}
+var routing = map[string]bool{"corporate_routes": true, "link_routes": true, "session_routes": true, "app_session_routes": true, "user_routes": true}
 
 // TestSchemaKeyedByTenant reads each dialect's schema and fails on a tenant
 // table without corporate_id, or a primary, unique or foreign key whose

@@ -128,11 +128,14 @@ func (s *Store) insertUsers(ctx context.Context, q querier, corporateID int64, u
 			uniqueIDs[i], idshas[i], nonces[i], hashes[i] = u.uniqueID, u.idsha, u.nonce, u.hash
 		}
 		return scan(q.QueryContext(ctx, `
-			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
-			SELECT ?, n.unique_id, n.idsha, n.secret_nonce, n.apikey_hash, ?
-			FROM unnest(?::text[], ?::text[], ?::bytea[], ?::bytea[]) AS n (unique_id, idsha, secret_nonce, apikey_hash)
-			ON CONFLICT (corporate_id, unique_id) DO NOTHING
-			RETURNING idsha, id`,
+			WITH n AS (
+				INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
+				SELECT ?, n.unique_id, n.idsha, n.secret_nonce, n.apikey_hash, ?
+				FROM unnest(?::text[], ?::text[], ?::bytea[], ?::bytea[]) AS n (unique_id, idsha, secret_nonce, apikey_hash)
+				ON CONFLICT (corporate_id, unique_id) DO NOTHING
+				RETURNING corporate_id, idsha, id),
+			r AS (INSERT INTO user_routes (idsha, corporate_id, user_id) SELECT idsha, corporate_id, id FROM n)
+			SELECT idsha, id FROM n`,
 			corporateID, now, uniqueIDs, idshas, nonces, hashes))
 	}
 	return inChunks(len(users), func(lo, hi int) error {
@@ -140,11 +143,26 @@ func (s *Store) insertUsers(ctx context.Context, q querier, corporateID int64, u
 		for _, u := range users[lo:hi] {
 			args = append(args, corporateID, u.uniqueID, u.idsha, u.nonce, u.hash, now)
 		}
-		return scan(q.QueryContext(ctx, `
+		if err := scan(q.QueryContext(ctx, `
 			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
 			VALUES `+placeholders(hi-lo, 6)+`
 			ON CONFLICT (corporate_id, unique_id) DO NOTHING
-			RETURNING idsha, id`, args...))
+			RETURNING idsha, id`, args...)); err != nil {
+			return err
+		}
+		routes := args[:0]
+		for _, u := range users[lo:hi] {
+			if u.id != 0 {
+				routes = append(routes, u.idsha, corporateID, u.id)
+			}
+		}
+		if len(routes) == 0 {
+			return nil
+		}
+		if _, err := q.ExecContext(ctx, `INSERT INTO user_routes (idsha, corporate_id, user_id) VALUES `+placeholders(len(routes)/3, 3), routes...); err != nil {
+			return internal("route users", err)
+		}
+		return nil
 	})
 }
 

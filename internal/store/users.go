@@ -95,13 +95,12 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, uniqueID string) (u imbee.User, nonce []byte, existed bool, err error) {
 	u = imbee.User{CorporateID: corporateID, UniqueID: uniqueID, IDSha: secret.NewID()}
 	nonce = secret.NewNonce()
-	err = q.QueryRowContext(ctx, `
+	u.ID, err = s.insertRouted(ctx, q, userRoute, u.IDSha, corporateID, `
 		INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (corporate_id, unique_id) DO NOTHING
 		RETURNING id`,
-		corporateID, uniqueID, u.IDSha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), unix(s.now()),
-	).Scan(&u.ID)
+		corporateID, uniqueID, u.IDSha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), unix(s.now()))
 	if err == nil {
 		return u, nonce, false, nil
 	}

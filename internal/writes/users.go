@@ -2,6 +2,7 @@ package writes
 
 import (
 	"context"
+	"time"
 
 	"github.com/imbee/imbee"
 )
@@ -21,4 +22,16 @@ func (r *Runner) RegisterUsers(ctx context.Context, corporateID int64, specs []i
 // server, the sockets opened with the old apikey.
 func (r *Runner) RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error) {
 	return endingAccess(ctx, r, func() (imbee.User, error) { return r.store.RotateUser(ctx, corporateID, uniqueID) })
+}
+
+// SignIn opens a web app session for the user whose virtualUser and pass
+// these are.
+func (r *Runner) SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error) {
+	return r.store.SignIn(ctx, virtualUser, pass, life)
+}
+
+// SignOut ends a web app session and closes, on this server, its sockets.
+func (r *Runner) SignOut(ctx context.Context, token string) error {
+	_, err := endingAccess(ctx, r, func() (struct{}, error) { return struct{}{}, r.store.SignOut(ctx, token) })
+	return err
 }

@@ -13,6 +13,7 @@ package writes
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/imbee/imbee"
 )
@@ -22,6 +23,8 @@ type Store interface {
 	RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (imbee.User, bool, error)
 	RegisterUsers(ctx context.Context, corporateID int64, specs []imbee.UserSpec) ([]imbee.Registration, error)
 	RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error)
+	SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error)
+	SignOut(ctx context.Context, token string) error
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
 	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
 	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error

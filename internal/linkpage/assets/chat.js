@@ -9,7 +9,7 @@
   if (!root) return;
   const conv = root.dataset.conversation;
   const me = root.dataset.me;
-  const base = "/w/" + encodeURIComponent(conv);
+  const base = root.dataset.base; // the chat's path: a link's /w/… or the app's /app/c/…
   const log = document.getElementById("log");
   const status = document.getElementById("status");
   const form = document.getElementById("send");

@@ -1,0 +1,248 @@
+package linkpage
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/realtime"
+)
+
+// The web app: a person signs in at /app with their user's virtualUser and
+// pass, sees their chats and opens any of them at /app/c/{conversation},
+// which runs the same chat handlers as a link's web chat.
+
+const appCookie = "imbee_app"
+
+// AppSessionLife is how long a sign-in lasts unless the person signs out
+// or the user's credentials are rotated first.
+const AppSessionLife = 7 * 24 * time.Hour
+
+// maxVirtualUser bounds the sign-in form's virtualUser: an idsha is 40
+// characters; anything much longer is refused before a lookup or a limit
+// bucket is spent on it.
+const maxVirtualUser = 128
+
+// appHome is GET /app: the signed-in person's chats, or the sign-in form.
+func (h *Handler) appHome(w http.ResponseWriter, r *http.Request) {
+	sess, ok, err := h.appSession(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if !ok {
+		h.render(w, http.StatusOK, "signin", signinPage{Title: "Sign in"})
+		return
+	}
+	chats, err := h.store.Chats(r.Context(), sess.CorporateID, sess.UserIDSha, maxAppChats)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	bots, err := h.botNames(r, sess.CorporateID)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	page := chatsPage{Title: "Chats · " + sess.CorporateName, CorporateName: sess.CorporateName, Me: sess.UserIDSha}
+	for _, cs := range chats {
+		item := chatItem{ConversationID: cs.Conversation.PublicID, Name: chatName(cs.Conversation, sess.UserIDSha, bots), Unread: max(0, cs.LastSeq-cs.ReadSeq)}
+		if m := cs.LastMessage; m != nil {
+			item.Last = m.Text
+			if m.Sender == sess.UserIDSha {
+				item.Last = "You: " + m.Text
+			}
+		}
+		page.Chats = append(page.Chats, item)
+	}
+	h.render(w, http.StatusOK, "chats", page)
+}
+
+// maxAppChats is how many chats the list shows, latest first.
+const maxAppChats = 200
+
+// botNames maps the corporate's bots' idsha to their names.
+func (h *Handler) botNames(r *http.Request, corporateID int64) (map[string]string, error) {
+	bots, err := h.store.ListBots(r.Context(), corporateID)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]string, len(bots))
+	for _, b := range bots {
+		names[b.IDSha] = b.Name
+	}
+	return names, nil
+}
+
+// chatName is what a chat is called for me: a group's name, or the other
+// member of a 1:1 (a bot by its name).
+func chatName(c imbee.Conversation, me string, bots map[string]string) string {
+	if c.Type == imbee.ConversationGroup && c.Name != "" {
+		return c.Name
+	}
+	var others []string
+	for _, m := range c.Members {
+		if m.IDSha == me {
+			continue
+		}
+		name := m.Name
+		if name == "" {
+			name = bots[m.IDSha]
+		}
+		if name == "" {
+			name = "User " + m.IDSha[:min(8, len(m.IDSha))]
+		}
+		others = append(others, name)
+	}
+	if len(others) == 0 {
+		return "Notes to self"
+	}
+	return strings.Join(others, ", ")
+}
+
+// signIn is POST /app: virtualUser and pass from the form. A failure shows
+// the form again and spends a try of the user's and of the client
+// address's limits; past either, the form says when to try again and no
+// pass is checked. Success opens a new session (a new cookie: one that an
+// attacker planted beforehand is replaced) and leads to the chats.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
+	if h.crossSite(r) {
+		h.ended(w, http.StatusForbidden, "Sign in from this site", "Another site tried to sign you in. Open the sign-in page directly.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		h.render(w, http.StatusBadRequest, "signin", signinPage{Title: "Sign in", Error: "The form could not be read. Try again."})
+		return
+	}
+	user, pass := strings.TrimSpace(r.PostForm.Get("virtualUser")), r.PostForm.Get("pass")
+	form := signinPage{Title: "Sign in", VirtualUser: user}
+	if user == "" || pass == "" || len(user) > maxVirtualUser || len(pass) > maxVirtualUser {
+		form.Error = "Enter your user id and pass."
+		h.render(w, http.StatusUnauthorized, "signin", form)
+		return
+	}
+	// A try is taken before the pass is checked, so that concurrent tries
+	// cannot overrun the limits, and given back when it succeeds.
+	addr := h.cfg.Clients.Key(r)
+	if wait, ok := h.takeSignInTry(user, addr); !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		form.Error = "Too many failed sign-ins. Try again in " + retryAfter(wait) + " seconds."
+		h.render(w, http.StatusTooManyRequests, "signin", form)
+		return
+	}
+	sess, err := h.writes.SignIn(r.Context(), user, pass, AppSessionLife)
+	var e *imbee.Error
+	if errors.As(err, &e) && e.Code == imbee.CodeAuth {
+		form.Error = "That user id and pass do not match."
+		h.render(w, http.StatusUnauthorized, "signin", form)
+		return
+	}
+	h.signInFailures.byUser.Return(user)
+	h.signInFailures.byAddr.Return(addr)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     appCookie,
+		Value:    sess.Token,
+		Path:     "/app",
+		Expires:  sess.ExpiresAt,
+		HttpOnly: true,
+		Secure:   h.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+	http.Redirect(w, r, "/app", http.StatusSeeOther)
+}
+
+// takeSignInTry takes a try from the user's and the address's limits; when
+// either has none left it takes nothing and says how long to wait.
+func (h *Handler) takeSignInTry(user string, addr netip.Prefix) (time.Duration, bool) {
+	f := h.signInFailures
+	wait, ok := f.byUser.Allow(user)
+	if !ok {
+		return wait, false
+	}
+	if wait, ok := f.byAddr.Allow(addr); !ok {
+		f.byUser.Return(user)
+		return wait, false
+	}
+	return 0, true
+}
+
+// signOut is POST /app/signout: the session ends on every server (its
+// sockets close) and the cookie is cleared.
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
+	if h.crossSite(r) {
+		h.ended(w, http.StatusForbidden, "Sign out from this site", "Another site tried to sign you out.")
+		return
+	}
+	if c, err := r.Cookie(appCookie); err == nil {
+		if err := h.writes.SignOut(r.Context(), c.Value); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: appCookie, Value: "", Path: "/app", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, "/app", http.StatusSeeOther)
+}
+
+// appSession is the request's live app session; ok is false without one.
+func (h *Handler) appSession(r *http.Request) (sess imbee.AppSession, ok bool, err error) {
+	c, err := r.Cookie(appCookie)
+	if err != nil {
+		return sess, false, nil
+	}
+	sess, err = h.store.AppSessionByToken(r.Context(), c.Value)
+	var e *imbee.Error
+	if errors.As(err, &e) && e.Code == imbee.CodeNotFound {
+		return sess, false, nil
+	}
+	return sess, err == nil, err
+}
+
+// appViewer is the signed-in person of the request, for the chat in its
+// path.
+func (h *Handler) appViewer(r *http.Request) (v viewer, ended string, err error) {
+	c, err := r.Cookie(appCookie)
+	if err != nil {
+		return v, endedNone, nil
+	}
+	sess, err := h.store.AppSessionByToken(r.Context(), c.Value)
+	if isNotFound(err) {
+		return v, endedSession, nil
+	}
+	if err != nil {
+		return v, "", err
+	}
+	conv, err := h.store.MemberChat(r.Context(), sess.CorporateID, r.PathValue("conversation"), sess.UserIDSha)
+	if isNotFound(err) {
+		return v, endedUnknown, nil
+	}
+	if err != nil {
+		return v, "", err
+	}
+	bots, err := h.botNames(r, sess.CorporateID)
+	if err != nil {
+		return v, "", err
+	}
+	name := chatName(conv, sess.UserIDSha, bots)
+	return viewer{
+		corporateID: sess.CorporateID, me: sess.UserIDSha, conversationID: conv.PublicID, cookie: c.Value,
+		page: chatPage{Title: name + " · " + sess.CorporateName, Heading: name, CorporateName: sess.CorporateName,
+			Me: sess.UserIDSha, ConversationID: conv.PublicID, Base: "/app/c/" + conv.PublicID, App: true,
+			Until: sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")},
+		grant: realtime.Grant{CorporateID: sess.CorporateID, ConversationID: conv.PublicID,
+			Key: "app:" + strconv.FormatInt(sess.ID, 10), UserID: sess.UserID, AppSessionID: sess.ID, Expires: sess.ExpiresAt},
+	}, "", nil
+}
+
+func isNotFound(err error) bool {
+	var e *imbee.Error
+	return errors.As(err, &e) && e.Code == imbee.CodeNotFound
+}

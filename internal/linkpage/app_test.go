@@ -1,0 +1,266 @@
+package linkpage
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/imbee/imbee"
+	"github.com/imbee/imbee/internal/clientaddr"
+)
+
+// form POSTs a form to path with the cookies and headers given.
+func (e *env) form(t *testing.T, path string, v url.Values, header map[string]string, cookies ...*http.Cookie) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	res, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{res, string(b)}
+}
+
+func appCookieOf(r response) *http.Cookie {
+	for _, c := range r.Cookies() {
+		if c.Name == appCookie {
+			return c
+		}
+	}
+	return nil
+}
+
+func signInForm(user, pass string) url.Values {
+	return url.Values{"virtualUser": {user}, "pass": {pass}}
+}
+
+// signIn signs in and returns the session's cookie.
+func (e *env) signIn(t *testing.T, user, pass string) *http.Cookie {
+	t.Helper()
+	r := e.form(t, "/app", signInForm(user, pass), nil)
+	c := appCookieOf(r)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/app" || c == nil || c.Value == "" {
+		t.Fatalf("sign in: status %d, Location %q, cookies %v; body:\n%s", r.StatusCode, r.Header.Get("Location"), r.Header.Values("Set-Cookie"), r.body)
+	}
+	return c
+}
+
+var signInFormShape = regexp.MustCompile(`(?s)<form method="post" action="/app".*name="virtualUser".*name="pass" type="password"`)
+
+// TestAppSignIn: a user's virtualUser and pass sign in to the web app,
+// which lists the user's chats and opens any of them with the chat's own
+// calls; a wrong pass, another site's form, a conversation of others and a
+// link's cookie get nothing; rotating the credentials, signing out and
+// disabling the corporate end the session at once.
+func TestAppSignIn(t *testing.T) {
+	e := setup(t, func(c *Config) { c.PublicURL = "https://example.test" })
+	ctx := context.Background()
+	l := e.issue(t, "ana", 3)
+	linkConv, linkCookie := e.spend(t, l.Token) // ana's 1:1 with the bot
+	ana, _, err := e.store.RegisterUser(ctx, e.corp.ID, "ana", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bea, _, err := e.store.RegisterUser(ctx, e.corp.ID, "bea", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBea, err := e.store.CreateConversation(ctx, imbee.ChatRequest{CorporateID: e.corp.ID, Type: imbee.ConversationChat,
+		Creator: ana.IDSha, Contacts: []string{bea.IDSha}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.SendMessage(ctx, imbee.MessageRequest{CorporateID: e.corp.ID, ConversationID: withBea.PublicID, Sender: bea.IDSha, Text: "hi ana"}); err != nil {
+		t.Fatal(err)
+	}
+	// A chat ana is not in.
+	cal, _, _ := e.store.RegisterUser(ctx, e.corp.ID, "cal", nil)
+	notHers, err := e.store.CreateConversation(ctx, imbee.ChatRequest{CorporateID: e.corp.ID, Type: imbee.ConversationChat,
+		Creator: bea.IDSha, Contacts: []string{cal.IDSha}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	home := e.do(t, http.MethodGet, "/app")
+	wantStatus(t, home, http.StatusOK, "the app without a session")
+	if !signInFormShape.MatchString(home.body) {
+		t.Fatalf("GET /app without a session is not the sign-in form:\n%s", home.body)
+	}
+	for _, bad := range []url.Values{signInForm(ana.IDSha, bea.Pass), signInForm(ana.IDSha, ""), signInForm("nobody", ana.Pass), signInForm(ana.IDSha, ana.Pass+"x")} {
+		r := e.form(t, "/app", bad, nil)
+		wantStatus(t, r, http.StatusUnauthorized, "a wrong sign-in")
+		if appCookieOf(r) != nil || !signInFormShape.MatchString(r.body) || !strings.Contains(r.body, `role="alert"`) {
+			t.Errorf("a wrong sign-in (%v): cookies %v, want the form again with an error:\n%s", bad.Get("virtualUser"), r.Header.Values("Set-Cookie"), r.body)
+		}
+	}
+	cross := e.form(t, "/app", signInForm(ana.IDSha, ana.Pass), map[string]string{"Origin": "https://evil.test", "Sec-Fetch-Site": "cross-site"})
+	wantStatus(t, cross, http.StatusForbidden, "a sign-in posted from another site")
+	if appCookieOf(cross) != nil {
+		t.Error("a cross-site sign-in set a cookie")
+	}
+
+	cookie := e.signIn(t, ana.IDSha, ana.Pass)
+	if !cookie.HttpOnly || !cookie.Secure || cookie.SameSite != http.SameSiteLaxMode || cookie.Path != "/app" {
+		t.Errorf("session cookie %+v: want HttpOnly, Secure (https public URL), SameSite=Lax, Path=/app", cookie)
+	}
+	if again := e.signIn(t, ana.IDSha, ana.Pass); again.Value == cookie.Value {
+		t.Error("a second sign-in got the same session token: sessions are not rotated on sign-in")
+	}
+
+	list := e.do(t, http.MethodGet, "/app", cookie)
+	wantStatus(t, list, http.StatusOK, "the chat list")
+	for _, want := range []string{`href="/app/c/` + linkConv + `"`, botName, `href="/app/c/` + withBea.PublicID + `"`, "hi ana", `aria-label="1 unread"`, `action="/app/signout"`} {
+		if !strings.Contains(list.body, want) {
+			t.Errorf("the chat list lacks %q:\n%s", want, list.body)
+		}
+	}
+	if strings.Contains(list.body, notHers.PublicID) {
+		t.Error("the chat list shows a chat the user is not in")
+	}
+
+	base := "/app/c/" + withBea.PublicID
+	page := e.do(t, http.MethodGet, base, cookie)
+	wantStatus(t, page, http.StatusOK, "an app chat")
+	if !strings.Contains(page.body, `data-base="`+base+`"`) || !strings.Contains(page.body, `<main`) {
+		t.Errorf("the app chat page:\n%s", page.body)
+	}
+	sendReq, _ := http.NewRequest(http.MethodPost, e.srv.URL+base+"/messages", strings.NewReader(`{"text":"hello bea","clientMsgId":"a1"}`))
+	sendReq.Header.Set("Content-Type", "application/json")
+	sendReq.AddCookie(cookie)
+	res, err := e.client.Do(sendReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("send in an app chat: status %d", res.StatusCode)
+	}
+	ms, _, _, _, err := e.store.Messages(ctx, e.corp.ID, withBea.PublicID, bea.IDSha, imbee.MessagePage{Limit: 10})
+	if err != nil || len(ms) != 2 || ms[1].Text != "hello bea" || ms[1].Sender != ana.IDSha {
+		t.Fatalf("bea's view after ana's send: %+v (%v)", ms, err)
+	}
+	hist := e.do(t, http.MethodGet, base+"/messages", cookie)
+	wantStatus(t, hist, http.StatusOK, "an app chat's history")
+	if !strings.Contains(hist.body, "hello bea") {
+		t.Errorf("history = %s", hist.body)
+	}
+
+	// Others' chats and a link's cookie open nothing here.
+	wantStatus(t, e.do(t, http.MethodGet, "/app/c/"+notHers.PublicID, cookie), http.StatusNotFound, "a chat the user is not in")
+	wantStatus(t, e.do(t, http.MethodGet, "/app/c/"+notHers.PublicID+"/messages", cookie), http.StatusNotFound, "the history of a chat the user is not in")
+	wantStatus(t, e.do(t, http.MethodGet, "/app/c/"+linkConv+"/messages", linkCookie), http.StatusUnauthorized, "a link's cookie on the app")
+	wantStatus(t, e.do(t, http.MethodGet, "/w/"+linkConv+"/messages", &http.Cookie{Name: cookieName, Value: cookie.Value}), http.StatusGone, "an app session as a link's cookie")
+
+	// Rotating the user's credentials ends the session at once.
+	rotated, err := e.store.RotateUser(ctx, e.corp.ID, "ana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(t, http.MethodGet, "/app", cookie); !signInFormShape.MatchString(r.body) {
+		t.Errorf("after a rotation the old session still shows the app:\n%s", r.body)
+	}
+	wantStatus(t, e.do(t, http.MethodGet, base+"/messages", cookie), http.StatusGone, "history after a rotation")
+	if r := e.do(t, http.MethodGet, base, cookie); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/app" {
+		t.Errorf("an app chat after a rotation: status %d Location %q, want 303 to the sign-in", r.StatusCode, r.Header.Get("Location"))
+	}
+	wantStatus(t, e.form(t, "/app", signInForm(ana.IDSha, ana.Pass), nil), http.StatusUnauthorized, "the old pass after a rotation")
+
+	// Signing out ends the session; the cookie is cleared.
+	cookie = e.signIn(t, ana.IDSha, rotated.Pass)
+	out := e.form(t, "/app/signout", nil, nil, cookie)
+	if c := appCookieOf(out); out.StatusCode != http.StatusSeeOther || c == nil || c.MaxAge >= 0 {
+		t.Errorf("sign out: status %d, cookies %v", out.StatusCode, out.Header.Values("Set-Cookie"))
+	}
+	wantStatus(t, e.do(t, http.MethodGet, base+"/messages", cookie), http.StatusGone, "history after signing out")
+
+	// Disabling the corporate ends its sessions and refuses sign-ins.
+	cookie = e.signIn(t, ana.IDSha, rotated.Pass)
+	if _, err := e.store.SetCorporateDisabled(ctx, e.corp.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, e.do(t, http.MethodGet, base+"/messages", cookie), http.StatusGone, "history while the corporate is disabled")
+	wantStatus(t, e.form(t, "/app", signInForm(ana.IDSha, rotated.Pass), nil), http.StatusUnauthorized, "a sign-in while the corporate is disabled")
+	if _, err := e.store.SetCorporateDisabled(ctx, e.corp.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, e.do(t, http.MethodGet, base+"/messages", cookie), http.StatusOK, "history once the corporate is enabled again")
+}
+
+// TestAppSignInLimits: failed sign-ins spend a per-user and a per-address
+// limit, even when tried at once; past it the form refuses without checking
+// the pass (the right one included); a success gives its try back; another
+// address may still try the user, within the user's own limit.
+func TestAppSignInLimits(t *testing.T) {
+	clients, err := clientaddr.New([]string{"127.0.0.0/8", "::1/128"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const burst = 3
+	e := setup(t, func(c *Config) { c.SignInLimit, c.SignInBurst, c.Clients = 0.001, burst, clients })
+	ctx := context.Background()
+	ana, _, err := e.store.RegisterUser(ctx, e.corp.ID, "ana", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bea, _, err := e.store.RegisterUser(ctx, e.corp.ID, "bea", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(addr string) map[string]string { return map[string]string{"X-Forwarded-For": addr} }
+
+	// A success spends nothing.
+	for range burst + 1 {
+		if r := e.form(t, "/app", signInForm(ana.IDSha, ana.Pass), from("198.51.100.1")); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("a right sign-in: status %d", r.StatusCode)
+		}
+	}
+
+	// Concurrent wrong tries for ana from one address: exactly burst are
+	// checked.
+	var mu sync.Mutex
+	got := map[int]int{}
+	var wg sync.WaitGroup
+	for range 4 * burst {
+		wg.Go(func() {
+			r := e.form(t, "/app", signInForm(ana.IDSha, "wrong"), from("198.51.100.2"))
+			mu.Lock()
+			got[r.StatusCode]++
+			mu.Unlock()
+			if r.StatusCode == http.StatusTooManyRequests && r.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		})
+	}
+	wg.Wait()
+	if got[http.StatusUnauthorized] != burst || got[http.StatusTooManyRequests] != 3*burst {
+		t.Fatalf("%d concurrent wrong tries: %v, want %d checked (401) and the rest refused (429)", 4*burst, got, burst)
+	}
+	// Past the user's limit, even the right pass is not checked.
+	r := e.form(t, "/app", signInForm(ana.IDSha, ana.Pass), from("198.51.100.3"))
+	wantStatus(t, r, http.StatusTooManyRequests, "the right pass past the user's limit")
+	if appCookieOf(r) != nil || !signInFormShape.MatchString(r.body) {
+		t.Errorf("past the limit: cookies %v, want the form again:\n%s", r.Header.Values("Set-Cookie"), r.body)
+	}
+	// The address that failed is limited for other users too; another
+	// address may sign bea in.
+	wantStatus(t, e.form(t, "/app", signInForm(bea.IDSha, bea.Pass), from("198.51.100.2")), http.StatusTooManyRequests, "another user from the limited address")
+	if r := e.form(t, "/app", signInForm(bea.IDSha, bea.Pass), from("198.51.100.4")); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("bea from another address: status %d, want 303", r.StatusCode)
+	}
+}
