@@ -82,6 +82,7 @@ func TestBrowserChat(t *testing.T) {
 		t.Fatalf("the landing page does not name the bot: h1 = %q", h1)
 	}
 	uses(0, "after the landing page loaded")
+	b1.checkAxe("the landing page")
 
 	b1.do("click the landing page's button", chromedp.Click(chromedp.CSS(`form button[type="submit"]`)))
 	b1.do("wait for the chat page", chromedp.WaitVisible(chromedp.CSS("#chat")))
@@ -94,6 +95,7 @@ func TestBrowserChat(t *testing.T) {
 	// The socket says "ready" once it has caught up: send after that, so
 	// that the answer has to come live over it.
 	b1.waitFrame(`wait for the socket's "ready"`, 1, func(f socketFrame) bool { return f.Type == "ready" })
+	b1.checkAxe("the web chat")
 
 	// A mark that a reload would wipe: the answer must come without one.
 	b1.eval("set the no-reload mark", `window.__imbeeNoReload = "yes"`)
@@ -154,6 +156,11 @@ func TestBrowserChat(t *testing.T) {
 		t.Errorf("the used-up page has %s buttons", n)
 	}
 	uses(2, "after the third browser")
+	b3.checkAxe("the used-up link's page")
+	if st := b3.navigate(s.URL + "/l/imbl_nothing"); st != http.StatusNotFound {
+		t.Errorf("an unknown link: HTTP %d, want 404", st)
+	}
+	b3.checkAxe("the unknown link's page")
 
 	for _, b := range []*chromeTab{b1, b2, b3} {
 		b.checkConsole()

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/imbee/imbee/client"
+)
+
+// follow runs actions that make the page navigate (a form submitted, a
+// link followed) and waits for the new page: its HTTP status.
+func (b *chromeTab) follow(what string, actions ...chromedp.Action[chromedp.Void]) int64 {
+	b.t.Helper()
+	ctx, cancel := b.step()
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, actions...)
+	if err != nil {
+		b.fail(what, err)
+	}
+	if resp == nil {
+		b.fail(what, fmt.Errorf("no response"))
+	}
+	return resp.Status
+}
+
+// TestBrowserApp drives the web app in a real (headless) Chromium, from
+// the keyboard: a wrong pass shows the form again with its error; the right
+// one shows the user's chats; a chat opens, a message typed there gets the
+// demo bot's answer live; rotating the user's credentials ends the session
+// (the chat says so, the app asks to sign in again); the new pass signs in
+// and signing out ends it. axe-core checks every page; the pages log no CSP
+// violation and throw no exception.
+func TestBrowserApp(t *testing.T) {
+	chrome := chromiumPath()
+	if chrome == "" {
+		msg := "Chromium not found (neither chromium in PATH nor /usr/bin/chromium): the web app is NOT tested in a browser. Install it: apt-get install -y chromium"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
+	}
+	testCtx, cancelTest := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancelTest()
+
+	s := startServer(t)
+	c := s.demo()
+	pia := s.newUser(t, c, "pia")
+	conv := s.createChat(t, c, pia, client.Contact{BotIDSha: c.bot})
+
+	b := newBrowser(t, testCtx, chrome)
+	if st := b.navigate(s.URL + "/app"); st != http.StatusOK {
+		t.Fatalf("GET /app: HTTP %d, want 200", st)
+	}
+	b.checkAxe("the sign-in form")
+	signIn := func(pass string) int64 {
+		t.Helper()
+		b.do("type the user id", chromedp.Evaluate[chromedp.Void](`document.getElementById("virtualUser").value = ""`),
+			chromedp.SendKeys(chromedp.CSS("#virtualUser"), pia.idsha+kb.Tab))
+		return b.follow("type the pass and press Enter", chromedp.SendKeys(chromedp.CSS("#pass"), pass+kb.Enter))
+	}
+	if st := signIn("imbp_wrong"); st != http.StatusUnauthorized {
+		t.Errorf("a wrong pass: HTTP %d, want 401", st)
+	}
+	b.poll("the sign-in error", `!!document.querySelector("[role=alert]") && document.querySelector("[role=alert]").textContent.includes("do not match")`)
+	if v := b.eval("the user id kept in the form", `document.getElementById("virtualUser").value`); v != pia.idsha {
+		t.Errorf("after a wrong pass the form lost the user id: %q", v)
+	}
+	b.checkAxe("the sign-in form with its error")
+
+	if st := signIn(pia.pass); st != http.StatusOK {
+		t.Errorf("the right pass: HTTP %d, want 200 (after the 303)", st)
+	}
+	b.poll("wait for the chat list", `!!document.querySelector("ul.chats")`)
+	if list := b.text("the chat list", "ul.chats"); !strings.Contains(list, "Demo Bot") {
+		t.Fatalf("the chat list does not show the chat with the demo bot: %q", list)
+	}
+	b.checkAxe("the chat list")
+
+	b.do("focus the chat's entry", chromedp.Focus(chromedp.CSS(`a[href="/app/c/`+conv+`"]`)))
+	b.follow("open the chat from the keyboard", chromedp.KeyEvent(kb.Enter))
+	b.do("wait for the chat page", chromedp.WaitVisible(chromedp.CSS("#chat")))
+	b.waitFrame(`wait for the socket's "ready"`, 1, func(f socketFrame) bool { return f.Type == "ready" })
+	b.checkAxe("an app chat")
+	b.do("type a message and press Enter", chromedp.SendKeys(chromedp.CSS("#text"), "hello from the app"+kb.Enter))
+	b.waitFrame("the bot's answer on the socket", 1, func(f socketFrame) bool {
+		return f.Type == "message" && f.Message != nil && strings.HasPrefix(f.Message.Text, "You said: hello from the app")
+	})
+	b.poll("wait for the answer in #log", `document.getElementById("log").textContent.includes("You said: hello from the app")`)
+
+	// Rotation ends the session: the open chat says so, the app asks to
+	// sign in again, and the old pass no longer works.
+	rotated, err := s.client(t, c).RotateUser(t.Context(), client.RotateUserRequest{UniqueIDSha: "pia"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.poll("wait for the chat to say the session ended", `!document.getElementById("ended").hidden`)
+	b.checkAxe("an app chat that has ended")
+	b.navigate(s.URL + "/app/c/" + conv)
+	b.poll("wait for the sign-in form", `!!document.getElementById("pass")`)
+	if st := signIn(pia.pass); st != http.StatusUnauthorized {
+		t.Errorf("the pass from before the rotation: HTTP %d, want 401", st)
+	}
+	if st := signIn(rotated.Pass); st != http.StatusOK {
+		t.Errorf("the new pass: HTTP %d, want 200", st)
+	}
+	b.poll("wait for the chat list", `!!document.querySelector("ul.chats")`)
+
+	b.follow("sign out", chromedp.Click(chromedp.CSS(`form[action="/app/signout"] button`)))
+	b.poll("wait for the sign-in form after signing out", `!!document.getElementById("pass")`)
+	if st := b.navigate(s.URL + "/app/c/" + conv); st != http.StatusOK || !strings.Contains(b.eval("location", "location.pathname"), "/app") {
+		t.Errorf("an app chat after signing out: HTTP %d at %s", st, b.eval("location", "location.pathname"))
+	}
+	if has := b.eval("the sign-in form after signing out", `String(!!document.getElementById("pass"))`); has != "true" {
+		t.Error("after signing out, an app chat does not lead to the sign-in form")
+	}
+	b.checkConsole()
+}
