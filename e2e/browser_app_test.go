@@ -94,6 +94,19 @@ func TestBrowserApp(t *testing.T) {
 		return f.Type == "message" && f.Message != nil && strings.HasPrefix(f.Message.Text, "You said: hello from the app")
 	})
 	b.poll("wait for the answer in #log", `document.getElementById("log").textContent.includes("You said: hello from the app")`)
+	// What the page showed, it marked read: the list shows no unread count.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b.navigate(s.URL + "/app")
+		if b.eval("the chat's unread count", `String(!!document.querySelector('a[href="/app/c/`+conv+`"] .unread'))`) == "false" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chat list still shows the chat unread after the chat page showed it:\n%s", b.text("the chat list", "ul.chats"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.navigate(s.URL + "/app/c/" + conv)
+	b.waitFrame(`wait for the socket's "ready" again`, 2, func(f socketFrame) bool { return f.Type == "ready" })
 
 	// Rotation ends the session: the open chat says so, the app asks to
 	// sign in again, and the old pass no longer works.

@@ -82,6 +82,8 @@ export const required: Calls = {
     get: () => api.GET("/app/c/{conversation}/socket", { params: { path: { conversation: id } } }),
     head: () => api.HEAD("/app/c/{conversation}/socket", { params: { path: { conversation: id } } }),
   },
+  "/w/{conversation}/read": { post: () => api.POST("/w/{conversation}/read", { params: { path: { conversation: id } }, body: { seq: 12 } }) },
+  "/app/c/{conversation}/read": { post: () => api.POST("/app/c/{conversation}/read", { params: { path: { conversation: id } }, body: { seq: 12 } }) },
   "/assets/{file}": {
     get: () => api.GET("/assets/{file}", { params: { path: { file: "chat.js" } } }),
     head: () => api.HEAD("/assets/{file}", { params: { path: { file: "chat.css" } } }),
@@ -179,6 +181,8 @@ export const all: Calls = {
     get: () => api.GET("/app/c/{conversation}/socket", { params: { path: { conversation: id }, query: { after: 12 } } }),
     head: () => api.HEAD("/app/c/{conversation}/socket", { params: { path: { conversation: id } } }),
   },
+  "/w/{conversation}/read": { post: () => api.POST("/w/{conversation}/read", { params: { path: { conversation: id } }, body: { seq: 12 } }) },
+  "/app/c/{conversation}/read": { post: () => api.POST("/app/c/{conversation}/read", { params: { path: { conversation: id } }, body: { seq: 12 } }) },
   "/assets/{file}": {
     get: () => api.GET("/assets/{file}", { params: { path: { file: "chat.js" } } }),
     head: () => api.HEAD("/assets/{file}", { params: { path: { file: "chat.css" } } }),

@@ -135,6 +135,32 @@ func TestAppSignIn(t *testing.T) {
 	}
 
 	base := "/app/c/" + withBea.PublicID
+	// Reading marks the chat read: the unread count goes.
+	read := func(body, contentType string, cookies ...*http.Cookie) response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+base+"/read", strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		res, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{res, string(b)}
+	}
+	wantStatus(t, read(`{"seq":1}`, "text/plain", cookie), http.StatusUnsupportedMediaType, "a read mark not in JSON")
+	wantStatus(t, read(`{"seq":-1}`, "application/json", cookie), http.StatusBadRequest, "a negative read mark")
+	wantStatus(t, read(`{}`, "application/json", cookie), http.StatusBadRequest, "a read mark without seq")
+	wantStatus(t, read(`{"seq":1}`, "application/json"), http.StatusUnauthorized, "a read mark without a session")
+	if r := read(`{"seq":99}`, "application/json", cookie); r.StatusCode != http.StatusOK || r.body != `{"read_seq":1}` {
+		t.Errorf("a read mark past the last message: %d %s, want read_seq 1 (the last)", r.StatusCode, r.body)
+	}
+	if list := e.do(t, http.MethodGet, "/app", cookie); strings.Contains(list.body, `class="unread"`) {
+		t.Errorf("the chat list after reading everything still shows unread:\n%s", list.body)
+	}
 	page := e.do(t, http.MethodGet, base, cookie)
 	wantStatus(t, page, http.StatusOK, "an app chat")
 	if !strings.Contains(page.body, `data-base="`+base+`"`) || !strings.Contains(page.body, `<main`) {
@@ -164,6 +190,9 @@ func TestAppSignIn(t *testing.T) {
 	// Others' chats and a link's cookie open nothing here.
 	wantStatus(t, e.do(t, http.MethodGet, "/app/c/"+notHers.PublicID, cookie), http.StatusNotFound, "a chat the user is not in")
 	wantStatus(t, e.do(t, http.MethodGet, "/app/c/"+notHers.PublicID+"/messages", cookie), http.StatusNotFound, "the history of a chat the user is not in")
+	if r := e.form(t, "/app/c/"+notHers.PublicID+"/read", nil, nil, cookie); r.StatusCode != http.StatusNotFound {
+		t.Errorf("a read mark on a chat the user is not in: %d", r.StatusCode)
+	}
 	wantStatus(t, e.do(t, http.MethodGet, "/app/c/"+linkConv+"/messages", linkCookie), http.StatusUnauthorized, "a link's cookie on the app")
 	wantStatus(t, e.do(t, http.MethodGet, "/w/"+linkConv+"/messages", &http.Cookie{Name: cookieName, Value: cookie.Value}), http.StatusGone, "an app session as a link's cookie")
 

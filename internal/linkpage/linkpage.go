@@ -59,6 +59,7 @@ type Writes interface {
 	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
 	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
 	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
+	MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error)
 	SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error)
 	SignOut(ctx context.Context, token string) error
 }
@@ -129,6 +130,7 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /w/{conversation}/messages", h.history)
 	h.mux.HandleFunc("POST /w/{conversation}/messages", h.send)
 	h.mux.HandleFunc("GET /w/{conversation}/socket", h.socket)
+	h.mux.HandleFunc("POST /w/{conversation}/read", h.read)
 	h.mux.HandleFunc("GET /app", h.appHome)
 	h.mux.HandleFunc("POST /app", h.signIn)
 	h.mux.HandleFunc("POST /app/signout", h.signOut)
@@ -136,6 +138,7 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /app/c/{conversation}/messages", h.history)
 	h.mux.HandleFunc("POST /app/c/{conversation}/messages", h.send)
 	h.mux.HandleFunc("GET /app/c/{conversation}/socket", h.socket)
+	h.mux.HandleFunc("POST /app/c/{conversation}/read", h.read)
 	h.mux.Handle("GET /assets/", http.FileServerFS(assets))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.ended(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
@@ -403,6 +406,34 @@ func (h *Handler) send(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sendResponse{Message: realtime.View(m), PreviouslySent: existed})
+}
+
+// read is POST …/read {"seq": N}: the viewer has read the conversation up
+// to N (a mark only moves forward, and never past the last message). JSON
+// only, like send.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
+	v, ok := h.jsonViewer(w, r)
+	if !ok {
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "send JSON")
+		return
+	}
+	var req struct {
+		Seq *int64 `json:"seq"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10)).Decode(&req); err != nil || req.Seq == nil || *req.Seq < 0 {
+		writeError(w, http.StatusBadRequest, "send {\"seq\": N}, N ≥ 0")
+		return
+	}
+	read, err := h.writes.MarkRead(r.Context(), v.corporateID, v.conversationID, v.me, *req.Seq)
+	if err != nil {
+		h.log.Error("chat read", "err", err)
+		writeError(w, http.StatusInternalServerError, "something went wrong")
+		return
+	}
+	writeJSON(w, http.StatusOK, readResponse{ReadSeq: read})
 }
 
 // sendError is what the chat is told of a message the domain's rule

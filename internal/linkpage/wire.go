@@ -41,6 +41,11 @@ type chatPage struct {
 	Until                         string // when the session ends
 }
 
+// readResponse answers a read mark: where the mark stands now.
+type readResponse struct {
+	ReadSeq int64 `json:"read_seq"`
+}
+
 // signinPage is the web app's sign-in form, again with an error after a
 // failed try.
 type signinPage struct {

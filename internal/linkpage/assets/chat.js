@@ -65,7 +65,25 @@
       firstSeq = firstSeq === 0 ? m.seq : Math.min(firstSeq, m.seq);
     }
     if (!atTop && atBottom) log.scrollTop = log.scrollHeight;
+    markRead();
   }
+
+  // markRead tells the server what the person has seen: everything shown,
+  // while the page is in front. One call at a time; marks only move on.
+  let readSeq = 0;
+  let reading = false;
+  async function markRead() {
+    if (reading || ended || document.visibilityState !== "visible" || lastSeq <= readSeq) return;
+    reading = true;
+    const seq = lastSeq;
+    try {
+      const res = await call("/read", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ seq: seq }) });
+      readSeq = Math.max(readSeq, res.read_seq, seq);
+    } catch (e) { /* the next message or visit tries again */ }
+    reading = false;
+    if (lastSeq > readSeq) markRead();
+  }
+  document.addEventListener("visibilitychange", markRead);
 
   async function call(path, init) {
     const res = await fetch(base + path, Object.assign({ credentials: "same-origin" }, init));
