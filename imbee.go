@@ -56,6 +56,7 @@ type Bot struct {
 	IDSha       string
 	Name        string
 	CreatedAt   time.Time
+	Revoked     bool // retired: it takes no new chats and sends nothing
 }
 
 // User is a virtual user provisioned by an integrator. UniqueID is the

@@ -69,6 +69,7 @@ export const required: Calls = {
     post: () => api.POST("/app", { body: { virtualUser: id, pass }, bodySerializer: form }),
   },
   "/app/signout": { post: () => api.POST("/app/signout") },
+  "/app/chats": { post: () => api.POST("/app/chats", { body: { bot: id }, bodySerializer: form }) },
   "/app/c/{conversation}": {
     get: () => api.GET("/app/c/{conversation}", { params: { path: { conversation: id } } }),
     head: () => api.HEAD("/app/c/{conversation}", { params: { path: { conversation: id } } }),
@@ -168,6 +169,7 @@ export const all: Calls = {
     post: () => api.POST("/app", { body: { virtualUser: id, pass }, bodySerializer: form }),
   },
   "/app/signout": { post: () => api.POST("/app/signout") },
+  "/app/chats": { post: () => api.POST("/app/chats", { body: { bot: id }, bodySerializer: form }) },
   "/app/c/{conversation}": {
     get: () => api.GET("/app/c/{conversation}", { params: { path: { conversation: id } } }),
     head: () => api.HEAD("/app/c/{conversation}", { params: { path: { conversation: id } } }),

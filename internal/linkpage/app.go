@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,12 +44,21 @@ func (h *Handler) appHome(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	bots, err := h.botNames(r, sess.CorporateID)
+	all, err := h.store.ListBots(r.Context(), sess.CorporateID)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
+	bots := make(map[string]string, len(all))
+	for _, b := range all {
+		bots[b.IDSha] = b.Name
+	}
 	page := chatsPage{Title: "Chats · " + sess.CorporateName, CorporateName: sess.CorporateName, Me: sess.UserIDSha}
+	for _, b := range all {
+		if !b.Revoked {
+			page.Bots = append(page.Bots, botItem{IDSha: b.IDSha, Name: b.Name})
+		}
+	}
 	for _, cs := range chats {
 		item := chatItem{ConversationID: cs.Conversation.PublicID, Name: chatName(cs.Conversation, sess.UserIDSha, bots), Unread: max(0, cs.LastSeq-cs.ReadSeq)}
 		if m := cs.LastMessage; m != nil {
@@ -60,6 +70,47 @@ func (h *Handler) appHome(w http.ResponseWriter, r *http.Request) {
 		page.Chats = append(page.Chats, item)
 	}
 	h.render(w, http.StatusOK, "chats", page)
+}
+
+// startChat is POST /app/chats (form: bot): the signed-in user's 1:1 chat
+// with one of the corporate's bots, made on the first call, then opened.
+func (h *Handler) startChat(w http.ResponseWriter, r *http.Request) {
+	if h.crossSite(r) {
+		h.ended(w, http.StatusForbidden, "Start chats from this site", "Another site tried to start a chat for you.")
+		return
+	}
+	sess, ok, err := h.appSession(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if !ok {
+		http.Redirect(w, r, "/app", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	bot := r.FormValue("bot")
+	// Only a bot of the corporate that is not retired: the form offers
+	// nothing else, and a user's idsha here must not make a chat.
+	bots, err := h.store.ListBots(r.Context(), sess.CorporateID)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	if !slices.ContainsFunc(bots, func(b imbee.Bot) bool { return b.IDSha == bot && !b.Revoked }) {
+		h.ended(w, http.StatusNotFound, "Bot not found", "There is no such bot to chat with.")
+		return
+	}
+	conv, err := h.writes.CreateConversation(r.Context(), imbee.ChatRequest{CorporateID: sess.CorporateID, Creator: sess.UserIDSha, Type: imbee.ConversationChat, Contacts: []string{bot}})
+	if isNotFound(err) { // retired since
+		h.ended(w, http.StatusNotFound, "Bot not found", "There is no such bot to chat with.")
+		return
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	http.Redirect(w, r, "/app/c/"+conv.PublicID, http.StatusSeeOther)
 }
 
 // maxAppChats is how many chats the list shows, latest first.

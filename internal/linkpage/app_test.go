@@ -134,6 +134,55 @@ func TestAppSignIn(t *testing.T) {
 		t.Error("the chat list shows a chat the user is not in")
 	}
 
+	// Starting a chat with a bot: the corporate's bots that are not
+	// retired are offered; one already chatted with opens that chat.
+	second, err := e.store.CreateBot(ctx, e.corp.ID, "Second Bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired, err := e.store.CreateBot(ctx, e.corp.ID, "Retired Bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.RevokeBot(ctx, e.corp.ID, retired.IDSha); err != nil {
+		t.Fatal(err)
+	}
+	list = e.do(t, http.MethodGet, "/app", cookie)
+	for _, b := range []imbee.Bot{e.bot, second} {
+		if !strings.Contains(list.body, `name="bot" value="`+b.IDSha+`"`) || !strings.Contains(list.body, "Chat with "+b.Name) {
+			t.Errorf("the chat list does not offer a chat with %s", b.Name)
+		}
+	}
+	if strings.Contains(list.body, retired.IDSha) {
+		t.Error("the chat list offers a chat with a retired bot")
+	}
+	start := func(bot string, header map[string]string) response {
+		t.Helper()
+		return e.form(t, "/app/chats", url.Values{"bot": {bot}}, header, cookie)
+	}
+	if r := start(e.bot.IDSha, nil); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/app/c/"+linkConv {
+		t.Errorf("a chat with the bot the link opened: %d to %q, want 303 to that chat", r.StatusCode, r.Header.Get("Location"))
+	}
+	r := start(second.IDSha, nil)
+	secondConv, _ := strings.CutPrefix(r.Header.Get("Location"), "/app/c/")
+	if r.StatusCode != http.StatusSeeOther || secondConv == "" {
+		t.Fatalf("a chat with a new bot: %d to %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	if c, err := e.store.MemberChat(ctx, e.corp.ID, secondConv, ana.IDSha); err != nil || len(c.Members) != 2 || c.Members[1].IDSha != second.IDSha {
+		t.Errorf("the new chat: %+v (%v)", c, err)
+	}
+	before, _ := e.store.Chats(ctx, e.corp.ID, ana.IDSha, 100)
+	for _, bad := range []string{retired.IDSha, cal.IDSha, "nobody", ""} {
+		wantStatus(t, start(bad, nil), http.StatusNotFound, "a chat with "+bad+" (retired bot, a user, unknown, none)")
+	}
+	wantStatus(t, start(second.IDSha, map[string]string{"Sec-Fetch-Site": "cross-site"}), http.StatusForbidden, "starting a chat from another site")
+	if r := e.form(t, "/app/chats", url.Values{"bot": {second.IDSha}}, nil); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/app" {
+		t.Errorf("starting a chat without a session: %d to %q, want 303 to the sign-in", r.StatusCode, r.Header.Get("Location"))
+	}
+	if after, _ := e.store.Chats(ctx, e.corp.ID, ana.IDSha, 100); len(after) != len(before) {
+		t.Errorf("refused chat starts made chats: %d before, %d after", len(before), len(after))
+	}
+
 	base := "/app/c/" + withBea.PublicID
 	// Reading marks the chat read: the unread count goes.
 	read := func(body, contentType string, cookies ...*http.Cookie) response {

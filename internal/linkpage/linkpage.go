@@ -60,6 +60,7 @@ type Writes interface {
 	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
 	SendMessage(ctx context.Context, req imbee.MessageRequest) (imbee.Message, bool, error)
 	MarkRead(ctx context.Context, corporateID int64, conversationID, member string, seq int64) (int64, error)
+	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
 	SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error)
 	SignOut(ctx context.Context, token string) error
 }
@@ -134,6 +135,7 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /app", h.appHome)
 	h.mux.HandleFunc("POST /app", h.signIn)
 	h.mux.HandleFunc("POST /app/signout", h.signOut)
+	h.mux.HandleFunc("POST /app/chats", h.startChat)
 	h.mux.HandleFunc("GET /app/c/{conversation}", h.chat)
 	h.mux.HandleFunc("GET /app/c/{conversation}/messages", h.history)
 	h.mux.HandleFunc("POST /app/c/{conversation}/messages", h.send)

@@ -56,7 +56,10 @@ type signinPage struct {
 type chatsPage struct {
 	Title, CorporateName, Me string
 	Chats                    []chatItem
+	Bots                     []botItem // the corporate's bots, to start a chat with
 }
+
+type botItem struct{ IDSha, Name string }
 
 type chatItem struct {
 	ConversationID, Name, Last string

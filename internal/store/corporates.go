@@ -300,10 +300,10 @@ func (s *Store) CreateBot(ctx context.Context, corporateID int64, name string) (
 	return b, err
 }
 
-// ListBots returns a corporate's bots, oldest first.
+// ListBots returns a corporate's bots, oldest first, retired ones too.
 func (s *Store) ListBots(ctx context.Context, corporateID int64) ([]imbee.Bot, error) {
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT id, corporate_id, idsha, name, created_at FROM bots
+		SELECT id, corporate_id, idsha, name, created_at, revoked_at IS NOT NULL FROM bots
 		WHERE corporate_id = ? ORDER BY id`, corporateID)
 	if err != nil {
 		return nil, internal("list bots", err)
@@ -313,7 +313,7 @@ func (s *Store) ListBots(ctx context.Context, corporateID int64) ([]imbee.Bot, e
 	for rows.Next() {
 		var b imbee.Bot
 		var created int64
-		if err := rows.Scan(&b.ID, &b.CorporateID, &b.IDSha, &b.Name, &created); err != nil {
+		if err := rows.Scan(&b.ID, &b.CorporateID, &b.IDSha, &b.Name, &created, &b.Revoked); err != nil {
 			return nil, internal("list bots", err)
 		}
 		b.CreatedAt = time.Unix(created, 0).UTC()
