@@ -172,9 +172,10 @@ func (l *Link) State(now time.Time) LinkState {
 
 // LinkPage is what the landing page of a link shows.
 type LinkPage struct {
-	Link          Link
-	BotName       string
-	CorporateName string
+	Link              Link
+	BotName           string
+	CorporateName     string
+	CorporateLanguage string // the pages' language when the browser's is not one they speak
 }
 
 // ConversationType is "chat" (1:1) or "group".
@@ -215,17 +216,18 @@ type ChatRequest struct {
 
 // Session is a person's web chat session, granted by spending a link.
 type Session struct {
-	Token          string // the cookie value; only set when created
-	ID             int64
-	CorporateID    int64
-	LinkID         int64 // the link that opened it
-	UserID         int64 // the link's user
-	BotID          int64 // the link's bot
-	UserIDSha      string
-	ConversationID string
-	BotName        string
-	CorporateName  string
-	ExpiresAt      time.Time
+	Token             string // the cookie value; only set when created
+	ID                int64
+	CorporateID       int64
+	LinkID            int64 // the link that opened it
+	UserID            int64 // the link's user
+	BotID             int64 // the link's bot
+	UserIDSha         string
+	ConversationID    string
+	BotName           string
+	CorporateName     string
+	CorporateLanguage string
+	ExpiresAt         time.Time
 }
 
 // AppSession is a person signed in to the web app with their user's
@@ -233,13 +235,14 @@ type Session struct {
 // expires, when the user signs out, when the user's credentials are rotated
 // or while the corporate is disabled.
 type AppSession struct {
-	Token         string // the cookie value; only set when created
-	ID            int64
-	CorporateID   int64
-	UserID        int64
-	UserIDSha     string
-	CorporateName string
-	ExpiresAt     time.Time
+	Token             string // the cookie value; only set when created
+	ID                int64
+	CorporateID       int64
+	UserID            int64
+	UserIDSha         string
+	CorporateName     string
+	CorporateLanguage string
+	ExpiresAt         time.Time
 }
 
 // DeliveryStatus is where a delivery stands.

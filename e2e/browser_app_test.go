@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,32 @@ func (b *chromeTab) follow(what string, actions ...chromedp.Action[chromedp.Void
 		b.fail(what, fmt.Errorf("no response"))
 	}
 	return resp.Status
+}
+
+// EnvScreenshots, set to a directory (relative: to the repository), makes
+// TestBrowserApp save the README's screenshots there as it goes.
+const EnvScreenshots = "IMBEE_SCREENSHOTS"
+
+// screenshot saves what the tab shows as name.png in EnvScreenshots' directory,
+// when it is set.
+func (b *chromeTab) screenshot(name string) {
+	b.t.Helper()
+	dir := os.Getenv(EnvScreenshots)
+	if dir == "" {
+		return
+	}
+	ctx, cancel := b.step()
+	defer cancel()
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir) // relative to the repository, not to e2e/
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.fail("screenshot "+name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
 }
 
 // TestBrowserApp drives the web app in a real (headless) Chromium, from
@@ -60,6 +87,7 @@ func TestBrowserApp(t *testing.T) {
 		t.Fatalf("GET /app: HTTP %d, want 200", st)
 	}
 	b.checkAxe("the sign-in form")
+	b.screenshot("app-signin")
 	signIn := func(pass string) int64 {
 		t.Helper()
 		b.do("type the user id", chromedp.Evaluate[chromedp.Void](`document.getElementById("virtualUser").value = ""`),
@@ -83,6 +111,7 @@ func TestBrowserApp(t *testing.T) {
 		t.Fatalf("the chat list does not show the chat with the demo bot: %q", list)
 	}
 	b.checkAxe("the chat list")
+	b.screenshot("app-chats")
 
 	b.do("focus the chat's entry", chromedp.Focus(chromedp.CSS(`a[href="/app/c/`+conv+`"]`)))
 	b.follow("open the chat from the keyboard", chromedp.KeyEvent(kb.Enter))
@@ -94,6 +123,7 @@ func TestBrowserApp(t *testing.T) {
 		return f.Type == "message" && f.Message != nil && strings.HasPrefix(f.Message.Text, "You said: hello from the app")
 	})
 	b.poll("wait for the answer in #log", `document.getElementById("log").textContent.includes("You said: hello from the app")`)
+	b.screenshot("app-chat")
 	// What the page showed, it marked read: the list shows no unread count.
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		b.navigate(s.URL + "/app")

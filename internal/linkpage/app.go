@@ -2,6 +2,7 @@ package linkpage
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -32,39 +33,40 @@ const maxVirtualUser = 128
 func (h *Handler) appHome(w http.ResponseWriter, r *http.Request) {
 	sess, ok, err := h.appSession(r)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !ok {
-		h.render(w, http.StatusOK, "signin", signinPage{Title: "Sign in"})
+		h.render(w, http.StatusOK, "signin", signinPage{page: newPage(r, "", text("signin.title"))})
 		return
 	}
 	chats, err := h.store.Chats(r.Context(), sess.CorporateID, sess.UserIDSha, maxAppChats)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	all, err := h.store.ListBots(r.Context(), sess.CorporateID)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	bots := make(map[string]string, len(all))
 	for _, b := range all {
 		bots[b.IDSha] = b.Name
 	}
-	page := chatsPage{Title: "Chats · " + sess.CorporateName, CorporateName: sess.CorporateName, Me: sess.UserIDSha}
+	p := newPage(r, sess.CorporateLanguage, func(t texts) string { return fmt.Sprintf(t["chats.title%"], sess.CorporateName) })
+	page := chatsPage{page: p, CorporateName: sess.CorporateName, Me: sess.UserIDSha}
 	for _, b := range all {
 		if !b.Revoked {
 			page.Bots = append(page.Bots, botItem{IDSha: b.IDSha, Name: b.Name})
 		}
 	}
 	for _, cs := range chats {
-		item := chatItem{ConversationID: cs.Conversation.PublicID, Name: chatName(cs.Conversation, sess.UserIDSha, bots), Unread: max(0, cs.LastSeq-cs.ReadSeq)}
+		item := chatItem{ConversationID: cs.Conversation.PublicID, Name: chatName(p.T, cs.Conversation, sess.UserIDSha, bots), Unread: max(0, cs.LastSeq-cs.ReadSeq)}
 		if m := cs.LastMessage; m != nil {
 			item.Last = m.Text
 			if m.Sender == sess.UserIDSha {
-				item.Last = "You: " + m.Text
+				item.Last = fmt.Sprintf(p.T["chats.you%"], m.Text)
 			}
 		}
 		page.Chats = append(page.Chats, item)
@@ -76,12 +78,12 @@ func (h *Handler) appHome(w http.ResponseWriter, r *http.Request) {
 // with one of the corporate's bots, made on the first call, then opened.
 func (h *Handler) startChat(w http.ResponseWriter, r *http.Request) {
 	if h.crossSite(r) {
-		h.ended(w, http.StatusForbidden, "Start chats from this site", "Another site tried to start a chat for you.")
+		h.ended(w, r, http.StatusForbidden, "crosssignin")
 		return
 	}
 	sess, ok, err := h.appSession(r)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !ok {
@@ -94,20 +96,20 @@ func (h *Handler) startChat(w http.ResponseWriter, r *http.Request) {
 	// nothing else, and a user's idsha here must not make a chat.
 	bots, err := h.store.ListBots(r.Context(), sess.CorporateID)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !slices.ContainsFunc(bots, func(b imbee.Bot) bool { return b.IDSha == bot && !b.Revoked }) {
-		h.ended(w, http.StatusNotFound, "Bot not found", "There is no such bot to chat with.")
+		h.ended(w, r, http.StatusNotFound, "nobot")
 		return
 	}
 	conv, err := h.writes.CreateConversation(r.Context(), imbee.ChatRequest{CorporateID: sess.CorporateID, Creator: sess.UserIDSha, Type: imbee.ConversationChat, Contacts: []string{bot}})
 	if isNotFound(err) { // retired since
-		h.ended(w, http.StatusNotFound, "Bot not found", "There is no such bot to chat with.")
+		h.ended(w, r, http.StatusNotFound, "nobot")
 		return
 	}
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/app/c/"+conv.PublicID, http.StatusSeeOther)
@@ -131,7 +133,7 @@ func (h *Handler) botNames(r *http.Request, corporateID int64) (map[string]strin
 
 // chatName is what a chat is called for me: a group's name, or the other
 // member of a 1:1 (a bot by its name).
-func chatName(c imbee.Conversation, me string, bots map[string]string) string {
+func chatName(t texts, c imbee.Conversation, me string, bots map[string]string) string {
 	if c.Type == imbee.ConversationGroup && c.Name != "" {
 		return c.Name
 	}
@@ -145,12 +147,12 @@ func chatName(c imbee.Conversation, me string, bots map[string]string) string {
 			name = bots[m.IDSha]
 		}
 		if name == "" {
-			name = "User " + m.IDSha[:min(8, len(m.IDSha))]
+			name = fmt.Sprintf(t["chats.user%"], m.IDSha[:min(8, len(m.IDSha))])
 		}
 		others = append(others, name)
 	}
 	if len(others) == 0 {
-		return "Notes to self"
+		return t["chats.self"]
 	}
 	return strings.Join(others, ", ")
 }
@@ -162,18 +164,19 @@ func chatName(c imbee.Conversation, me string, bots map[string]string) string {
 // attacker planted beforehand is replaced) and leads to the chats.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if h.crossSite(r) {
-		h.ended(w, http.StatusForbidden, "Sign in from this site", "Another site tried to sign you in. Open the sign-in page directly.")
+		h.ended(w, r, http.StatusForbidden, "crosssignin")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
-		h.render(w, http.StatusBadRequest, "signin", signinPage{Title: "Sign in", Error: "The form could not be read. Try again."})
+		p := newPage(r, "", text("signin.title"))
+		h.render(w, http.StatusBadRequest, "signin", signinPage{page: p, Error: p.T["signin.unreadable"]})
 		return
 	}
 	user, pass := strings.TrimSpace(r.PostForm.Get("virtualUser")), r.PostForm.Get("pass")
-	form := signinPage{Title: "Sign in", VirtualUser: user}
+	form := signinPage{page: newPage(r, "", text("signin.title")), VirtualUser: user}
 	if user == "" || pass == "" || len(user) > maxVirtualUser || len(pass) > maxVirtualUser {
-		form.Error = "Enter your user id and pass."
+		form.Error = form.T["signin.missing"]
 		h.render(w, http.StatusUnauthorized, "signin", form)
 		return
 	}
@@ -182,21 +185,21 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	addr := h.cfg.Clients.Key(r)
 	if wait, ok := h.takeSignInTry(user, addr); !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
-		form.Error = "Too many failed sign-ins. Try again in " + retryAfter(wait) + " seconds."
+		form.Error = fmt.Sprintf(form.T["signin.limited%"], retryAfter(wait))
 		h.render(w, http.StatusTooManyRequests, "signin", form)
 		return
 	}
 	sess, err := h.writes.SignIn(r.Context(), user, pass, AppSessionLife)
 	var e *imbee.Error
 	if errors.As(err, &e) && e.Code == imbee.CodeAuth {
-		form.Error = "That user id and pass do not match."
+		form.Error = form.T["signin.wrong"]
 		h.render(w, http.StatusUnauthorized, "signin", form)
 		return
 	}
 	h.signInFailures.byUser.Return(user)
 	h.signInFailures.byAddr.Return(addr)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -230,12 +233,12 @@ func (h *Handler) takeSignInTry(user string, addr netip.Prefix) (time.Duration, 
 // sockets close) and the cookie is cleared.
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 	if h.crossSite(r) {
-		h.ended(w, http.StatusForbidden, "Sign out from this site", "Another site tried to sign you out.")
+		h.ended(w, r, http.StatusForbidden, "crosssignin")
 		return
 	}
 	if c, err := r.Cookie(appCookie); err == nil {
 		if err := h.writes.SignOut(r.Context(), c.Value); err != nil {
-			h.fail(w, err)
+			h.fail(w, r, err)
 			return
 		}
 	}
@@ -282,10 +285,12 @@ func (h *Handler) appViewer(r *http.Request) (v viewer, ended string, err error)
 	if err != nil {
 		return v, "", err
 	}
-	name := chatName(conv, sess.UserIDSha, bots)
+	p := newPage(r, sess.CorporateLanguage, func(texts) string { return "" })
+	name := chatName(p.T, conv, sess.UserIDSha, bots)
+	p.Title = name + " · " + sess.CorporateName
 	return viewer{
 		corporateID: sess.CorporateID, me: sess.UserIDSha, conversationID: conv.PublicID, cookie: c.Value,
-		page: chatPage{Title: name + " · " + sess.CorporateName, Heading: name, CorporateName: sess.CorporateName,
+		page: chatPage{page: p, Heading: name, CorporateName: sess.CorporateName,
 			Me: sess.UserIDSha, ConversationID: conv.PublicID, Base: "/app/c/" + conv.PublicID, App: true,
 			Until: sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")},
 		grant: realtime.Grant{CorporateID: sess.CorporateID, ConversationID: conv.PublicID,

@@ -143,7 +143,7 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("POST /app/c/{conversation}/read", h.read)
 	h.mux.Handle("GET /assets/", http.FileServerFS(assets))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.ended(w, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+		h.ended(w, r, http.StatusNotFound, "notfound")
 	})
 	return h
 }
@@ -183,12 +183,12 @@ func (h *Handler) landing(w http.ResponseWriter, r *http.Request) {
 	if st := p.Link.State(a.At); st != imbee.LinkActive {
 		a.Result = st.String()
 		h.recordView(a)
-		h.linkEnded(w, st)
+		h.linkEnded(w, r, st)
 		return
 	}
 	h.recordView(a)
 	h.render(w, http.StatusOK, "landing", landingPage{
-		Title:         "Chat with " + p.BotName,
+		page:          newPage(r, p.CorporateLanguage, func(t texts) string { return fmt.Sprintf(t["landing.title%"], p.BotName) }),
 		BotName:       p.BotName,
 		CorporateName: p.CorporateName,
 		UsesLeft:      p.Link.MaxUses - p.Link.Uses,
@@ -210,8 +210,7 @@ func (h *Handler) linkToken(w http.ResponseWriter, r *http.Request) (string, boo
 
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 	if h.crossSite(r) {
-		h.ended(w, http.StatusForbidden, "Open your link from its own page",
-			"Another site tried to open this link for you. Open the link you were sent directly.")
+		h.ended(w, r, http.StatusForbidden, "crosslink")
 		return
 	}
 	token, ok := h.linkToken(w, r)
@@ -224,7 +223,7 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st != imbee.LinkActive {
-		h.linkEnded(w, st)
+		h.linkEnded(w, r, st)
 		return
 	}
 	// One cookie per conversation, scoped to its chat page, so that links
@@ -285,7 +284,8 @@ func (h *Handler) linkViewer(r *http.Request) (v viewer, ended string, err error
 	}
 	return viewer{
 		corporateID: sess.CorporateID, me: sess.UserIDSha, conversationID: sess.ConversationID, cookie: c.Value,
-		page: chatPage{Title: sess.BotName + " · " + sess.CorporateName, Heading: sess.BotName, CorporateName: sess.CorporateName,
+		page: chatPage{page: newPage(r, sess.CorporateLanguage, func(texts) string { return sess.BotName + " · " + sess.CorporateName }),
+			Heading: sess.BotName, CorporateName: sess.CorporateName,
 			Me: sess.UserIDSha, ConversationID: sess.ConversationID, Base: "/w/" + sess.ConversationID,
 			Until: sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")},
 		grant: realtime.Grant{CorporateID: sess.CorporateID, ConversationID: sess.ConversationID,
@@ -299,19 +299,19 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 	app := strings.HasPrefix(r.URL.Path, "/app/")
 	switch {
 	case err != nil:
-		h.fail(w, err)
+		h.fail(w, r, err)
 		return
 	case app && (ended == endedNone || ended == endedSession):
 		http.Redirect(w, r, "/app", http.StatusSeeOther) // sign in (again)
 		return
 	case ended == endedUnknown:
-		h.ended(w, http.StatusNotFound, "Chat not found", "You have no chat at this address.")
+		h.ended(w, r, http.StatusNotFound, "nochat")
 		return
 	case ended == endedNone:
-		h.ended(w, http.StatusUnauthorized, "Open your link", "This chat opens from the link you were sent. Open that link again to continue.")
+		h.ended(w, r, http.StatusUnauthorized, "openlink")
 		return
 	case ended != "":
-		h.ended(w, http.StatusGone, "This session has ended", "Your chat session has ended or the link was withdrawn.")
+		h.ended(w, r, http.StatusGone, "sessionend")
 		return
 	}
 	h.render(w, http.StatusOK, "chat", v.page)
@@ -487,14 +487,14 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorResponse{Error: msg})
 }
 
-func (h *Handler) linkEnded(w http.ResponseWriter, st imbee.LinkState) {
+func (h *Handler) linkEnded(w http.ResponseWriter, r *http.Request, st imbee.LinkState) {
 	switch st {
 	case imbee.LinkUsedUp:
-		h.ended(w, http.StatusGone, "This link has been used up", "It has been opened as many times as it allows.")
+		h.ended(w, r, http.StatusGone, "usedup")
 	case imbee.LinkExpired:
-		h.ended(w, http.StatusGone, "This link has expired", "Its time to be used has passed.")
+		h.ended(w, r, http.StatusGone, "expired")
 	default:
-		h.ended(w, http.StatusGone, "This link was withdrawn", "Whoever sent it has cancelled it.")
+		h.ended(w, r, http.StatusGone, "withdrawn")
 	}
 }
 
@@ -507,11 +507,11 @@ func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &e) && e.Code == imbee.CodeNotFound {
 		if wait, ok := h.probes.Allow(h.cfg.Clients.Key(r)); !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
-			h.ended(w, http.StatusTooManyRequests, "Too many attempts", "Too many links that do not exist were tried from your network. Wait a little and open your link again.")
+			h.ended(w, r, http.StatusTooManyRequests, "probes")
 			return
 		}
 	}
-	h.fail(w, err)
+	h.fail(w, r, err)
 }
 
 // retryAfter is a Retry-After value: whole seconds, at least 1.
@@ -551,19 +551,25 @@ func origin(s string) string {
 	return scheme + "://" + host
 }
 
-func (h *Handler) fail(w http.ResponseWriter, err error) {
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var e *imbee.Error
 	if errors.As(err, &e) && e.Code == imbee.CodeNotFound {
-		h.ended(w, http.StatusNotFound, "Link not found", "This link does not exist. Check that it was copied whole.")
+		h.ended(w, r, http.StatusNotFound, "nolink")
 		return
 	}
 	h.log.Error("link page", "err", err)
-	h.ended(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
+	h.ended(w, r, http.StatusInternalServerError, "error")
 }
 
-func (h *Handler) ended(w http.ResponseWriter, status int, title, msg string) {
-	h.render(w, status, "ended", endedPage{Title: title, Message: msg})
+// ended answers with a page saying why there is nothing to show; key
+// names its title and message among the strings.
+func (h *Handler) ended(w http.ResponseWriter, r *http.Request, status int, key string) {
+	p := newPage(r, "", text(key+".title"))
+	h.render(w, status, "ended", endedPage{page: p, Message: p.T[key+".message"], Ask: asksForLink[key]})
 }
+
+// asksForLink are the endings that a new link would cure.
+var asksForLink = map[string]bool{"usedup": true, "expired": true, "withdrawn": true, "sessionend": true}
 
 // bufs holds render buffers: a page is rendered whole before it is sent, so
 // that a failure can still answer 500 and the response has a length.

@@ -27,18 +27,28 @@ type sendResponse struct {
 
 // landingPage is the page behind a link: what it opens, before it is spent.
 type landingPage struct {
-	Title, BotName, CorporateName string
-	UsesLeft                      int
-	DateLimit                     string
+	page
+	BotName, CorporateName string
+	UsesLeft               int
+	DateLimit              string
+}
+
+// page is what every page has: its title, its language and that
+// language's strings.
+type page struct {
+	Title string
+	Lang  string
+	T     texts
 }
 
 // chatPage is the web chat a session opens.
 type chatPage struct {
-	Title, Heading, CorporateName string
-	Me, ConversationID            string
-	Base                          string // the chat's path, which its calls extend
-	App                           bool   // a chat of the web app (a way back to the list, signing out)
-	Until                         string // when the session ends
+	page
+	Heading, CorporateName string
+	Me, ConversationID     string
+	Base                   string // the chat's path, which its calls extend
+	App                    bool   // a chat of the web app (a way back to the list, signing out)
+	Until                  string // when the session ends
 }
 
 // readResponse answers a read mark: where the mark stands now.
@@ -49,14 +59,16 @@ type readResponse struct {
 // signinPage is the web app's sign-in form, again with an error after a
 // failed try.
 type signinPage struct {
-	Title, VirtualUser, Error string
+	page
+	VirtualUser, Error string
 }
 
 // chatsPage is the web app's list of the signed-in user's chats.
 type chatsPage struct {
-	Title, CorporateName, Me string
-	Chats                    []chatItem
-	Bots                     []botItem // the corporate's bots, to start a chat with
+	page
+	CorporateName, Me string
+	Chats             []chatItem
+	Bots              []botItem // the corporate's bots, to start a chat with
 }
 
 type botItem struct{ IDSha, Name string }
@@ -69,5 +81,7 @@ type chatItem struct {
 // endedPage says why there is nothing to show: a link used up, expired or
 // withdrawn, a session ended, a page not found.
 type endedPage struct {
-	Title, Message string
+	page
+	Message string
+	Ask     bool // say to ask for a new link
 }

@@ -66,14 +66,14 @@ func (s *Store) AppSessionByToken(ctx context.Context, token string) (imbee.AppS
 	var sess imbee.AppSession
 	var expires int64
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT a.id, a.corporate_id, a.user_id, u.idsha, c.name, a.expires_at
+		SELECT a.id, a.corporate_id, a.user_id, u.idsha, c.name, c.language, a.expires_at
 		FROM app_session_routes r
 		JOIN app_sessions a ON a.corporate_id = r.corporate_id AND a.id = r.session_id
 		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = a.user_id AND u.secret_nonce = a.secret_nonce
 		JOIN corporates c ON c.id = r.corporate_id
 		WHERE r.token_hash = ? AND a.expires_at > ? AND c.disabled_at IS NULL`,
 		secret.Hash(token), unix(s.now()),
-	).Scan(&sess.ID, &sess.CorporateID, &sess.UserID, &sess.UserIDSha, &sess.CorporateName, &expires)
+	).Scan(&sess.ID, &sess.CorporateID, &sess.UserID, &sess.UserIDSha, &sess.CorporateName, &sess.CorporateLanguage, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, imbee.Errorf(imbee.CodeNotFound, "no such session")
 	}

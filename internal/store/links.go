@@ -188,13 +188,13 @@ func (s *Store) LinkByToken(ctx context.Context, token string) (imbee.LinkPage, 
 	var expires int64
 	var revoked sql.NullInt64
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at), b.name, c.name
+		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at), b.name, c.name, c.language
 		FROM link_routes r
 		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
 		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
 		JOIN corporates c ON c.id = r.corporate_id
 		WHERE r.token_hash = ?`, secret.Hash(token),
-	).Scan(&p.Link.ID, &p.Link.CorporateID, &p.Link.MaxUses, &p.Link.Uses, &p.Link.DateLimit, &expires, &revoked, &p.BotName, &p.CorporateName)
+	).Scan(&p.Link.ID, &p.Link.CorporateID, &p.Link.MaxUses, &p.Link.Uses, &p.Link.DateLimit, &expires, &revoked, &p.BotName, &p.CorporateName, &p.CorporateLanguage)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, imbee.Errorf(imbee.CodeNotFound, "no such link")
 	}
@@ -293,7 +293,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session
 	var sess imbee.Session
 	var expires int64
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT s.id, s.corporate_id, s.link_id, s.user_id, l.bot_id, u.idsha, cv.public_id, b.name, c.name, s.expires_at
+		SELECT s.id, s.corporate_id, s.link_id, s.user_id, l.bot_id, u.idsha, cv.public_id, b.name, c.name, c.language, s.expires_at
 		FROM session_routes r
 		JOIN sessions s ON s.corporate_id = r.corporate_id AND s.id = r.session_id
 		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = s.link_id
@@ -303,7 +303,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session
 		JOIN conversations cv ON cv.corporate_id = r.corporate_id AND cv.id = s.conversation_id
 		WHERE r.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL AND c.disabled_at IS NULL`,
 		secret.Hash(token), unix(s.now()),
-	).Scan(&sess.ID, &sess.CorporateID, &sess.LinkID, &sess.UserID, &sess.BotID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &expires)
+	).Scan(&sess.ID, &sess.CorporateID, &sess.LinkID, &sess.UserID, &sess.BotID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &sess.CorporateLanguage, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, imbee.Errorf(imbee.CodeNotFound, "no such session")
 	}

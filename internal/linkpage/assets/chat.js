@@ -119,7 +119,7 @@
     };
     socket.onclose = function () {
       if (ended) return;
-      setStatus("Connection lost: reconnecting…");
+      setStatus(root.dataset.lost);
       // A closed socket may mean the session ended: ask before retrying.
       setTimeout(async function () {
         try {
@@ -153,7 +153,7 @@
         break;
       } catch (e) {
         if (ended) break;
-        setStatus("Not sent yet: retrying…");
+        setStatus(root.dataset.retrying);
         await new Promise(function (r) { setTimeout(r, 1000 * (attempt + 1)); });
       }
     }
@@ -165,5 +165,5 @@
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); form.requestSubmit(); }
   });
 
-  loadLatest().then(connect, function () { if (!ended) { setStatus("Could not load the conversation: retrying…"); setTimeout(connect, retry); } });
+  loadLatest().then(connect, function () { if (!ended) { setStatus(root.dataset.loadfail); setTimeout(connect, retry); } });
 })();
