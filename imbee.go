@@ -245,6 +245,18 @@ type AppSession struct {
 	ExpiresAt         time.Time
 }
 
+// PushSubscription is a browser's Web Push subscription (RFC 8030), one of
+// a user's devices: where to push (Endpoint) and the keys to encrypt for it
+// (RFC 8291).
+type PushSubscription struct {
+	ID          int64
+	CorporateID int64
+	UserID      int64
+	Endpoint    string
+	P256dh      []byte // the browser's ECDH public key, an uncompressed P-256 point
+	Auth        []byte // the 16-byte authentication secret
+}
+
 // DeliveryStatus is where a delivery stands.
 type DeliveryStatus string
 

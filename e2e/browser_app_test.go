@@ -66,14 +66,7 @@ func (b *chromeTab) screenshot(name string) {
 // and signing out ends it. axe-core checks every page; the pages log no CSP
 // violation and throw no exception.
 func TestBrowserApp(t *testing.T) {
-	chrome := chromiumPath()
-	if chrome == "" {
-		msg := "Chromium not found (neither chromium in PATH nor /usr/bin/chromium): the web app is NOT tested in a browser. Install it: apt-get install -y chromium"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
+	chrome := needChromium(t, "the web app")
 	testCtx, cancelTest := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancelTest()
 

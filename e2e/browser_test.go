@@ -36,14 +36,7 @@ import (
 // It needs Chromium (Debian's package "chromium"): without it the test is
 // skipped, or fails when CI is set.
 func TestBrowserChat(t *testing.T) {
-	chrome := chromiumPath()
-	if chrome == "" {
-		msg := "Chromium not found (neither chromium in PATH nor /usr/bin/chromium): the web chat is NOT tested in a browser. Install it: apt-get install -y chromium"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("SKIPPED: " + msg)
-	}
+	chrome := needChromium(t, "the web chat")
 	// Everything below has its own, shorter timeout; this one only stops a
 	// hang from eating the whole go test timeout.
 	testCtx, cancelTest := context.WithTimeout(context.Background(), 50*time.Second)
@@ -166,6 +159,21 @@ func TestBrowserChat(t *testing.T) {
 		b.checkConsole()
 	}
 	bot.check(t)
+}
+
+// needChromium is Chromium's binary; without one the test is skipped
+// (saying that what is NOT tested), or fails when CI is set.
+func needChromium(t *testing.T, what string) string {
+	t.Helper()
+	chrome := chromiumPath()
+	if chrome == "" {
+		msg := "Chromium not found (neither chromium in PATH nor /usr/bin/chromium): " + what + " is NOT tested in a browser. Install it: apt-get install -y chromium"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
+	}
+	return chrome
 }
 
 // chromiumPath is Chromium's binary: chromium in PATH, else Debian's path.

@@ -23,6 +23,7 @@ const socket = { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Ver
 const token = "imbl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 const key = { "Idempotency-Key": "3f1c2a9e-7b4d-4e21-9d0a-5c6b7e8f9a01" };
 const pass = "imbp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+const p256dh = "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 // The sign-in form is posted as a browser posts it.
 const form = (body: Record<string, string>) => new URLSearchParams(body).toString();
 
@@ -70,6 +71,9 @@ export const required: Calls = {
   },
   "/app/signout": { post: () => api.POST("/app/signout") },
   "/app/chats": { post: () => api.POST("/app/chats", { body: { bot: id }, bodySerializer: form }) },
+  "/app/push": { post: () => api.POST("/app/push", { body: { endpoint: "https://push.example.net/s/1", keys: { p256dh: p256dh, auth: "AAAAAAAAAAAAAAAAAAAAAA" } } }) },
+  "/app/push/off": { post: () => api.POST("/app/push/off", { body: { endpoint: "https://push.example.net/s/1" } }) },
+  "/app/sw.js": { get: () => api.GET("/app/sw.js"), head: () => api.HEAD("/app/sw.js") },
   "/app/c/{conversation}": {
     get: () => api.GET("/app/c/{conversation}", { params: { path: { conversation: id } } }),
     head: () => api.HEAD("/app/c/{conversation}", { params: { path: { conversation: id } } }),
@@ -170,6 +174,9 @@ export const all: Calls = {
   },
   "/app/signout": { post: () => api.POST("/app/signout") },
   "/app/chats": { post: () => api.POST("/app/chats", { body: { bot: id }, bodySerializer: form }) },
+  "/app/push": { post: () => api.POST("/app/push", { body: { endpoint: "https://push.example.net/s/1", expirationTime: null, keys: { p256dh: p256dh, auth: "AAAAAAAAAAAAAAAAAAAAAA" } } }) },
+  "/app/push/off": { post: () => api.POST("/app/push/off", { body: { endpoint: "https://push.example.net/s/1" } }) },
+  "/app/sw.js": { get: () => api.GET("/app/sw.js"), head: () => api.HEAD("/app/sw.js") },
   "/app/c/{conversation}": {
     get: () => api.GET("/app/c/{conversation}", { params: { path: { conversation: id } } }),
     head: () => api.HEAD("/app/c/{conversation}", { params: { path: { conversation: id } } }),

@@ -281,3 +281,7 @@ func (nowhere) ListBots(context.Context, int64) ([]imbee.Bot, error) { return ni
 func (nowhere) MemberChat(context.Context, int64, string, string) (imbee.Conversation, error) {
 	return imbee.Conversation{}, imbee.Errorf(imbee.CodeNotFound, "no such chat")
 }
+
+func (nowhere) SavePushSubscription(context.Context, imbee.PushSubscription) error { return nil }
+
+func (nowhere) DeletePushSubscription(context.Context, int64, int64, string) error { return nil }

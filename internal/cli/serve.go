@@ -20,6 +20,7 @@ import (
 	"github.com/imbee/imbee/internal/demobot"
 	"github.com/imbee/imbee/internal/linkpage"
 	"github.com/imbee/imbee/internal/metrics"
+	"github.com/imbee/imbee/internal/push"
 	"github.com/imbee/imbee/internal/ratelimit"
 	"github.com/imbee/imbee/internal/realtime"
 	"github.com/imbee/imbee/internal/store"
@@ -93,6 +94,7 @@ func (c *cli) parseServeFlags(args []string) (*serveFlags, error) {
 	f.pages.Clients = f.api.Clients
 	f.api.RecipientLimit = f.transport.recipientLimit
 	f.api.AllowPrivateWebhooks = f.transport.allowPrivateWebhooks
+	f.pages.AllowPrivatePush = f.transport.allowPrivateWebhooks
 	return f, nil
 }
 
@@ -182,8 +184,17 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 	if err != nil {
 		return nil, err
 	}
-	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks}, log)
+	keys, err := f.db.keyring()
+	if err != nil {
+		return nil, err
+	}
+	vapidPrivate, vapidPublic := keys.VAPID()
+	// Push endpoints are URLs that browsers choose: the webhooks' guard.
+	pusher := push.New(s, hub, push.Config{VAPIDPrivate: vapidPrivate, VAPIDPublic: vapidPublic, Subscriber: base,
+		Client: delivery.WebhookClient(f.transport.webhookTimeout, f.transport.allowPrivateWebhooks)}, log)
+	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks, Push: pusher}, log)
 	webhooks.SetBuiltin(demobot.New(w).Receive)
+	f.pages.VAPIDPublic = vapidPublic
 	handler, pages := c.handlers(f, s, w, hub, m, base, log)
 	sv := &server{
 		handler: handler,
@@ -191,6 +202,7 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 		loops: []func(context.Context){
 			links.Run,
 			webhooks.Run,
+			pusher.Run,
 			func(ctx context.Context) { hub.Poll(ctx, revocationPoll) },
 			func(ctx context.Context) { purgeExpired(ctx, s, c.now, log) },
 			pages.Run,

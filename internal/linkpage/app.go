@@ -55,7 +55,7 @@ func (h *Handler) appHome(w http.ResponseWriter, r *http.Request) {
 		bots[b.IDSha] = b.Name
 	}
 	p := newPage(r, sess.CorporateLanguage, func(t texts) string { return fmt.Sprintf(t["chats.title%"], sess.CorporateName) })
-	page := chatsPage{page: p, CorporateName: sess.CorporateName, Me: sess.UserIDSha}
+	page := chatsPage{page: p, CorporateName: sess.CorporateName, Me: sess.UserIDSha, VAPIDPublic: h.cfg.VAPIDPublic}
 	for _, b := range all {
 		if !b.Revoked {
 			page.Bots = append(page.Bots, botItem{IDSha: b.IDSha, Name: b.Name})

@@ -2,7 +2,6 @@ package linkpage
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,27 +13,10 @@ import (
 	"github.com/imbee/imbee/internal/clientaddr"
 )
 
-// form POSTs a form to path with the cookies and headers given.
+// form POSTs a form to path with the headers and cookies given.
 func (e *env) form(t *testing.T, path string, v url.Values, header map[string]string, cookies ...*http.Cookie) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	for _, c := range cookies {
-		req.AddCookie(c)
-	}
-	res, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return response{res, string(b)}
+	return e.send(t, http.MethodPost, path, "application/x-www-form-urlencoded", v.Encode(), header, cookies...)
 }
 
 func appCookieOf(r response) *http.Cookie {
@@ -187,18 +169,7 @@ func TestAppSignIn(t *testing.T) {
 	// Reading marks the chat read: the unread count goes.
 	read := func(body, contentType string, cookies ...*http.Cookie) response {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+base+"/read", strings.NewReader(body))
-		req.Header.Set("Content-Type", contentType)
-		for _, c := range cookies {
-			req.AddCookie(c)
-		}
-		res, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{res, string(b)}
+		return e.send(t, http.MethodPost, base+"/read", contentType, body, nil, cookies...)
 	}
 	wantStatus(t, read(`{"seq":1}`, "text/plain", cookie), http.StatusUnsupportedMediaType, "a read mark not in JSON")
 	wantStatus(t, read(`{"seq":-1}`, "application/json", cookie), http.StatusBadRequest, "a negative read mark")
@@ -215,17 +186,7 @@ func TestAppSignIn(t *testing.T) {
 	if !strings.Contains(page.body, `data-base="`+base+`"`) || !strings.Contains(page.body, `<main`) {
 		t.Errorf("the app chat page:\n%s", page.body)
 	}
-	sendReq, _ := http.NewRequest(http.MethodPost, e.srv.URL+base+"/messages", strings.NewReader(`{"text":"hello bea","clientMsgId":"a1"}`))
-	sendReq.Header.Set("Content-Type", "application/json")
-	sendReq.AddCookie(cookie)
-	res, err := e.client.Do(sendReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("send in an app chat: status %d", res.StatusCode)
-	}
+	wantStatus(t, e.send(t, http.MethodPost, base+"/messages", "application/json", `{"text":"hello bea","clientMsgId":"a1"}`, nil, cookie), http.StatusOK, "send in an app chat")
 	ms, _, _, _, err := e.store.Messages(ctx, e.corp.ID, withBea.PublicID, bea.IDSha, imbee.MessagePage{Limit: 10})
 	if err != nil || len(ms) != 2 || ms[1].Text != "hello bea" || ms[1].Sender != ana.IDSha {
 		t.Fatalf("bea's view after ana's send: %+v (%v)", ms, err)
@@ -340,5 +301,79 @@ func TestAppSignInLimits(t *testing.T) {
 	wantStatus(t, e.form(t, "/app", signInForm(bea.IDSha, bea.Pass), from("198.51.100.2")), http.StatusTooManyRequests, "another user from the limited address")
 	if r := e.form(t, "/app", signInForm(bea.IDSha, bea.Pass), from("198.51.100.4")); r.StatusCode != http.StatusSeeOther {
 		t.Errorf("bea from another address: status %d, want 303", r.StatusCode)
+	}
+}
+
+// TestAppPushSubscribe: a subscription is taken only from a signed-in
+// person, as JSON, for an https endpoint that is not a local or private
+// address, with a real P-256 key and a 16-byte auth secret; the same
+// endpoint again replaces it, and turning it off forgets it.
+func TestAppPushSubscribe(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	ana, _, err := e.store.RegisterUser(ctx, e.corp.ID, "ana", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := e.signIn(t, ana.IDSha, ana.Pass)
+	const p256dh = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
+	const auth = "tBHItJI5svbpez7KI4CCXg"
+	call := func(path, body, contentType string, cookies ...*http.Cookie) response {
+		t.Helper()
+		return e.send(t, http.MethodPost, path, contentType, body, nil, cookies...)
+	}
+	sub := func(endpoint, key, secret string) string {
+		return `{"endpoint":"` + endpoint + `","keys":{"p256dh":"` + key + `","auth":"` + secret + `"}}`
+	}
+	good := sub("https://push.example.net/s/1", p256dh, auth)
+	wantStatus(t, call("/app/push", good, "application/json"), http.StatusUnauthorized, "a subscription without a session")
+	wantStatus(t, call("/app/push", good, "text/plain", cookie), http.StatusUnsupportedMediaType, "a subscription not in JSON")
+	for what, body := range map[string]string{
+		"a loopback endpoint":    sub("https://127.0.0.1/s", p256dh, auth),
+		"localhost":              sub("https://localhost/s", p256dh, auth),
+		"a private endpoint":     sub("https://10.1.2.3/s", p256dh, auth),
+		"the metadata address":   sub("https://169.254.169.254/s", p256dh, auth),
+		"an http endpoint":       sub("http://push.example.net/s", p256dh, auth),
+		"not a URL":              sub("push.example.net", p256dh, auth),
+		"a key off the curve":    sub("https://push.example.net/s/1", "B"+strings.Repeat("A", 85), auth),
+		"a short auth secret":    sub("https://push.example.net/s/1", p256dh, "tBHItJI5svbpez7K"),
+		"no keys":                `{"endpoint":"https://push.example.net/s/1"}`,
+		"not a PushSubscription": `["https://push.example.net/s/1"]`,
+	} {
+		wantStatus(t, call("/app/push", body, "application/json", cookie), http.StatusBadRequest, what)
+	}
+	targets := func() int {
+		t.Helper()
+		bea, _, _ := e.store.RegisterUser(ctx, e.corp.ID, "bea", nil)
+		conv, err := e.store.CreateConversation(ctx, imbee.ChatRequest{CorporateID: e.corp.ID, Creator: bea.IDSha, Type: imbee.ConversationChat, Contacts: []string{ana.IDSha}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, err := e.store.PushTargets(ctx, e.corp.ID, conv.PublicID, bea.IDSha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ts)
+	}
+	if n := targets(); n != 0 {
+		t.Fatalf("%d push targets after refused subscriptions", n)
+	}
+	for range 2 {
+		if r := call("/app/push", good, "application/json", cookie); r.StatusCode != http.StatusOK || r.body != `{"subscribed":true}` {
+			t.Fatalf("subscribe: %d %s", r.StatusCode, r.body)
+		}
+	}
+	if n := targets(); n != 1 {
+		t.Errorf("%d push targets after subscribing one browser twice, want 1", n)
+	}
+	if r := call("/app/push/off", `{"endpoint":"https://push.example.net/s/1"}`, "application/json", cookie); r.StatusCode != http.StatusOK || r.body != `{"subscribed":false}` {
+		t.Fatalf("unsubscribe: %d %s", r.StatusCode, r.body)
+	}
+	if n := targets(); n != 0 {
+		t.Errorf("%d push targets after turning notifications off", n)
+	}
+	sw := e.do(t, http.MethodGet, "/app/sw.js")
+	if sw.StatusCode != http.StatusOK || sw.Header.Get("Service-Worker-Allowed") != "/app/" || !strings.Contains(sw.body, `addEventListener("push"`) {
+		t.Errorf("the service worker: %d %v", sw.StatusCode, sw.Header)
 	}
 }

@@ -2,7 +2,6 @@ package linkpage
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,21 +16,7 @@ func TestChatEndpoints(t *testing.T) {
 	conv, cookie := e.spend(t, l.Token)
 	post := func(body, contentType string, cookies ...*http.Cookie) response {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/w/"+conv+"/messages", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", contentType)
-		for _, c := range cookies {
-			req.AddCookie(c)
-		}
-		res, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{res, string(b)}
+		return e.send(t, http.MethodPost, "/w/"+conv+"/messages", contentType, body, nil, cookies...)
 	}
 
 	r := post(`{"text":"hello","clientMsgId":"c1"}`, "application/json", cookie)

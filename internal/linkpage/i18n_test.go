@@ -2,7 +2,6 @@ package linkpage
 
 import (
 	"context"
-	"io"
 	"io/fs"
 	"net/http"
 	"regexp"
@@ -56,17 +55,11 @@ func TestPagesLanguage(t *testing.T) {
 	l := e.issue(t, "ana", 3)
 	get := func(path, acceptLanguage string) response {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+		var h map[string]string
 		if acceptLanguage != "" {
-			req.Header.Set("Accept-Language", acceptLanguage)
+			h = map[string]string{"Accept-Language": acceptLanguage}
 		}
-		res, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{res, string(b)}
+		return e.send(t, http.MethodGet, path, "", "", h)
 	}
 	speaks := func(r response, lang, phrase, what string) {
 		t.Helper()

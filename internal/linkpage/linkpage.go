@@ -63,6 +63,8 @@ type Writes interface {
 	CreateConversation(ctx context.Context, req imbee.ChatRequest) (imbee.Conversation, error)
 	SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error)
 	SignOut(ctx context.Context, token string) error
+	SavePushSubscription(ctx context.Context, sub imbee.PushSubscription) error
+	DeletePushSubscription(ctx context.Context, corporateID, userID int64, endpoint string) error
 }
 
 // Config is what the pages are told at start.
@@ -87,6 +89,11 @@ type Config struct {
 	SignInBurst int
 	// Clients finds a request's client address (nil: its peer).
 	Clients *clientaddr.Resolver
+	// VAPIDPublic is the server's Web Push public key (base64url), which
+	// browsers subscribe with; AllowPrivatePush lets a subscription's
+	// endpoint be a private or loopback address (--allow-private-webhooks).
+	VAPIDPublic      string
+	AllowPrivatePush bool
 }
 
 // Handler serves /l/{token}, /w/{conversation} and the chat's assets.
@@ -136,6 +143,9 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("POST /app", h.signIn)
 	h.mux.HandleFunc("POST /app/signout", h.signOut)
 	h.mux.HandleFunc("POST /app/chats", h.startChat)
+	h.mux.HandleFunc("POST /app/push", h.pushSubscribe)
+	h.mux.HandleFunc("POST /app/push/off", h.pushUnsubscribe)
+	h.mux.HandleFunc("GET /app/sw.js", h.serviceWorker)
 	h.mux.HandleFunc("GET /app/c/{conversation}", h.chat)
 	h.mux.HandleFunc("GET /app/c/{conversation}/messages", h.history)
 	h.mux.HandleFunc("POST /app/c/{conversation}/messages", h.send)

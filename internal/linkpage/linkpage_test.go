@@ -99,9 +99,22 @@ type response struct {
 
 func (e *env) do(t *testing.T, method, path string, cookies ...*http.Cookie) response {
 	t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, nil)
+	return e.send(t, method, path, "", "", nil, cookies...)
+}
+
+// send makes one request with a body of contentType (none when empty),
+// extra headers and cookies, and returns the response with its body read.
+func (e *env) send(t *testing.T, method, path, contentType, body string, header map[string]string, cookies ...*http.Cookie) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	for _, c := range cookies {
 		req.AddCookie(c)

@@ -51,6 +51,11 @@ type chatPage struct {
 	Until                  string // when the session ends
 }
 
+// pushResponse answers a push subscription or its removal.
+type pushResponse struct {
+	Subscribed bool `json:"subscribed"`
+}
+
 // readResponse answers a read mark: where the mark stands now.
 type readResponse struct {
 	ReadSeq int64 `json:"read_seq"`
@@ -67,6 +72,7 @@ type signinPage struct {
 type chatsPage struct {
 	page
 	CorporateName, Me string
+	VAPIDPublic       string // for the browser to subscribe with
 	Chats             []chatItem
 	Bots              []botItem // the corporate's bots, to start a chat with
 }

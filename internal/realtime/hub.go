@@ -172,6 +172,20 @@ func key(corporateID int64, conversationID string) string {
 // Grant.Since.
 func (h *Hub) Horizon() imbee.Horizon { return imbee.Horizon(h.horizon.Load()) }
 
+// UserOnline says whether the corporate's user has a socket open on this
+// server, on any of their conversations (opened with their apikey, a link
+// or the web app): someone looking needs no push.
+func (h *Hub) UserOnline(corporateID, userID int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.byCorp[corporateID] {
+		if s.grant.UserID == userID && !s.done {
+			return true
+		}
+	}
+	return false
+}
+
 // Subscribe starts receiving the conversation's events for a socket opened
 // with g. It returns ErrTooManySockets when g.Key has MaxSockets sockets
 // already. A revocation applied since g.Since that ends g ends the Sub at

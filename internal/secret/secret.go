@@ -201,6 +201,8 @@ const (
 	StoredResponse Purpose = "imbee stored response v1"
 	// ClientAddress keys the hash of a client's address in link audit trails.
 	ClientAddress Purpose = "imbee client address v1"
+	// PushAuth seals the auth secrets of browsers' Web Push subscriptions.
+	PushAuth Purpose = "imbee push auth v1"
 )
 
 // Seal encrypts plaintext with AES-256-GCM under the key of purpose p,

@@ -2,6 +2,7 @@ package secret
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
 	"os"
@@ -376,5 +377,33 @@ func TestTag(t *testing.T) {
 	}
 	if a == k1.Tag(ClientAddress, []byte("192.0.2.2")) || a == k2.Tag(ClientAddress, []byte("192.0.2.1")) {
 		t.Fatal("different address or key, same tag")
+	}
+}
+
+// TestVAPID: the Web Push key pair is the server key's, the same on every
+// call and different for another key, and its public half is the private
+// one's (an uncompressed P-256 point).
+func TestVAPID(t *testing.T) {
+	k1, _ := NewKeyring(make([]byte, KeySize))
+	other := make([]byte, KeySize)
+	other[0] = 1
+	k2, _ := NewKeyring(other)
+	priv, pub := k1.VAPID()
+	if p2, q2 := k1.VAPID(); p2 != priv || q2 != pub {
+		t.Error("VAPID keys differ between calls")
+	}
+	if p2, _ := k2.VAPID(); p2 == priv {
+		t.Error("two server keys give the same VAPID key")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdh.P256().NewPrivateKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := base64.RawURLEncoding.EncodeToString(key.PublicKey().Bytes()); got != pub || len(key.PublicKey().Bytes()) != 65 {
+		t.Errorf("public key %s is not the private key's (%s)", pub, got)
 	}
 }

@@ -35,6 +35,7 @@ var copiedTables = []copiedTable{
 	{"session_routes", "token_hash, corporate_id, session_id", "token_hash"},
 	{"app_sessions", "id, corporate_id, user_id, secret_nonce, expires_at, created_at", "id"},
 	{"app_session_routes", "token_hash, corporate_id, session_id", "token_hash"},
+	{"push_subscriptions", "id, corporate_id, user_id, endpoint, p256dh, auth_sealed, created_at", "id"},
 	{"deliveries", "id, corporate_id, link_id, channel, recipient, recipient_key, status, attempts, next_attempt_at, last_error, last_reason, provider_id, created_at, updated_at", "id"},
 	{"webhook_events", "id, corporate_id, bot_id, event_id, payload, status, attempts, next_attempt_at, last_error, created_at, updated_at", "id"},
 	{"link_attempts", "id, corporate_id, link_id, at_us, method, result, client_hash, agent", "id"},

@@ -7,8 +7,9 @@ import (
 )
 
 // SendMessage stores a message (from the API, a bot or the web chat) and,
-// when it is new, tells the conversation's sockets and wakes the webhook
-// worker for the bots' events committed with it. A repeat (same
+// when it is new, tells the conversation's sockets, wakes the webhook
+// worker for the bots' events committed with it and queues the pushes to
+// members who are not looking. A repeat (same
 // clientMsgId) tells no one: existed is true and m is the stored message.
 func (r *Runner) SendMessage(ctx context.Context, req imbee.MessageRequest) (m imbee.Message, existed bool, err error) {
 	m, existed, err = r.store.SendMessage(ctx, req)
@@ -18,6 +19,7 @@ func (r *Runner) SendMessage(ctx context.Context, req imbee.MessageRequest) (m i
 	r.fx.Events.Publish(imbee.Event{Type: "message", CorporateID: m.CorporateID, ConversationID: m.ConversationID,
 		Seq: m.Seq, Message: &m, Horizon: m.Horizon})
 	r.fx.Webhooks.Kick()
+	r.fx.Push.Notify(m)
 	return m, false, nil
 }
 

@@ -35,3 +35,14 @@ func (r *Runner) SignOut(ctx context.Context, token string) error {
 	_, err := endingAccess(ctx, r, func() (struct{}, error) { return struct{}{}, r.store.SignOut(ctx, token) })
 	return err
 }
+
+// SavePushSubscription records a browser a signed-in person turned
+// notifications on in.
+func (r *Runner) SavePushSubscription(ctx context.Context, sub imbee.PushSubscription) error {
+	return r.store.SavePushSubscription(ctx, sub)
+}
+
+// DeletePushSubscription forgets one.
+func (r *Runner) DeletePushSubscription(ctx context.Context, corporateID, userID int64, endpoint string) error {
+	return r.store.DeletePushSubscription(ctx, corporateID, userID, endpoint)
+}

@@ -25,6 +25,8 @@ type Store interface {
 	RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error)
 	SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error)
 	SignOut(ctx context.Context, token string) error
+	SavePushSubscription(ctx context.Context, sub imbee.PushSubscription) error
+	DeletePushSubscription(ctx context.Context, corporateID, userID int64, endpoint string) error
 	IssueLink(ctx context.Context, req imbee.LinkRequest) (imbee.Link, error)
 	SpendLink(ctx context.Context, token string, a imbee.LinkAttempt) (imbee.Session, imbee.LinkState, error)
 	RecordLinkAttempts(ctx context.Context, as []imbee.LinkAttempt) error
@@ -66,7 +68,12 @@ type Effects struct {
 	Events     Events
 	Deliveries Waker // the worker that sends links by mail and SMS
 	Webhooks   Waker // the worker that posts messages to bots' webhooks
+	Push       Notifier
 }
+
+// Notifier tells people who are not looking of a committed message
+// (push.Pusher). It must not block.
+type Notifier interface{ Notify(m imbee.Message) }
 
 // Runner runs the writes.
 type Runner struct {
@@ -87,6 +94,9 @@ func New(s Store, fx Effects, log *slog.Logger) *Runner {
 	if fx.Webhooks == nil {
 		fx.Webhooks = noWorker{}
 	}
+	if fx.Push == nil {
+		fx.Push = noPush{}
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -97,6 +107,10 @@ type noEvents struct{}
 
 func (noEvents) Publish(imbee.Event)        {}
 func (noEvents) Sync(context.Context) error { return nil }
+
+type noPush struct{}
+
+func (noPush) Notify(imbee.Message) {}
 
 type noWorker struct{}
 

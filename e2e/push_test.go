@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imbee/imbee/client"
+)
+
+// pushService is a Web Push service (RFC 8030) the test runs: it keeps
+// every push it is sent, and answers each with status.
+type pushService struct {
+	*httptest.Server
+	mu     sync.Mutex
+	pushes []receivedPush
+	status int
+}
+
+type receivedPush struct {
+	header http.Header
+	body   []byte
+}
+
+func newPushService(t *testing.T) *pushService {
+	p := &pushService{status: http.StatusCreated}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		p.pushes = append(p.pushes, receivedPush{r.Header.Clone(), body})
+		status := p.status
+		p.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *pushService) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pushes)
+}
+
+// waitPush waits until the service holds n pushes and returns the n-th.
+func (p *pushService) waitPush(t *testing.T, n int) receivedPush {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		if len(p.pushes) >= n {
+			defer p.mu.Unlock()
+			return p.pushes[n-1]
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("push %d did not arrive within 10 s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// browserKeys are what a browser's PushSubscription holds: its ECDH key
+// pair and its authentication secret.
+type browserKeys struct {
+	priv *ecdh.PrivateKey
+	auth []byte
+}
+
+func newBrowserKeys(t *testing.T) browserKeys {
+	priv, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := make([]byte, 16)
+	rand.Read(auth)
+	return browserKeys{priv, auth}
+}
+
+func (k browserKeys) subscription(endpoint string) string {
+	b, _ := json.Marshal(map[string]any{"endpoint": endpoint, "keys": map[string]string{
+		"p256dh": base64.RawURLEncoding.EncodeToString(k.priv.PublicKey().Bytes()),
+		"auth":   base64.RawURLEncoding.EncodeToString(k.auth)}})
+	return string(b)
+}
+
+// decrypt opens an aes128gcm push body (RFC 8188) as the browser does,
+// with the keys of RFC 8291.
+func (k browserKeys) decrypt(body []byte) ([]byte, error) {
+	if len(body) < 21 {
+		return nil, errors.New("shorter than its header")
+	}
+	salt, rs, idlen := body[:16], binary.BigEndian.Uint32(body[16:20]), int(body[20])
+	if len(body) < 21+idlen || rs < 18 {
+		return nil, errors.New("bad header")
+	}
+	serverPub, err := ecdh.P256().NewPublicKey(body[21 : 21+idlen])
+	if err != nil {
+		return nil, fmt.Errorf("keyid is not the server's public key: %w", err)
+	}
+	shared, err := k.priv.ECDH(serverPub)
+	if err != nil {
+		return nil, err
+	}
+	info := append(append([]byte("WebPush: info\x00"), k.priv.PublicKey().Bytes()...), serverPub.Bytes()...)
+	ikm, err := hkdf.Key(sha256.New, shared, k.auth, string(info), 32)
+	if err != nil {
+		return nil, err
+	}
+	cek, _ := hkdf.Key(sha256.New, ikm, salt, "Content-Encoding: aes128gcm\x00", 16)
+	nonce, _ := hkdf.Key(sha256.New, ikm, salt, "Content-Encoding: nonce\x00", 12)
+	block, _ := aes.NewCipher(cek)
+	gcm, _ := cipher.NewGCM(block)
+	plain, err := gcm.Open(nil, nonce, body[21+idlen:], nil)
+	if err != nil {
+		return nil, err
+	}
+	// One record, the last: padding is a 0x02 and zeros.
+	plain = bytes.TrimRight(plain, "\x00")
+	if len(plain) == 0 || plain[len(plain)-1] != 2 {
+		return nil, errors.New("no last-record delimiter")
+	}
+	return plain[:len(plain)-1], nil
+}
+
+// checkVAPID checks a push's Authorization (RFC 8292): a JWT signed with
+// ES256 by the key k names, k being the server's VAPID key, for the push
+// service's origin, not yet expired.
+func checkVAPID(t *testing.T, h http.Header, serverKey, origin string) {
+	t.Helper()
+	m := regexp.MustCompile(`^vapid t=([^,]+), k=(\S+)$`).FindStringSubmatch(h.Get("Authorization"))
+	if m == nil || m[2] != serverKey {
+		t.Fatalf("Authorization %q: want vapid t=…, k=%s", h.Get("Authorization"), serverKey)
+	}
+	parts := strings.Split(m[1], ".")
+	if len(parts) != 3 {
+		t.Fatalf("the VAPID token is not a JWT: %q", m[1])
+	}
+	pub, _ := base64.RawURLEncoding.DecodeString(serverKey)
+	x, y := elliptic.Unmarshal(elliptic.P256(), pub) //nolint:staticcheck // the point as VAPID sends it
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if x == nil || len(sig) != 64 || !ecdsa.Verify(&ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		t.Fatal("the VAPID token's signature does not verify with the server's key")
+	}
+	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c struct {
+		Aud string `json:"aud"`
+		Exp int64  `json:"exp"`
+		Sub string `json:"sub"`
+	}
+	if err := json.Unmarshal(claims, &c); err != nil || c.Aud != origin || c.Exp < time.Now().Unix() || c.Sub == "" {
+		t.Fatalf("VAPID claims %s: want aud %s, a future exp and a sub", claims, origin)
+	}
+}
+
+// TestWebPush: a signed-in person turns notifications on; a message for
+// them while none of their sockets is open is pushed to their browser's
+// push service, signed with the server's VAPID key and encrypted so that
+// only that browser reads it; while a socket is open, nothing is pushed; a
+// subscription its push service says is gone (410) is forgotten.
+func TestWebPush(t *testing.T) {
+	s := startServer(t, "--allow-private-webhooks")
+	c := s.demo()
+	pia, bea := s.newUser(t, c, "pia"), s.newUser(t, c, "bea")
+	conv := s.createChat(t, c, bea, client.Contact{IDSha: pia.idsha})
+	svc := newPushService(t)
+	keys := newBrowserKeys(t)
+	cookie := signInApp(t, s, pia)
+
+	_, home := chatCall(t, s, "GET", "/app", cookie, "")
+	m := regexp.MustCompile(`id="notify"[^>]*data-key="([A-Za-z0-9_-]{87})"`).FindStringSubmatch(home)
+	if m == nil {
+		t.Fatalf("the chat list has no notify button with the server's key:\n%s", home)
+	}
+	serverKey := m[1]
+	if code, body := chatCall(t, s, "POST", "/app/push", cookie, keys.subscription(svc.URL+"/push/pia")); code != http.StatusOK {
+		t.Fatalf("subscribe: %d %s", code, body)
+	}
+
+	say := func(text string) {
+		t.Helper()
+		expect(t, s.post(t, "/chat/message/send", c.auth, bea.apikey, map[string]any{"conversationId": conv, "text": text}), 200, 0)
+	}
+	say("are you there?")
+	got := svc.waitPush(t, 1)
+	if got.header.Get("Content-Encoding") != "aes128gcm" || got.header.Get("TTL") == "" {
+		t.Errorf("push headers %v: want Content-Encoding aes128gcm and a TTL", got.header)
+	}
+	checkVAPID(t, got.header, serverKey, svc.URL)
+	plain, err := keys.decrypt(got.body)
+	if err != nil {
+		t.Fatalf("the browser cannot decrypt the push: %v", err)
+	}
+	var p struct {
+		ConversationID string `json:"conversationId"`
+		Text           string `json:"text"`
+	}
+	if err := json.Unmarshal(plain, &p); err != nil || p.ConversationID != conv || p.Text != "are you there?" {
+		t.Fatalf("the push says %s (%v)", plain, err)
+	}
+	if other := newBrowserKeys(t); func() bool { _, err := other.decrypt(got.body); return err == nil }() {
+		t.Error("another browser's keys decrypt the push")
+	}
+
+	// While pia has a socket open, nobody needs telling.
+	sock := dialApp(t, s, cookie, conv)
+	say("now you see it")
+	wantMessage(t, sock, "now you see it")
+	time.Sleep(500 * time.Millisecond) // a push would be on its way
+	if n := svc.count(); n != 1 {
+		t.Errorf("%d pushes with a socket open, want none after the first", n-1)
+	}
+	sock.c.CloseNow()
+
+	// A push service that says the subscription is gone: it is forgotten.
+	svc.mu.Lock()
+	svc.status = http.StatusGone
+	svc.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for svc.count() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no push after the socket closed")
+		}
+		say("gone?")
+		time.Sleep(300 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the pushes of the last sends
+	n := svc.count()
+	say("anyone?")
+	time.Sleep(500 * time.Millisecond)
+	if svc.count() != n {
+		t.Errorf("pushes after the push service answered 410: %d, want none", svc.count()-n)
+	}
+}
