@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ type serveFlags struct {
 	maxSockets int
 
 	addr, publicURL              string
+	pushContact                  string
 	bootstrap                    bool
 	trustedProxies, metricsAllow string
 	metricsAddr, debugAddr       string
@@ -53,6 +55,7 @@ func (c *cli) parseServeFlags(args []string) (*serveFlags, error) {
 	f.db = c.addStoreFlags(fs)
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on, host:port (port 0 picks a free one)")
 	fs.StringVar(&f.publicURL, "public-url", "", "base of the links sent to people, e.g. https://chat.example.com (default http://<addr>)")
+	fs.StringVar(&f.pushContact, "push-contact", "", "who push services may contact about this server's Web Push (RFC 8292): a mail address or an https URL (default: the public URL)")
 	fs.BoolVar(&f.bootstrap, "bootstrap", true, "on an empty database, create a demo corporate and bot and print their credentials")
 	fs.StringVar(&f.store.Synchronous, "sqlite-synchronous", "full", "SQLite durability: full (an acknowledged write survives power loss) or normal (survives a process crash only; faster)")
 	fs.IntVar(&f.store.MaxConns, "pg-max-conns", 16, "PostgreSQL: the most connections this server opens (size it as in docs/deployment.md)")
@@ -190,7 +193,8 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 	}
 	vapidPrivate, vapidPublic := keys.VAPID()
 	// Push endpoints are URLs that browsers choose: the webhooks' guard.
-	pusher := push.New(s, hub, push.Config{VAPIDPrivate: vapidPrivate, VAPIDPublic: vapidPublic, Subscriber: base,
+	contact := cmp.Or(f.pushContact, base)
+	pusher := push.New(s, hub, push.Config{VAPIDPrivate: vapidPrivate, VAPIDPublic: vapidPublic, Subscriber: contact,
 		Client: delivery.WebhookClient(f.transport.webhookTimeout, f.transport.allowPrivateWebhooks)}, log)
 	w := writes.New(s, writes.Effects{Events: hub, Deliveries: links, Webhooks: webhooks, Push: pusher}, log)
 	webhooks.SetBuiltin(demobot.New(w).Receive)
@@ -358,10 +362,11 @@ type purger interface {
 	PurgeRevocations(ctx context.Context, before time.Time) (int64, error)
 	PurgeRateBuckets(ctx context.Context) (int64, error)
 	PurgeEvents(ctx context.Context) (int64, error)
+	PurgeAppSessions(ctx context.Context) (int64, error)
 }
 
 // purgeExpired deletes expired Idempotency-Keys, old revocations, idle
-// rate limit buckets and old events now and then, one server of an
+// rate limit buckets, old events and ended web app sessions now and then, one server of an
 // installation at a time; until it does, an expired key is already treated
 // as new.
 func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
@@ -381,7 +386,8 @@ func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog
 			_, revErr := s.PurgeRevocations(ctx, now().Add(-keepRevocations))
 			_, bucketsErr := s.PurgeRateBuckets(ctx)
 			_, eventsErr := s.PurgeEvents(ctx)
-			return errors.Join(keysErr, revErr, bucketsErr, eventsErr)
+			_, sessionsErr := s.PurgeAppSessions(ctx)
+			return errors.Join(keysErr, revErr, bucketsErr, eventsErr, sessionsErr)
 		})
 		if err != nil && ctx.Err() == nil {
 			log.Error("purge expired rows", "err", err)

@@ -37,7 +37,8 @@ type Presence interface {
 type Config struct {
 	VAPIDPrivate, VAPIDPublic string // secret.Keyring.VAPID
 	// Subscriber is the contact that push services see in the VAPID
-	// token: an https URL or a mail address (the public URL by default).
+	// token's "sub": an https URL as it is, anything else as a mail address
+	// (mailto: is added).
 	Subscriber string
 	// Client posts to push services: the same guard as bots' webhooks,
 	// since a browser chose the endpoint.

@@ -70,6 +70,23 @@ func testSignIn(t *testing.T) {
 	clock.Advance(time.Hour)
 	_, err = s.AppSessionByToken(ctx, sess.Token)
 	wantCode(t, err, imbee.CodeNotFound, "a session past its life")
+	live, err := s.SignIn(ctx, one.IDSha, one.Pass, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := countRows(t, s, `SELECT count(*) FROM app_session_routes`)
+	if n, err := s.PurgeAppSessions(ctx); err != nil || n == 0 {
+		t.Errorf("purge of ended app sessions: %d (%v), want the expired ones", n, err)
+	}
+	if got := countRows(t, s, `SELECT count(*) FROM app_session_routes`); got >= routes {
+		t.Errorf("app session routes: %d before the purge, %d after", routes, got)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM app_sessions WHERE expires_at <= ?`, clock.Now().Unix()); n != 0 {
+		t.Errorf("%d expired app sessions left after the purge", n)
+	}
+	if _, err := s.AppSessionByToken(ctx, live.Token); err != nil {
+		t.Errorf("the purge ended a live session: %v", err)
+	}
 	if err := s.SignOut(ctx, sess.Token); err != nil {
 		t.Errorf("signing out of an expired session: %v", err)
 	}
