@@ -68,7 +68,7 @@ func (b *chromeTab) screenshot(name string) {
 // every page; the pages log no CSP violation and throw no exception.
 func TestBrowserApp(t *testing.T) {
 	chrome := needChromium(t, "the web app")
-	testCtx, cancelTest := context.WithTimeout(context.Background(), 60*time.Second)
+	testCtx, cancelTest := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancelTest()
 
 	s := startServer(t, "--web-signin-burst", "3")
@@ -119,7 +119,7 @@ func TestBrowserApp(t *testing.T) {
 	b.poll("wait for the answer in #log", `document.getElementById("log").textContent.includes("You said: hello from the app")`)
 	b.screenshot("app-chat")
 	// What the page showed, it marked read: the list shows no unread count.
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		b.navigate(s.URL + "/app")
 		if b.eval("the chat's unread count", `String(!!document.querySelector('a[href="/app/c/`+conv+`"] .unread'))`) == "false" {
 			break

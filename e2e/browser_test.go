@@ -39,7 +39,7 @@ func TestBrowserChat(t *testing.T) {
 	chrome := needChromium(t, "the web chat")
 	// Everything below has its own, shorter timeout; this one only stops a
 	// hang from eating the whole go test timeout.
-	testCtx, cancelTest := context.WithTimeout(context.Background(), 50*time.Second)
+	testCtx, cancelTest := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancelTest()
 
 	box := newMailbox(t, "", "")
@@ -213,7 +213,7 @@ type socketFrame struct {
 // match accepts.
 func (b *chromeTab) waitFrame(what string, n int, match func(socketFrame) bool) {
 	b.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b.mu.Lock()
 		got := 0
@@ -228,7 +228,7 @@ func (b *chromeTab) waitFrame(what string, n int, match func(socketFrame) bool) 
 			return
 		}
 		if time.Now().After(deadline) {
-			b.fail(what, fmt.Errorf("not within 10 s; frames so far: %s", frames))
+			b.fail(what, fmt.Errorf("not within 30 s; frames so far: %s", frames))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -261,8 +261,8 @@ func newBrowser(t *testing.T, parent context.Context, chrome string) *chromeTab 
 		if err != nil {
 			t.Fatalf("%s: start Chromium (%s): %v\n%s", b.name, chrome, err, b.output.String())
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: Chromium (%s) did not start within 20 s\n%s", b.name, chrome, b.output.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s: Chromium (%s) did not start within 60 s\n%s", b.name, chrome, b.output.String())
 	}
 	messages := chromedp.Console(ctx)
 	go func() {
@@ -300,7 +300,7 @@ var browsersStarted atomic.Int32
 
 // step is a context for one step: every wait ends with a clear message.
 func (b *chromeTab) step() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(b.ctx, 10*time.Second)
+	return context.WithTimeout(b.ctx, 30*time.Second)
 }
 
 func (b *chromeTab) fail(what string, err error) {
@@ -360,7 +360,7 @@ func (b *chromeTab) poll(what, expr string) {
 	b.t.Helper()
 	ctx, cancel := b.step()
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(9*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
 		dump, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 		defer cancel()
 		html, _ := chromedp.Run(dump, chromedp.Evaluate[string](`document.body ? document.body.innerHTML : ""`))

@@ -65,7 +65,7 @@ func (p *pushService) count() int {
 // waitPush waits until the service holds n pushes and returns the n-th.
 func (p *pushService) waitPush(t *testing.T, n int) receivedPush {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		p.mu.Lock()
 		if len(p.pushes) >= n {
@@ -74,7 +74,7 @@ func (p *pushService) waitPush(t *testing.T, n int) receivedPush {
 		}
 		p.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatalf("push %d did not arrive within 10 s", n)
+			t.Fatalf("push %d did not arrive within 30 s", n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
