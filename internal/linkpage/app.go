@@ -261,8 +261,9 @@ func (h *Handler) appSession(r *http.Request) (sess imbee.AppSession, ok bool, e
 }
 
 // appViewer is the signed-in person of the request, for the chat in its
-// path.
-func (h *Handler) appViewer(r *http.Request) (v viewer, ended string, err error) {
+// path. Only the page (withPage) needs the chat's members and the bots'
+// names; its JSON calls and socket check membership alone.
+func (h *Handler) appViewer(r *http.Request, withPage bool) (v viewer, ended string, err error) {
 	c, err := r.Cookie(appCookie)
 	if err != nil {
 		return v, endedNone, nil
@@ -274,28 +275,37 @@ func (h *Handler) appViewer(r *http.Request) (v viewer, ended string, err error)
 	if err != nil {
 		return v, "", err
 	}
-	conv, err := h.store.MemberChat(r.Context(), sess.CorporateID, r.PathValue("conversation"), sess.UserIDSha)
+	conversation := r.PathValue("conversation")
+	v = viewer{
+		corporateID: sess.CorporateID, me: sess.UserIDSha, conversationID: conversation, cookie: c.Value,
+		grant: realtime.Grant{CorporateID: sess.CorporateID, ConversationID: conversation,
+			Key: "app:" + strconv.FormatInt(sess.ID, 10), UserID: sess.UserID, AppSessionID: sess.ID, Expires: sess.ExpiresAt},
+	}
+	if !withPage {
+		member, err := h.store.IsMember(r.Context(), sess.CorporateID, conversation, sess.UserIDSha)
+		if err != nil || !member {
+			return viewer{}, endedUnknown, err
+		}
+		return v, "", nil
+	}
+	conv, err := h.store.MemberChat(r.Context(), sess.CorporateID, conversation, sess.UserIDSha)
 	if isNotFound(err) {
-		return v, endedUnknown, nil
+		return viewer{}, endedUnknown, nil
 	}
 	if err != nil {
-		return v, "", err
+		return viewer{}, "", err
 	}
 	bots, err := h.botNames(r, sess.CorporateID)
 	if err != nil {
-		return v, "", err
+		return viewer{}, "", err
 	}
 	p := newPage(r, sess.CorporateLanguage, func(texts) string { return "" })
 	name := chatName(p.T, conv, sess.UserIDSha, bots)
 	p.Title = name + " · " + sess.CorporateName
-	return viewer{
-		corporateID: sess.CorporateID, me: sess.UserIDSha, conversationID: conv.PublicID, cookie: c.Value,
-		page: chatPage{page: p, Heading: name, CorporateName: sess.CorporateName,
-			Me: sess.UserIDSha, ConversationID: conv.PublicID, Base: "/app/c/" + conv.PublicID, App: true,
-			Until: sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")},
-		grant: realtime.Grant{CorporateID: sess.CorporateID, ConversationID: conv.PublicID,
-			Key: "app:" + strconv.FormatInt(sess.ID, 10), UserID: sess.UserID, AppSessionID: sess.ID, Expires: sess.ExpiresAt},
-	}, "", nil
+	v.page = chatPage{page: p, Heading: name, CorporateName: sess.CorporateName,
+		Me: sess.UserIDSha, ConversationID: conv.PublicID, Base: "/app/c/" + conv.PublicID, App: true,
+		Until: sess.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")}
+	return v, "", nil
 }
 
 func isNotFound(err error) bool {

@@ -51,6 +51,7 @@ type Store interface {
 	MemberChat(ctx context.Context, corporateID int64, publicID, member string) (imbee.Conversation, error)
 	Chats(ctx context.Context, corporateID int64, member string, limit int) ([]imbee.ChatSummary, error)
 	ListBots(ctx context.Context, corporateID int64) ([]imbee.Bot, error)
+	IsMember(ctx context.Context, corporateID int64, conversationID, idsha string) (bool, error)
 }
 
 // Writes are the pages' changes, each with what follows its commit
@@ -270,10 +271,11 @@ const (
 )
 
 // viewer finds the viewer of the request's chat: an app chat's under
-// /app/, a link's otherwise. ended says why there is none.
-func (h *Handler) viewer(r *http.Request) (viewer, string, error) {
+// /app/, a link's otherwise; withPage fills its page too (the chat page,
+// not its calls). ended says why there is none.
+func (h *Handler) viewer(r *http.Request, withPage bool) (viewer, string, error) {
 	if strings.HasPrefix(r.URL.Path, "/app/") {
-		return h.appViewer(r)
+		return h.appViewer(r, withPage)
 	}
 	return h.linkViewer(r)
 }
@@ -305,7 +307,7 @@ func (h *Handler) linkViewer(r *http.Request) (v viewer, ended string, err error
 }
 
 func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
-	v, ended, err := h.viewer(r)
+	v, ended, err := h.viewer(r, true)
 	app := strings.HasPrefix(r.URL.Path, "/app/")
 	switch {
 	case err != nil:
@@ -330,7 +332,7 @@ func (h *Handler) chat(w http.ResponseWriter, r *http.Request) {
 // jsonViewer is viewer for the chat's JSON calls: a missing, ended or
 // unknown one answers 401, 410 or 404 with {"error": …}.
 func (h *Handler) jsonViewer(w http.ResponseWriter, r *http.Request) (viewer, bool) {
-	v, ended, err := h.viewer(r)
+	v, ended, err := h.viewer(r, false)
 	switch {
 	case err != nil:
 		h.log.Error("chat session", "err", err)
