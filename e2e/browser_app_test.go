@@ -84,9 +84,7 @@ func TestBrowserApp(t *testing.T) {
 	b.screenshot("app-signin")
 	signIn := func(pass string) int64 {
 		t.Helper()
-		b.do("type the user id", chromedp.Evaluate[chromedp.Void](`document.getElementById("virtualUser").value = ""`),
-			chromedp.SendKeys(chromedp.CSS("#virtualUser"), pia.idsha+kb.Tab))
-		return b.follow("type the pass and press Enter", chromedp.SendKeys(chromedp.CSS("#pass"), pass+kb.Enter))
+		return b.signIn(pia.idsha, pass)
 	}
 	if st := signIn("imbp_wrong"); st != http.StatusUnauthorized {
 		t.Errorf("a wrong pass: HTTP %d, want 401", st)

@@ -14,11 +14,25 @@
     return Uint8Array.from(s, function (c) { return c.charCodeAt(0); });
   }
 
+  // A registration just made is still installing, and PushManager refuses
+  // to subscribe without an active worker. (serviceWorker.ready would wait
+  // forever: this page, /app, is not under the worker's scope /app/.)
+  function activated(reg) {
+    const w = reg.installing || reg.waiting;
+    if (reg.active || !w) return Promise.resolve(reg);
+    return new Promise(function (resolve, reject) {
+      w.addEventListener("statechange", function () {
+        if (w.state === "activated") resolve(reg);
+        if (w.state === "redundant") reject(new Error("the service worker did not install"));
+      });
+    });
+  }
+
   button.addEventListener("click", async function () {
     button.disabled = true;
     try {
       if (await Notification.requestPermission() !== "granted") throw new Error("denied");
-      const reg = await navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" });
+      const reg = await activated(await navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }));
       const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key(button.dataset.key) });
       const res = await fetch("/app/push", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(sub) });
       if (!res.ok) throw new Error("HTTP " + res.status);
