@@ -3,12 +3,14 @@ package cli
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -213,15 +215,24 @@ func (c *cli) assemble(ctx context.Context, f *serveFlags, s *store.Store, base 
 		},
 	}
 	// Other servers' messages, read marks and revocations (PostgreSQL),
-	// for this server's sockets.
+	// for this server's sockets; this server's sockets' users, for the
+	// other servers' pushes.
 	feed, err := s.FollowEvents(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if feed != nil {
-		sv.loops = append(sv.loops, realtime.NewBridge(hub, feed, log).Run)
+		sv.loops = append(sv.loops, realtime.NewBridge(hub, feed, log).Run,
+			realtime.NewPresence(hub, s, serverName(), c.now, log).Run)
 	}
 	return sv, nil
+}
+
+// serverName names this server's rows among an installation's: its host
+// and a random part, new on every start.
+func serverName() string {
+	host, _ := os.Hostname()
+	return cmp.Or(host, "imbee") + "-" + rand.Text()[:8]
 }
 
 // workers are the link delivery worker, over the transports the flags
@@ -363,10 +374,12 @@ type purger interface {
 	PurgeRateBuckets(ctx context.Context) (int64, error)
 	PurgeEvents(ctx context.Context) (int64, error)
 	PurgeAppSessions(ctx context.Context) (int64, error)
+	PurgePresence(ctx context.Context) (int64, error)
 }
 
 // purgeExpired deletes expired Idempotency-Keys, old revocations, idle
-// rate limit buckets, old events and ended web app sessions now and then, one server of an
+// rate limit buckets, old events, ended web app sessions and dead servers'
+// presence now and then, one server of an
 // installation at a time; until it does, an expired key is already treated
 // as new.
 func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
@@ -387,7 +400,8 @@ func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog
 			_, bucketsErr := s.PurgeRateBuckets(ctx)
 			_, eventsErr := s.PurgeEvents(ctx)
 			_, sessionsErr := s.PurgeAppSessions(ctx)
-			return errors.Join(keysErr, revErr, bucketsErr, eventsErr, sessionsErr)
+			_, presenceErr := s.PurgePresence(ctx)
+			return errors.Join(keysErr, revErr, bucketsErr, eventsErr, sessionsErr, presenceErr)
 		})
 		if err != nil && ctx.Err() == nil {
 			log.Error("purge expired rows", "err", err)

@@ -52,6 +52,10 @@ type Hub struct {
 	subs   map[string]map[*Sub]struct{}
 	byCorp map[int64]map[*Sub]struct{}
 	open   map[string]int // sockets open per Grant.Key
+	// online counts each user's sockets; a user's first and last one
+	// signal presence.
+	online   map[User]int
+	presence chan struct{}
 	// recent are the revocations applied lately, for sockets whose access
 	// was checked before they were applied but which subscribe after;
 	// every revocation at or after recentFrom is in it.
@@ -78,7 +82,8 @@ const syncPage = 500
 
 // NewHub returns an empty hub. Until Follow is called it ends no sockets.
 func NewHub() *Hub {
-	return &Hub{subs: map[string]map[*Sub]struct{}{}, byCorp: map[int64]map[*Sub]struct{}{}, open: map[string]int{}, now: time.Now}
+	return &Hub{subs: map[string]map[*Sub]struct{}{}, byCorp: map[int64]map[*Sub]struct{}{}, open: map[string]int{},
+		online: map[User]int{}, presence: make(chan struct{}, 1), now: time.Now}
 }
 
 // Grant is what let a socket open: the hub closes the socket when a
@@ -143,7 +148,11 @@ type Sub struct {
 	ended  chan struct{} // closed when a revocation ends the grant
 	done   bool          // ended closed; guarded by the hub's mu
 	gone   bool          // unsubscribed; guarded by the hub's mu
+	online bool          // counted in the hub's online; guarded by its mu
 }
+
+// User is a corporate's user.
+type User struct{ CorporateID, UserID int64 }
 
 // Published is an event as the hub hands it out: with its frame already
 // encoded when the event carries everything a socket sends, so that a
@@ -178,12 +187,54 @@ func (h *Hub) Horizon() imbee.Horizon { return imbee.Horizon(h.horizon.Load()) }
 func (h *Hub) UserOnline(corporateID, userID int64) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.byCorp[corporateID] {
-		if s.grant.UserID == userID && !s.done {
-			return true
-		}
+	return h.online[User{corporateID, userID}] > 0
+}
+
+// OnlineUsers are the users with a socket open on this server.
+func (h *Hub) OnlineUsers() map[User]bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[User]bool, len(h.online))
+	for u := range h.online {
+		out[u] = true
 	}
-	return false
+	return out
+}
+
+// PresenceChanged receives a value when a user's first socket on this
+// server opened or their last one closed, since the last receive.
+func (h *Hub) PresenceChanged() <-chan struct{} { return h.presence }
+
+// countOnline adds s to its user's sockets. h.mu is held.
+func (h *Hub) countOnline(s *Sub) {
+	if s.grant.UserID == 0 {
+		return
+	}
+	s.online = true
+	u := User{s.grant.CorporateID, s.grant.UserID}
+	if h.online[u]++; h.online[u] == 1 {
+		h.signalPresence()
+	}
+}
+
+// uncountOnline takes s out of its user's sockets. h.mu is held.
+func (h *Hub) uncountOnline(s *Sub) {
+	if !s.online {
+		return
+	}
+	s.online = false
+	u := User{s.grant.CorporateID, s.grant.UserID}
+	if h.online[u]--; h.online[u] <= 0 {
+		delete(h.online, u)
+		h.signalPresence()
+	}
+}
+
+func (h *Hub) signalPresence() {
+	select {
+	case h.presence <- struct{}{}:
+	default:
+	}
 }
 
 // Subscribe starts receiving the conversation's events for a socket opened
@@ -214,6 +265,7 @@ func (h *Hub) Subscribe(g Grant) (*Sub, error) {
 	}
 	add(h.subs, s.key, s)
 	add(h.byCorp, g.CorporateID, s)
+	h.countOnline(s)
 	return s, nil
 }
 
@@ -243,6 +295,7 @@ func (h *Hub) Unsubscribe(s *Sub) {
 	s.gone = true
 	remove(h.subs, s.key, s)
 	remove(h.byCorp, s.grant.CorporateID, s)
+	h.uncountOnline(s)
 	if h.MaxSockets > 0 && s.grant.Key != "" {
 		if h.open[s.grant.Key]--; h.open[s.grant.Key] <= 0 {
 			delete(h.open, s.grant.Key)
@@ -255,6 +308,7 @@ func (h *Hub) Unsubscribe(s *Sub) {
 func (h *Hub) end(s *Sub) {
 	remove(h.subs, s.key, s)
 	remove(h.byCorp, s.grant.CorporateID, s)
+	h.uncountOnline(s)
 	if !s.done {
 		s.done = true
 		close(s.ended)

@@ -378,3 +378,67 @@ func TestPublishSlowSubscriber(t *testing.T) {
 		t.Errorf("the slow subscriber has %d events queued, want %d", len(slow.C), cap(slow.C))
 	}
 }
+
+// TestHubOnline: a user is online while any of their sockets is open,
+// however it closes (unsubscribed, or ended by a revocation, then
+// unsubscribed); presence changes are signalled on the first socket and
+// the last, not in between.
+func TestHubOnline(t *testing.T) {
+	h, l := following(t)
+	changed := func() bool {
+		select {
+		case <-h.PresenceChanged():
+			return true
+		default:
+			return false
+		}
+	}
+	online := func(when string, want bool) {
+		t.Helper()
+		if got := h.UserOnline(1, 20); got != want {
+			t.Errorf("%s: user online %v, want %v", when, got, want)
+		}
+		if got := h.OnlineUsers()[User{1, 20}]; got != want {
+			t.Errorf("%s: in OnlineUsers %v, want %v", when, got, want)
+		}
+	}
+	online("no socket", false)
+	g := web
+	g.Since = h.Horizon()
+	a := mustSubscribe(t, h, g)
+	online("one socket", true)
+	if !changed() {
+		t.Error("the first socket signalled nothing")
+	}
+	g2 := api
+	g2.Since = h.Horizon()
+	b := mustSubscribe(t, h, g2)
+	if changed() {
+		t.Error("a second socket signalled a change")
+	}
+	h.Unsubscribe(a)
+	h.Unsubscribe(a)
+	online("one of two closed (twice)", true)
+	if changed() {
+		t.Error("closing one of two signalled a change")
+	}
+	other := api
+	other.CorporateID, other.Since = 2, h.Horizon()
+	mustSubscribe(t, h, other)
+	changed()
+	l.add(1, imbee.RevokedCorporate, 0)
+	if err := h.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !ended(b) {
+		t.Fatal("the revocation did not end the socket")
+	}
+	online("the last socket ended by a revocation", false)
+	if !changed() {
+		t.Error("the last socket's end signalled nothing")
+	}
+	h.Unsubscribe(b)
+	if !h.UserOnline(2, 20) || len(h.OnlineUsers()) != 1 {
+		t.Errorf("the same user id in another corporate: online %v, users %v", h.UserOnline(2, 20), h.OnlineUsers())
+	}
+}

@@ -55,7 +55,8 @@ func (s *Store) DeletePushSubscription(ctx context.Context, corporateID, userID 
 
 // PushTargets are the subscriptions of the members of a conversation who
 // should hear of a message from sender: its users (not its bots), sender
-// excepted.
+// excepted, who have no socket open on another server (presence; the
+// caller asks its own sockets).
 func (s *Store) PushTargets(ctx context.Context, corporateID int64, conversationID, sender string) ([]imbee.PushSubscription, error) {
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT p.id, p.user_id, p.endpoint, p.p256dh, p.auth_sealed
@@ -64,7 +65,8 @@ func (s *Store) PushTargets(ctx context.Context, corporateID int64, conversation
 		JOIN users u ON u.corporate_id = m.corporate_id AND u.idsha = m.idsha
 		JOIN push_subscriptions p ON p.corporate_id = u.corporate_id AND p.user_id = u.id
 		WHERE c.corporate_id = ? AND c.public_id = ? AND m.is_bot = 0 AND m.idsha <> ?
-		ORDER BY p.id`, corporateID, conversationID, sender)
+		AND NOT EXISTS (SELECT 1 FROM presence pr WHERE pr.corporate_id = u.corporate_id AND pr.user_id = u.id AND pr.expires_at > ?)
+		ORDER BY p.id`, corporateID, conversationID, sender, unix(s.now()))
 	if err != nil {
 		return nil, internal("read push targets", err)
 	}

@@ -18,6 +18,7 @@ var notCopied = map[string]string{
 	"revocations":      "ends the sockets of the source's servers, which stop before the move; the target's start with none open",
 	"rate_buckets":     "rate limits' state, seconds long: every bucket starts full on the target",
 	"events":           "hints for the source's servers' sockets, which close before the move",
+	"presence":         "who has a socket open on the source's servers, which close them before the move",
 }
 
 // TestDialectSchemas: each dialect's migrations make exactly the tables
