@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -147,4 +148,50 @@ func (b *chromeTab) evalAsync(what, expr string) string {
 		b.fail(what, err)
 	}
 	return s
+}
+
+// TestBrowserScrollBack: a chat opens on its latest 50 messages; the
+// button for older ones, pressed from the keyboard, brings the rest in
+// order above them and goes away when there is nothing older.
+func TestBrowserScrollBack(t *testing.T) {
+	chrome := needChromium(t, "the web app")
+	testCtx, cancelTest := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancelTest()
+
+	s := startServer(t)
+	c := s.demo()
+	pia, bea := s.newUser(t, c, "pia"), s.newUser(t, c, "bea")
+	conv := s.createChat(t, c, bea, client.Contact{IDSha: pia.idsha})
+	for i := 1; i <= 60; i++ {
+		expect(t, s.post(t, "/chat/message/send", c.auth, bea.apikey, map[string]any{"conversationId": conv, "text": fmt.Sprintf("m%d", i)}), 200, 0)
+	}
+
+	b := newBrowser(t, testCtx, chrome)
+	b.navigate(s.URL + "/app")
+	if st := b.signIn(pia.idsha, pia.pass); st != http.StatusOK {
+		t.Fatalf("sign in: HTTP %d", st)
+	}
+	b.navigate(s.URL + "/app/c/" + conv)
+	b.poll("the latest page of history", `document.querySelectorAll("#log li").length === 50 && !document.getElementById("older").hidden`)
+	texts := func() []string {
+		var out []string
+		for _, l := range b.log() {
+			out = append(out, l.Text)
+		}
+		return out
+	}
+	if got := texts(); got[0] != "m11" || got[49] != "m60" {
+		t.Fatalf("the first page shows %s … %s, want m11 … m60", got[0], got[49])
+	}
+	b.do("focus the button for older messages", chromedp.Focus(chromedp.CSS("#older")))
+	b.do("press Enter on it", chromedp.KeyEvent(kb.Enter))
+	b.poll("the older messages", `document.querySelectorAll("#log li").length === 60 && document.getElementById("older").hidden`)
+	got := texts()
+	for i, text := range got {
+		if text != fmt.Sprintf("m%d", i+1) {
+			t.Fatalf("after scrolling back the chat shows %v, want m1 … m60 in order", got)
+		}
+	}
+	b.checkAxe("an app chat scrolled back")
+	b.checkConsole()
 }
