@@ -77,10 +77,11 @@ func (d dbSpec) openDB(t testing.TB, readOnly bool) *sql.DB {
 	t.Helper()
 	driver, dsn := "pgx", d.db
 	if !d.postgres() {
-		driver, dsn = "sqlite", "file:"+strings.TrimPrefix(d.db, "sqlite:")+"?_pragma=busy_timeout(10000)"
+		pragmas := []string{"busy_timeout=10000"}
 		if readOnly {
-			dsn += "&_pragma=query_only(1)"
+			pragmas = append(pragmas, "query_only=1")
 		}
+		driver, dsn = store.SQLiteDriver, store.SQLiteDSN(strings.TrimPrefix(d.db, "sqlite:"), pragmas...)
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {

@@ -167,7 +167,7 @@ func testSendLimitConcurrent(t *testing.T) {
 func migrateDownTo(t *testing.T, dsn string, version int64) {
 	t.Helper()
 	backend, loc, _ := ParseDSN(dsn)
-	d, driver, conn := sqliteDialect, "sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	d, driver, conn := sqliteDialect, SQLiteDriver, SQLiteDSN(loc, "busy_timeout=10000", "foreign_keys=1")
 	if backend == "postgres" {
 		d, driver, conn = postgresDialect, "pgx", loc
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
 
 // sqliteWriter is SQLite's write side: its own one-connection pool and the
@@ -32,9 +30,8 @@ func (s *Store) openSQLite(ctx context.Context, path string, opts Options) error
 	// temp_store stays on file: in memory, the savepoint sub-journal of a
 	// large transaction (migrate-data, the bulk load) grows slower than
 	// linearly; 100,000 bulk rows took over 10 minutes instead of 16 s.
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync +
-		")&_pragma=foreign_keys(1)"
-	wdb, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate&"+pragmas)
+	pragmas := []string{"busy_timeout=10000", "journal_mode=WAL", "synchronous=" + sync, "foreign_keys=1"}
+	wdb, err := sql.Open(SQLiteDriver, SQLiteDSN(path, append(pragmas, "txlock=immediate")...))
 	if err != nil {
 		return err
 	}
@@ -44,7 +41,7 @@ func (s *Store) openSQLite(ctx context.Context, path string, opts Options) error
 		wdb.Close()
 		return fmt.Errorf("open %s: %w", path, err)
 	}
-	rdb, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	rdb, err := sql.Open(SQLiteDriver, SQLiteDSN(path, append(pragmas, "query_only=1")...))
 	if err != nil {
 		wdb.Close()
 		return err

@@ -137,7 +137,7 @@ func Migrate(ctx context.Context, dsn string) ([]string, error) {
 		defer db.Close()
 		return postgresDialect.migrate(ctx, db)
 	}
-	db, err := sql.Open("sqlite", "file:"+loc+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	db, err := sql.Open(SQLiteDriver, SQLiteDSN(loc, "busy_timeout=10000", "journal_mode=WAL", "foreign_keys=1"))
 	if err != nil {
 		return nil, err
 	}

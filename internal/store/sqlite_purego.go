@@ -1,0 +1,28 @@
+//go:build !sqlite_cgo
+
+package store
+
+import (
+	"strings"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+)
+
+// SQLiteDriver is the database/sql driver this build opens SQLite with.
+const SQLiteDriver = "sqlite"
+
+// SQLiteDSN is the data source name of the SQLite file at path for
+// SQLiteDriver, with pragmas, each "name=value" ("txlock=immediate" makes
+// every transaction take the write lock first).
+func SQLiteDSN(path string, pragmas ...string) string {
+	q := make([]string, 0, len(pragmas))
+	for _, p := range pragmas {
+		name, value, _ := strings.Cut(p, "=")
+		if name == "txlock" {
+			q = append(q, "_txlock="+value)
+			continue
+		}
+		q = append(q, "_pragma="+name+"("+value+")")
+	}
+	return "file:" + path + "?" + strings.Join(q, "&")
+}
