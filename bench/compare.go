@@ -22,7 +22,7 @@ import (
 // change make each endpoint?" better than two runs minutes apart can.
 //
 //	go run ./bench -against main~3 -modes full -postgres auto -conc 32 -reps 5
-func compare(ctx context.Context, cfg config, rev, newArgs, newTags, out string) error {
+func compare(ctx context.Context, cfg config, rev, newArgs, out string) error {
 	tmp, err := os.MkdirTemp("", "imbee-compare-")
 	if err != nil {
 		return err
@@ -31,7 +31,7 @@ func compare(ctx context.Context, cfg config, rev, newArgs, newTags, out string)
 	raiseFileLimit()
 	newBin, oldBin := filepath.Join(tmp, "imbee-new"), filepath.Join(tmp, "imbee-old")
 	log.Printf("building imbee (this tree) and imbee (%s)", rev)
-	if b, err := exec.Command("go", "build", "-tags", newTags, "-o", newBin, "./cmd/imbee").CombinedOutput(); err != nil {
+	if b, err := exec.Command("go", "build", "-o", newBin, "./cmd/imbee").CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v: %s", err, b)
 	}
 	src := filepath.Join(tmp, "old-src")

@@ -75,7 +75,6 @@ func main() {
 	against := flag.String("against", "", "compare with the imbee of this git revision instead (see compare.go): the scenarios only, both servers in one run")
 	againstArgs := flag.String("against-args", "", "with -against: extra serve flags for this tree's server only")
 	againstOut := flag.String("against-out", "bench/compare.md", "with -against: the Markdown report")
-	againstTags := flag.String("against-tags", "", "with -against: go build tags for this tree's server only (-against HEAD -against-tags sqlite_cgo: the cgo SQLite driver against the pure-Go one)")
 	var mc msgConfig
 	flag.IntVar(&mc.Chats, "msg-chats", 500, "messaging: 1:1 chats, each with both members' sockets connected")
 	flag.IntVar(&mc.Messages, "msg-count", 2000, "messaging: messages sent into those chats")
@@ -105,7 +104,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if *against != "" {
-		if err := compare(context.Background(), cfg, *against, *againstArgs, *againstTags, *againstOut); err != nil {
+		if err := compare(context.Background(), cfg, *against, *againstArgs, *againstOut); err != nil {
 			log.Fatal(err)
 		}
 		return
