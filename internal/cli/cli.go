@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -83,24 +84,47 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// keyPath is the server key file's path: --key-file, or the SQLite file's
+// path + ".key".
+func (sf *storeFlags) keyPath() (string, error) {
+	if sf.keyFile != "" {
+		return sf.keyFile, nil
+	}
+	backend, loc, err := store.ParseDSN(sf.db)
+	if err != nil {
+		return "", err
+	}
+	if backend != "sqlite" {
+		return "", errors.New("--key-file is required with PostgreSQL: every server of the installation must use the same key file")
+	}
+	return loc + ".key", nil
+}
+
 // keyring loads (or creates) the server key.
 func (sf *storeFlags) keyring() (*secret.Keyring, error) {
-	path := sf.keyFile
-	if path == "" {
-		backend, loc, err := store.ParseDSN(sf.db)
-		if err != nil {
-			return nil, err
-		}
-		if backend != "sqlite" {
-			return nil, errors.New("--key-file is required with PostgreSQL: every server of the installation must use the same key file")
-		}
-		path = loc + ".key"
+	path, err := sf.keyPath()
+	if err != nil {
+		return nil, err
 	}
 	k, _, err := secret.LoadOrCreateKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("server key: %w", err)
 	}
 	return k, nil
+}
+
+// existingKeyring loads the server key, which must exist: a command that
+// reads secrets made under it gains nothing from a new one.
+func (sf *storeFlags) existingKeyring() (*secret.Keyring, string, error) {
+	path, err := sf.keyPath()
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", fmt.Errorf("server key: %w (--key-file names the key the installation's secrets were made with)", err)
+	}
+	k, err := sf.keyring()
+	return k, path, err
 }
 
 // open opens the database, on the command's clock.

@@ -15,6 +15,8 @@ Usage:
   imbee serve                 run the server
   imbee migrate               apply pending schema migrations and exit
   imbee migrate-data          move an installation to another database (SQLite to PostgreSQL)
+  imbee backup                write a consistent copy of a SQLite installation while it serves
+  imbee restore               fill an empty SQLite database from such a copy
   imbee corporate create      create a corporate (tenant) and print its credentials
   imbee corporate list        list corporates
   imbee corporate rotate      replace a corporate's credentials
@@ -58,6 +60,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return c.migrate(ctx, rest)
 	case cmd == "migrate-data":
 		return c.migrateData(ctx, rest)
+	case cmd == "backup":
+		return c.backup(ctx, rest)
+	case cmd == "restore":
+		return c.restore(ctx, rest)
 	case cmd == "corporate" && sub == "create":
 		return c.corporateCreate(ctx, rest[1:])
 	case cmd == "corporate" && sub == "list":
