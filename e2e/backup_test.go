@@ -111,6 +111,9 @@ func TestBackupUnderLoad(t *testing.T) {
 	waitAcks(during + 50) // writes go on after the backup
 	close(stop)
 	wg.Wait()
+	if strings.Contains(string(out), "\r") {
+		t.Errorf("the backup drew a progress line with its output not on a terminal:\n%q", out)
+	}
 	if !strings.Contains(string(out), "server key fingerprint: ") || !strings.Contains(string(out), live.keyFile) {
 		t.Errorf("the backup's report does not name the key's fingerprint and remind of the key file:\n%s", out)
 	}
