@@ -82,6 +82,39 @@ func (p *pushService) waitPush(t *testing.T, n int) receivedPush {
 	}
 }
 
+// pushCanary tells when a server's pusher has decided on every message
+// sent through it before: a user with a push subscription of their own and
+// no socket, sent a message through the same server, whose push arrives
+// after every earlier message's was sent or skipped (one pusher per server
+// takes its messages in order).
+type pushCanary struct {
+	s        *server
+	c        corporate
+	from     user
+	conv     string
+	svc      *pushService
+	messages int
+}
+
+func newPushCanary(t *testing.T, s *server, c corporate, from user) *pushCanary {
+	t.Helper()
+	k := &pushCanary{s: s, c: c, from: from, svc: newPushService(t)}
+	u := s.newUser(t, c, "canary")
+	k.conv = s.createChat(t, c, from, client.Contact{IDSha: u.idsha})
+	if code, body := chatCall(t, s, "POST", "/app/push", signInApp(t, s, u), newBrowserKeys(t).subscription(k.svc.URL+"/push/canary")); code != http.StatusOK {
+		t.Fatalf("subscribe the canary: %d %s", code, body)
+	}
+	return k
+}
+
+// drain waits until the pusher has decided on every message sent before.
+func (k *pushCanary) drain(t *testing.T) {
+	t.Helper()
+	k.messages++
+	expect(t, k.s.post(t, "/chat/message/send", k.c.auth, k.from.apikey, map[string]any{"conversationId": k.conv, "text": "canary"}), 200, 0)
+	k.svc.waitPush(t, k.messages)
+}
+
 // browserKeys are what a browser's PushSubscription holds: its ECDH key
 // pair and its authentication secret.
 type browserKeys struct {
@@ -228,9 +261,11 @@ func TestWebPush(t *testing.T) {
 	// While pia has a socket open, nobody needs telling. (Pushes leave in
 	// the order of the messages: the first after the socket closed says
 	// whether this one was pushed.)
+	canary := newPushCanary(t, s, c, bea)
 	sock := dialApp(t, s, cookie, conv)
 	say("now you see it")
 	wantMessage(t, sock, "now you see it")
+	canary.drain(t) // the push of "now you see it" was decided with the socket open
 	sock.c.CloseNow()
 
 	// A push service that says the subscription is gone: it is forgotten.
@@ -251,7 +286,7 @@ func TestWebPush(t *testing.T) {
 	db := s.openDB(t, true)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var n int
-		if err := db.QueryRow(`SELECT count(*) FROM push_subscriptions`).Scan(&n); err != nil {
+		if err := db.QueryRow(`SELECT count(*) FROM push_subscriptions WHERE endpoint LIKE '%/push/pia'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n == 0 {
@@ -317,10 +352,12 @@ func TestPushPresenceAcrossServers(t *testing.T) {
 		// Looking on b: a pushes nothing. Pushes leave a in the order of
 		// the messages, so the push of the next one, sent once the socket
 		// closed, is the first.
+		canary := newPushCanary(t, a, c, bea)
 		sock := dialApp(t, b, cookie, conv)
 		presence(1)
 		say("while you look")
 		wantMessage(t, sock, "while you look")
+		canary.drain(t) // a decided on "while you look" with the socket open
 		sock.c.Close(websocket.StatusNormalClosure, "")
 		presence(0)
 		say("now you are away")
