@@ -291,6 +291,13 @@ type Delivery struct {
 	SenderName    string
 }
 
+// SentJob is a queue row, a delivery or a webhook event, whose send
+// succeeded: what its record needs.
+type SentJob struct {
+	CorporateID, ID int64
+	ProviderID      string // a delivery's: the provider's id for the message
+}
+
 // QueueKey names one count of deliveries: a channel and a status.
 type QueueKey struct {
 	Channel Channel

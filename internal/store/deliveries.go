@@ -65,17 +65,53 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	return out, err
 }
 
-// MarkSent records that the provider accepted the corporate's delivery id.
-func (s *Store) MarkSent(ctx context.Context, corporateID, id int64, providerID string) error {
+// MarkSent records that providers accepted the deliveries: in one
+// transaction, one statement per corporate among them (each tenant's rows
+// in a statement of their own, as everywhere).
+func (s *Store) MarkSent(ctx context.Context, sent []imbee.SentJob) error {
+	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `
-			UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', last_reason = '', updated_at = ?
-			WHERE corporate_id = ? AND id = ?`, providerID, unix(s.now()), corporateID, id)
-		if err != nil {
-			return internal("mark sent", err)
-		}
-		return nil
+		return eachCorporate(sent, func(corporateID int64, rows []imbee.SentJob) error {
+			args := make([]any, 0, 2*len(rows)+2)
+			for _, r := range rows {
+				args = append(args, r.ID, r.ProviderID)
+			}
+			_, err := q.ExecContext(ctx, `
+				WITH sent (id, provider_id) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(CAST(? AS BIGINT), CAST(? AS TEXT)), ", len(rows)), ", ")+`)
+				UPDATE deliveries SET status = 'sent', provider_id = sent.provider_id, last_error = '', last_reason = '', updated_at = ?
+				FROM sent WHERE deliveries.corporate_id = ? AND deliveries.id = sent.id`, append(args, now, corporateID)...)
+			if err != nil {
+				return internal("mark sent", err)
+			}
+			return nil
+		})
 	})
+}
+
+// markSentBatch bounds the rows one statement of MarkSent or
+// MarkWebhooksSent names.
+var markSentBatch = 500
+
+// eachCorporate calls fn with the jobs of each corporate among sent, at
+// most markSentBatch at a time.
+func eachCorporate(sent []imbee.SentJob, fn func(corporateID int64, rows []imbee.SentJob) error) error {
+	byCorp := map[int64][]imbee.SentJob{}
+	var order []int64
+	for _, j := range sent {
+		if _, ok := byCorp[j.CorporateID]; !ok {
+			order = append(order, j.CorporateID)
+		}
+		byCorp[j.CorporateID] = append(byCorp[j.CorporateID], j)
+	}
+	for _, corp := range order {
+		rows := byCorp[corp]
+		for lo := 0; lo < len(rows); lo += markSentBatch {
+			if err := fn(corp, rows[lo:min(lo+markSentBatch, len(rows))]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // MarkFailed records a failed attempt: retried at retryAt, or dead for good

@@ -37,7 +37,7 @@ func testLateFailureKeepsSent(t *testing.T) {
 	if len(stalled) != 1 || len(takenOver) != 1 {
 		t.Fatalf("claims %v then %v, want the delivery each time", stalled, takenOver)
 	}
-	if err := s.MarkSent(ctx, takenOver[0].CorporateID, takenOver[0].ID, "<1@mail>"); err != nil {
+	if err := s.MarkSent(ctx, []imbee.SentJob{{CorporateID: takenOver[0].CorporateID, ID: takenOver[0].ID, ProviderID: "<1@mail>"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkFailed(ctx, stalled[0].CorporateID, stalled[0].ID, "i/o timeout", "timed out", clock.Now().Add(time.Second), false); err != nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func testLinkStatus(t *testing.T) {
 	if ds[0].Language != "en" || ds[0].SenderName != "" {
 		t.Errorf("claimed delivery language %q sender %q, want the corporate's defaults", ds[0].Language, ds[0].SenderName)
 	}
-	if err := s.MarkSent(ctx, ds[0].CorporateID, ds[0].ID, "prov-1"); err != nil {
+	if err := s.MarkSent(ctx, []imbee.SentJob{{CorporateID: ds[0].CorporateID, ID: ds[0].ID, ProviderID: "prov-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkFailed(ctx, ds[1].CorporateID, ds[1].ID, "503", "refused by the provider: HTTP 503", clock.Now().Add(time.Minute), false); err != nil {
@@ -148,7 +149,7 @@ func testRetryDeliveries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.MarkSent(ctx, ds[2].CorporateID, ds[2].ID, "ok"); err != nil {
+	if err := s.MarkSent(ctx, []imbee.SentJob{{CorporateID: ds[2].CorporateID, ID: ds[2].ID, ProviderID: "ok"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -194,4 +195,70 @@ func testUpdateCorporate(t *testing.T) {
 	// store stores what it is given.
 	_, err = s.UpdateCorporate(ctx, 999, imbee.CorporateSettings{Name: &name})
 	wantCode(t, err, imbee.CodeNotFound, "unknown corporate")
+}
+
+// TestMarkSentBatch: one call records the sends of several corporates'
+// deliveries, each with its own provider id, and leaves the rest alone;
+// a batch larger than one statement takes is recorded whole.
+func TestMarkSentBatch(t *testing.T) { testkit.ForEachBackend(t, testMarkSentBatch) }
+
+func testMarkSentBatch(t *testing.T) {
+	ctx := context.Background()
+	clock := testkit.NewClock()
+	s := mustOpen(t, clock.Now)
+	var want []imbee.SentJob
+	for _, name := range []string{"Acme", "Other"} {
+		c := mustCorporate(t, s, name)
+		bot := mustBot(t, s, c.ID, "Helper")
+		for _, u := range []string{"a", "b", "c"} {
+			mustIssue(t, s, linkRequest(c, u, bot, 3, clock.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: u + "@example.com"}))
+		}
+	}
+	ds, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute)
+	if err != nil || len(ds) != 6 {
+		t.Fatalf("claim: %d, %v", len(ds), err)
+	}
+	left := ds[5]
+	for _, d := range ds[:5] {
+		want = append(want, imbee.SentJob{CorporateID: d.CorporateID, ID: d.ID, ProviderID: fmt.Sprintf("<%d@provider>", d.ID)})
+	}
+	if err := s.MarkSent(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := s.Deliveries(ctx, imbee.DeliverySent, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]string{}
+	for _, d := range sent {
+		got[d.ID] = d.ProviderID
+	}
+	for _, j := range want {
+		if got[j.ID] != j.ProviderID {
+			t.Errorf("delivery %d of corporate %d: provider id %q, want %q", j.ID, j.CorporateID, got[j.ID], j.ProviderID)
+		}
+	}
+	if len(sent) != len(want) {
+		t.Errorf("%d deliveries sent, want %d (delivery %d was not in the batch)", len(sent), len(want), left.ID)
+	}
+
+	// More than one statement's worth: split, and recorded whole.
+	defer func(n int) { markSentBatch = n }(markSentBatch)
+	markSentBatch = 2
+	var again []imbee.SentJob
+	for _, d := range ds {
+		again = append(again, imbee.SentJob{CorporateID: d.CorporateID, ID: d.ID, ProviderID: fmt.Sprintf("again-%d", d.ID)})
+	}
+	if err := s.MarkSent(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := s.Deliveries(ctx, imbee.DeliverySent, 10)
+	for _, d := range all {
+		if d.ProviderID != fmt.Sprintf("again-%d", d.ID) {
+			t.Errorf("split batch: delivery %d has provider id %q", d.ID, d.ProviderID)
+		}
+	}
+	if len(all) != 6 {
+		t.Errorf("split batch: %d deliveries sent, want 6", len(all))
+	}
 }

@@ -284,7 +284,7 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		if err != nil || len(ds) < 3 {
 			return fmt.Errorf("claimed %d deliveries: %v", len(ds), err)
 		}
-		if err := s.MarkSent(ctx, ds[0].CorporateID, ds[0].ID, "provider-1"); err != nil {
+		if err := s.MarkSent(ctx, []imbee.SentJob{{CorporateID: ds[0].CorporateID, ID: ds[0].ID, ProviderID: "provider-1"}}); err != nil {
 			return err
 		}
 		return s.MarkFailed(ctx, ds[1].CorporateID, ds[1].ID, "timeout", "timed out", now.Add(time.Minute), false)
@@ -294,7 +294,7 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		if err != nil || len(es) < 2 {
 			return fmt.Errorf("claimed %d webhook events: %v", len(es), err)
 		}
-		if err := s.MarkWebhookSent(ctx, c.ID, es[0].ID); err != nil {
+		if err := s.MarkWebhooksSent(ctx, []imbee.SentJob{{CorporateID: c.ID, ID: es[0].ID}}); err != nil {
 			return err
 		}
 		return s.MarkWebhookFailed(ctx, c.ID, es[1].ID, "timeout", now.Add(time.Minute), false)

@@ -44,7 +44,7 @@ func testStats(t *testing.T) {
 	for _, d := range claimed {
 		switch d.Recipient.Address {
 		case "ana@example.com":
-			err = s.MarkSent(ctx, d.CorporateID, d.ID, "<1@mail>")
+			err = s.MarkSent(ctx, []imbee.SentJob{{CorporateID: d.CorporateID, ID: d.ID, ProviderID: "<1@mail>"}})
 		case "+34600111001":
 			err = s.MarkFailed(ctx, d.CorporateID, d.ID, "refused", "could not send", clock.Now(), true)
 		case "bea@example.com":

@@ -1113,7 +1113,7 @@ func testDeliveries(t *testing.T) {
 		if err := s.MarkFailed(ctx, failed.CorporateID, failed.ID, "smtp 451", "could not send", clock.Now().Add(-time.Second), false); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkSent(ctx, sent.CorporateID, sent.ID, "prov-1"); err != nil {
+		if err := s.MarkSent(ctx, []imbee.SentJob{{CorporateID: sent.CorporateID, ID: sent.ID, ProviderID: "prov-1"}}); err != nil {
 			t.Fatal(err)
 		}
 		again := claim(t, s)
@@ -1158,7 +1158,7 @@ func testDeliveries(t *testing.T) {
 		if err := s.MarkFailed(ctx, ds[0].CorporateID, ds[0].ID, "no such user", "could not send", clock.Now(), true); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkSent(ctx, ds[1].CorporateID, ds[1].ID, "p"); err != nil {
+		if err := s.MarkSent(ctx, []imbee.SentJob{{CorporateID: ds[1].CorporateID, ID: ds[1].ID, ProviderID: "p"}}); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(24 * time.Hour)

@@ -109,16 +109,23 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 	return out, err
 }
 
-// MarkWebhookSent records that the bot's endpoint accepted the corporate's
-// event id.
-func (s *Store) MarkWebhookSent(ctx context.Context, corporateID, id int64) error {
+// MarkWebhooksSent records that the bots' endpoints accepted the webhook
+// events: in one transaction, one statement per corporate among them.
+func (s *Store) MarkWebhooksSent(ctx context.Context, sent []imbee.SentJob) error {
+	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ? WHERE corporate_id = ? AND id = ?`,
-			unix(s.now()), corporateID, id)
-		if err != nil {
-			return internal("mark sent", err)
-		}
-		return nil
+		return eachCorporate(sent, func(corporateID int64, rows []imbee.SentJob) error {
+			args := []any{now, corporateID}
+			for _, r := range rows {
+				args = append(args, r.ID)
+			}
+			_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ?
+				WHERE corporate_id = ? AND id IN `+placeholders(1, len(rows)), args...)
+			if err != nil {
+				return internal("mark sent", err)
+			}
+			return nil
+		})
 	})
 }
 

@@ -11,10 +11,10 @@ import (
 // claims and the outcomes of their sends.
 type QueueStore interface {
 	ClaimDeliveries(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.Delivery, error)
-	MarkSent(ctx context.Context, corporateID, id int64, providerID string) error
+	MarkSent(ctx context.Context, sent []imbee.SentJob) error
 	MarkFailed(ctx context.Context, corporateID, id int64, cause, reason string, retryAt time.Time, dead bool) error
 	ClaimWebhookEvents(ctx context.Context, limit, pool int, lease time.Duration) ([]imbee.WebhookEvent, error)
-	MarkWebhookSent(ctx context.Context, corporateID, id int64) error
+	MarkWebhooksSent(ctx context.Context, sent []imbee.SentJob) error
 	MarkWebhookFailed(ctx context.Context, corporateID, id int64, cause string, retryAt time.Time, dead bool) error
 }
 
@@ -25,20 +25,25 @@ type Counter interface {
 }
 
 // Queues are the workers' writes (delivery.Queue and
-// delivery.WebhookQueue): a send recorded as sent is counted once its
-// record is committed. The claims and failures go to the store as they
-// are.
+// delivery.WebhookQueue): the sends that succeed at the same time are
+// recorded in one write, and each is counted once its record is
+// committed. The claims and failures go to the store as they are.
 type Queues struct {
 	QueueStore
-	counts Counter
+	counts             Counter
+	sent, webhooksSent batcher[imbee.SentJob]
 }
 
 // NewQueues returns the workers' writes over s, counted by counts.
-func NewQueues(s QueueStore, counts Counter) *Queues { return &Queues{QueueStore: s, counts: counts} }
+func NewQueues(s QueueStore, counts Counter) *Queues {
+	q := &Queues{QueueStore: s, counts: counts}
+	q.sent.write, q.webhooksSent.write = s.MarkSent, s.MarkWebhooksSent
+	return q
+}
 
 // MarkSent records a link's delivery d sent, and counts it by channel.
 func (q *Queues) MarkSent(ctx context.Context, d imbee.Delivery, providerID string) error {
-	if err := q.QueueStore.MarkSent(ctx, d.CorporateID, d.ID, providerID); err != nil {
+	if err := q.sent.do(ctx, imbee.SentJob{CorporateID: d.CorporateID, ID: d.ID, ProviderID: providerID}); err != nil {
 		return err
 	}
 	q.counts.DeliverySent(d.Recipient.Channel)
@@ -47,7 +52,7 @@ func (q *Queues) MarkSent(ctx context.Context, d imbee.Delivery, providerID stri
 
 // MarkWebhookSent records a webhook event delivered, and counts it.
 func (q *Queues) MarkWebhookSent(ctx context.Context, corporateID, id int64) error {
-	if err := q.QueueStore.MarkWebhookSent(ctx, corporateID, id); err != nil {
+	if err := q.webhooksSent.do(ctx, imbee.SentJob{CorporateID: corporateID, ID: id}); err != nil {
 		return err
 	}
 	q.counts.WebhookSent()
