@@ -72,14 +72,21 @@ func (s *Store) MarkSent(ctx context.Context, sent []imbee.SentJob) error {
 	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
 		return eachCorporate(sent, func(corporateID int64, rows []imbee.SentJob) error {
-			args := make([]any, 0, 2*len(rows)+2)
+			// The ids in an IN list, not a join with a VALUES table: on
+			// PostgreSQL that join planned a scan of every delivery of the
+			// corporate.
+			args := make([]any, 0, 3*len(rows)+2)
 			for _, r := range rows {
 				args = append(args, r.ID, r.ProviderID)
 			}
+			args = append(args, now, corporateID)
+			for _, r := range rows {
+				args = append(args, r.ID)
+			}
 			_, err := q.ExecContext(ctx, `
-				WITH sent (id, provider_id) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(CAST(? AS BIGINT), CAST(? AS TEXT)), ", len(rows)), ", ")+`)
-				UPDATE deliveries SET status = 'sent', provider_id = sent.provider_id, last_error = '', last_reason = '', updated_at = ?
-				FROM sent WHERE deliveries.corporate_id = ? AND deliveries.id = sent.id`, append(args, now, corporateID)...)
+				UPDATE deliveries SET status = 'sent', provider_id = CASE id`+strings.Repeat(" WHEN ? THEN ?", len(rows))+` END,
+					last_error = '', last_reason = '', updated_at = ?
+				WHERE corporate_id = ? AND id IN `+placeholders(1, len(rows)), args...)
 			if err != nil {
 				return internal("mark sent", err)
 			}
