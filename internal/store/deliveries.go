@@ -71,22 +71,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 func (s *Store) MarkSent(ctx context.Context, sent []imbee.SentJob) error {
 	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
-		return eachCorporate(sent, func(corporateID int64, rows []imbee.SentJob) error {
-			// The ids in an IN list, not a join with a VALUES table: on
-			// PostgreSQL that join planned a scan of every delivery of the
-			// corporate.
-			args := make([]any, 0, 3*len(rows)+2)
+		return eachCorporate(sent, func(_ int64, rows []imbee.SentJob) error {
+			args := make([]any, 0, 4*len(rows)+1)
 			for _, r := range rows {
 				args = append(args, r.ID, r.ProviderID)
 			}
-			args = append(args, now, corporateID)
-			for _, r := range rows {
-				args = append(args, r.ID)
-			}
+			args = append(args, now)
 			_, err := q.ExecContext(ctx, `
 				UPDATE deliveries SET status = 'sent', provider_id = CASE id`+strings.Repeat(" WHEN ? THEN ?", len(rows))+` END,
 					last_error = '', last_reason = '', updated_at = ?
-				WHERE corporate_id = ? AND id IN `+placeholders(1, len(rows)), args...)
+				WHERE `+eachRow(rows, &args), args...)
 			if err != nil {
 				return internal("mark sent", err)
 			}
@@ -97,7 +91,21 @@ func (s *Store) MarkSent(ctx context.Context, sent []imbee.SentJob) error {
 
 // markSentBatch bounds the rows one statement of MarkSent or
 // MarkWebhooksSent names.
-var markSentBatch = 500
+var markSentBatch = 100
+
+// eachRow is the condition that picks rows, one term a row, and appends
+// its arguments. Each term names a row by its whole key, so that each is
+// an index lookup on both backends: an "id IN (…)" list made SQLite scan
+// every row of the corporate, and a join with a VALUES list made
+// PostgreSQL do the same.
+func eachRow(rows []imbee.SentJob, args *[]any) string {
+	terms := make([]string, len(rows))
+	for i, r := range rows {
+		terms[i] = "(id = ? AND corporate_id = ?)"
+		*args = append(*args, r.ID, r.CorporateID)
+	}
+	return strings.Join(terms, " OR ")
+}
 
 // eachCorporate calls fn with the jobs of each corporate among sent, at
 // most markSentBatch at a time.

@@ -114,13 +114,9 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 func (s *Store) MarkWebhooksSent(ctx context.Context, sent []imbee.SentJob) error {
 	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
-		return eachCorporate(sent, func(corporateID int64, rows []imbee.SentJob) error {
-			args := []any{now, corporateID}
-			for _, r := range rows {
-				args = append(args, r.ID)
-			}
-			_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ?
-				WHERE corporate_id = ? AND id IN `+placeholders(1, len(rows)), args...)
+		return eachCorporate(sent, func(_ int64, rows []imbee.SentJob) error {
+			args := []any{now}
+			_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ? WHERE `+eachRow(rows, &args), args...)
 			if err != nil {
 				return internal("mark sent", err)
 			}
