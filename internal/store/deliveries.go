@@ -65,27 +65,19 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 	return out, err
 }
 
-// MarkSent records that providers accepted the deliveries: in one
-// transaction, one statement per corporate among them (each tenant's rows
-// in a statement of their own, as everywhere).
+// MarkSent records that providers accepted the deliveries, in one
+// transaction.
 func (s *Store) MarkSent(ctx context.Context, sent []imbee.SentJob) error {
 	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
-		return eachCorporate(sent, func(_ int64, rows []imbee.SentJob) error {
-			args := make([]any, 0, 4*len(rows)+1)
-			for _, r := range rows {
-				args = append(args, r.ID, r.ProviderID)
-			}
-			args = append(args, now)
-			_, err := q.ExecContext(ctx, `
-				UPDATE deliveries SET status = 'sent', provider_id = CASE id`+strings.Repeat(" WHEN ? THEN ?", len(rows))+` END,
-					last_error = '', last_reason = '', updated_at = ?
-				WHERE `+eachRow(rows, &args), args...)
-			if err != nil {
+		for _, r := range sent {
+			if _, err := q.ExecContext(ctx, `
+				UPDATE deliveries SET status = 'sent', provider_id = ?, last_error = '', last_reason = '', updated_at = ?
+				WHERE corporate_id = ? AND id = ?`, r.ProviderID, now, r.CorporateID, r.ID); err != nil {
 				return internal("mark sent", err)
 			}
-			return nil
-		})
+		}
+		return nil
 	})
 }
 

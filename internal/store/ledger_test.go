@@ -198,27 +198,37 @@ func testUpdateCorporate(t *testing.T) {
 }
 
 // TestMarkSentBatch: one call records the sends of several corporates'
-// deliveries, each with its own provider id, and leaves the rest alone;
-// a batch larger than one statement takes is recorded whole.
+// deliveries, each with its own provider id, and leaves the rest alone; one
+// call records several corporates' webhook events, and a batch larger than
+// one statement takes is recorded whole.
 func TestMarkSentBatch(t *testing.T) { testkit.ForEachBackend(t, testMarkSentBatch) }
 
 func testMarkSentBatch(t *testing.T) {
 	ctx := context.Background()
 	clock := testkit.NewClock()
 	s := mustOpen(t, clock.Now)
-	var want []imbee.SentJob
 	for _, name := range []string{"Acme", "Other"} {
 		c := mustCorporate(t, s, name)
 		bot := mustBot(t, s, c.ID, "Helper")
+		if _, err := s.SetBotWebhook(ctx, c.ID, bot.IDSha, "https://example.com/hook"); err != nil {
+			t.Fatal(err)
+		}
 		for _, u := range []string{"a", "b", "c"} {
-			mustIssue(t, s, linkRequest(c, u, bot, 3, clock.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: u + "@example.com"}))
+			l := mustIssue(t, s, linkRequest(c, u, bot, 3, clock.Now().Add(24*time.Hour), imbee.Recipient{Channel: imbee.ChannelMail, Address: u + "@example.com"}))
+			conv, err := s.CreateConversation(ctx, imbee.ChatRequest{CorporateID: c.ID, Creator: l.UserIDSha, Type: imbee.ConversationChat, Contacts: []string{bot.IDSha}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.SendMessage(ctx, imbee.MessageRequest{CorporateID: c.ID, ConversationID: conv.PublicID, Sender: l.UserIDSha, Text: "hi"}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	ds, err := s.ClaimDeliveries(ctx, 10, 10, time.Minute)
 	if err != nil || len(ds) != 6 {
-		t.Fatalf("claim: %d, %v", len(ds), err)
+		t.Fatalf("claim deliveries: %d, %v", len(ds), err)
 	}
-	left := ds[5]
+	var want []imbee.SentJob
 	for _, d := range ds[:5] {
 		want = append(want, imbee.SentJob{CorporateID: d.CorporateID, ID: d.ID, ProviderID: fmt.Sprintf("<%d@provider>", d.ID)})
 	}
@@ -239,26 +249,33 @@ func testMarkSentBatch(t *testing.T) {
 		}
 	}
 	if len(sent) != len(want) {
-		t.Errorf("%d deliveries sent, want %d (delivery %d was not in the batch)", len(sent), len(want), left.ID)
+		t.Errorf("%d deliveries sent, want %d (delivery %d was not in the batch)", len(sent), len(want), ds[5].ID)
 	}
 
-	// More than one statement's worth: split, and recorded whole.
+	// Webhook events: more than one statement's worth, of two corporates.
 	defer func(n int) { markSentBatch = n }(markSentBatch)
 	markSentBatch = 2
-	var again []imbee.SentJob
-	for _, d := range ds {
-		again = append(again, imbee.SentJob{CorporateID: d.CorporateID, ID: d.ID, ProviderID: fmt.Sprintf("again-%d", d.ID)})
+	es, err := s.ClaimWebhookEvents(ctx, 10, 10, time.Minute)
+	if err != nil || len(es) != 6 {
+		t.Fatalf("claim webhook events: %d, %v", len(es), err)
 	}
-	if err := s.MarkSent(ctx, again); err != nil {
+	var events []imbee.SentJob
+	for _, e := range es[:5] {
+		events = append(events, imbee.SentJob{CorporateID: e.CorporateID, ID: e.ID})
+	}
+	if err := s.MarkWebhooksSent(ctx, events); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := s.Deliveries(ctx, imbee.DeliverySent, 10)
-	for _, d := range all {
-		if d.ProviderID != fmt.Sprintf("again-%d", d.ID) {
-			t.Errorf("split batch: delivery %d has provider id %q", d.ID, d.ProviderID)
-		}
+	done, err := s.WebhookEvents(ctx, imbee.DeliverySent, 10)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(all) != 6 {
-		t.Errorf("split batch: %d deliveries sent, want 6", len(all))
+	if len(done) != 5 {
+		t.Errorf("%d webhook events sent, want the 5 of the batch", len(done))
+	}
+	for _, e := range done {
+		if e.ID == es[5].ID {
+			t.Errorf("webhook event %d, not in the batch, was marked sent", e.ID)
+		}
 	}
 }
