@@ -36,11 +36,8 @@ func TestBrowserPush(t *testing.T) {
 	defer cancelTest()
 
 	s := startServer(t, "--allow-private-webhooks") // the push service is on this machine
-	c := s.demo()
-	pia, bea := s.newUser(t, c, "pia"), s.newUser(t, c, "bea")
-	conv := s.createChat(t, c, bea, client.Contact{IDSha: pia.idsha})
-	svc := newPushService(t)
-	keys := newBrowserKeys(t)
+	scene := newPushScene(t, s)
+	c, pia, bea, conv, svc, keys := scene.c, scene.pia, scene.bea, scene.conv, scene.svc, scene.keys
 
 	b := newBrowser(t, testCtx, chrome)
 	if _, err := chromedp.CallBrowser(b.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{

@@ -82,6 +82,39 @@ func (p *pushService) waitPush(t *testing.T, n int) receivedPush {
 	}
 }
 
+// sendUntil calls send every interval until the service holds n pushes,
+// and fails the test after within.
+func (p *pushService) sendUntil(t *testing.T, n int, within, interval time.Duration, send func()) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for p.count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pushes after %v, want %d", p.count(), within, n)
+		}
+		send()
+		time.Sleep(interval)
+	}
+}
+
+// pushScene is what the push tests start from: a server that may push to
+// this machine, two users, pia and bea, with a chat bea opened, and a push
+// service with a browser's keys for pia.
+type pushScene struct {
+	c        corporate
+	pia, bea user
+	conv     string
+	svc      *pushService
+	keys     browserKeys
+}
+
+func newPushScene(t *testing.T, s *server) pushScene {
+	t.Helper()
+	c := s.demo()
+	p := pushScene{c: c, pia: s.newUser(t, c, "pia"), bea: s.newUser(t, c, "bea"), svc: newPushService(t), keys: newBrowserKeys(t)}
+	p.conv = s.createChat(t, c, p.bea, client.Contact{IDSha: p.pia.idsha})
+	return p
+}
+
 // pushCanary tells when a server's pusher has decided on every message
 // sent through it before: a user with a push subscription of their own and
 // no socket, sent a message through the same server, whose push arrives
@@ -216,11 +249,8 @@ func checkVAPID(t *testing.T, h http.Header, serverKey, origin string) {
 // subscription its push service says is gone (410) is forgotten.
 func TestWebPush(t *testing.T) {
 	s := startServer(t, "--allow-private-webhooks")
-	c := s.demo()
-	pia, bea := s.newUser(t, c, "pia"), s.newUser(t, c, "bea")
-	conv := s.createChat(t, c, bea, client.Contact{IDSha: pia.idsha})
-	svc := newPushService(t)
-	keys := newBrowserKeys(t)
+	scene := newPushScene(t, s)
+	c, pia, bea, conv, svc, keys := scene.c, scene.pia, scene.bea, scene.conv, scene.svc, scene.keys
 	cookie := signInApp(t, s, pia)
 
 	_, home := chatCall(t, s, "GET", "/app", cookie, "")
@@ -272,14 +302,7 @@ func TestWebPush(t *testing.T) {
 	svc.mu.Lock()
 	svc.status = http.StatusGone
 	svc.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.count() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no push after the socket closed")
-		}
-		say("gone?")
-		time.Sleep(300 * time.Millisecond)
-	}
+	svc.sendUntil(t, 2, 10*time.Second, 300*time.Millisecond, func() { say("gone?") })
 	if plain, err := keys.decrypt(svc.waitPush(t, 2).body); err != nil || !strings.Contains(string(plain), `"gone?"`) {
 		t.Errorf("the first push after the socket closed says %s (%v): the message sent while it was open was pushed", plain, err)
 	}
@@ -372,14 +395,7 @@ func TestPushPresenceAcrossServers(t *testing.T) {
 		b.kill()
 		say("right after the crash")
 		sentBy := time.Since(killed)
-		deadline := time.Now().Add(60 * time.Second)
-		for svc.count() < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("no push within 60 s of the server's death")
-			}
-			say("after the crash")
-			time.Sleep(500 * time.Millisecond)
-		}
+		svc.sendUntil(t, 2, 60*time.Second, 500*time.Millisecond, func() { say("after the crash") })
 		// The first message was sent while b's presence held (it is
 		// renewed every 5 s for 15): not pushed, unless the machine
 		// stalled that long.
