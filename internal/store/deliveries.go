@@ -81,46 +81,6 @@ func (s *Store) MarkSent(ctx context.Context, sent []imbee.SentJob) error {
 	})
 }
 
-// markSentBatch bounds the rows one statement of MarkSent or
-// MarkWebhooksSent names.
-var markSentBatch = 100
-
-// eachRow is the condition that picks rows, one term a row, and appends
-// its arguments. Each term names a row by its whole key, so that each is
-// an index lookup on both backends: an "id IN (…)" list made SQLite scan
-// every row of the corporate, and a join with a VALUES list made
-// PostgreSQL do the same.
-func eachRow(rows []imbee.SentJob, args *[]any) string {
-	terms := make([]string, len(rows))
-	for i, r := range rows {
-		terms[i] = "(id = ? AND corporate_id = ?)"
-		*args = append(*args, r.ID, r.CorporateID)
-	}
-	return strings.Join(terms, " OR ")
-}
-
-// eachCorporate calls fn with the jobs of each corporate among sent, at
-// most markSentBatch at a time.
-func eachCorporate(sent []imbee.SentJob, fn func(corporateID int64, rows []imbee.SentJob) error) error {
-	byCorp := map[int64][]imbee.SentJob{}
-	var order []int64
-	for _, j := range sent {
-		if _, ok := byCorp[j.CorporateID]; !ok {
-			order = append(order, j.CorporateID)
-		}
-		byCorp[j.CorporateID] = append(byCorp[j.CorporateID], j)
-	}
-	for _, corp := range order {
-		rows := byCorp[corp]
-		for lo := 0; lo < len(rows); lo += markSentBatch {
-			if err := fn(corp, rows[lo:min(lo+markSentBatch, len(rows))]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // MarkFailed records a failed attempt: retried at retryAt, or dead for good
 // when dead is set. cause is the whole error, for the operator; reason its
 // class, which the tenant sees.

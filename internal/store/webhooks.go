@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/imbee/imbee"
@@ -114,7 +115,7 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, limit, pool int, lease t
 func (s *Store) MarkWebhooksSent(ctx context.Context, sent []imbee.SentJob) error {
 	now := unix(s.now())
 	return s.inWrite(ctx, func(q querier) error {
-		return eachCorporate(sent, func(_ int64, rows []imbee.SentJob) error {
+		return eachCorporate(sent, func(rows []imbee.SentJob) error {
 			args := []any{now}
 			_, err := q.ExecContext(ctx, `UPDATE webhook_events SET status = 'sent', last_error = '', updated_at = ? WHERE `+eachRow(rows, &args), args...)
 			if err != nil {
@@ -123,6 +124,45 @@ func (s *Store) MarkWebhooksSent(ctx context.Context, sent []imbee.SentJob) erro
 			return nil
 		})
 	})
+}
+
+// markSentBatch bounds the rows one statement of MarkWebhooksSent names.
+var markSentBatch = 100
+
+// eachRow is the condition that picks rows, one term a row, and appends
+// its arguments. Each term names a row by its whole key, so that each is
+// an index lookup on both backends: an "id IN (…)" list made SQLite scan
+// every row of the corporate, and a join with a VALUES list made
+// PostgreSQL do the same.
+func eachRow(rows []imbee.SentJob, args *[]any) string {
+	terms := make([]string, len(rows))
+	for i, r := range rows {
+		terms[i] = "(id = ? AND corporate_id = ?)"
+		*args = append(*args, r.ID, r.CorporateID)
+	}
+	return strings.Join(terms, " OR ")
+}
+
+// eachCorporate calls fn with the jobs of each corporate among sent, at
+// most markSentBatch at a time: each statement stays on one tenant's rows.
+func eachCorporate(sent []imbee.SentJob, fn func(rows []imbee.SentJob) error) error {
+	byCorp := map[int64][]imbee.SentJob{}
+	var order []int64
+	for _, j := range sent {
+		if _, ok := byCorp[j.CorporateID]; !ok {
+			order = append(order, j.CorporateID)
+		}
+		byCorp[j.CorporateID] = append(byCorp[j.CorporateID], j)
+	}
+	for _, corp := range order {
+		rows := byCorp[corp]
+		for lo := 0; lo < len(rows); lo += markSentBatch {
+			if err := fn(rows[lo:min(lo+markSentBatch, len(rows))]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // MarkWebhookFailed records a failed attempt (see MarkFailed).
