@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Purpose separates the secrets derived from one nonce, and gives each kind
@@ -49,7 +52,8 @@ const KeySize = 32
 
 // Keyring holds the server key.
 type Keyring struct {
-	key []byte
+	key  []byte
+	rows sync.Map // Purpose → cipher.Block (rowCipher)
 }
 
 // NewKeyring returns a keyring over key, which must be KeySize bytes.
@@ -187,12 +191,92 @@ func Equal(a, b []byte) bool {
 	return subtle.ConstantTimeCompare(a, b) == 1
 }
 
-// NewID returns a public identifier (not a secret): 20 random bytes in hex,
-// the shape of the document's "idsha" values.
+// NewID returns a public identifier (not a secret): 20 bytes in hex, the
+// shape of the document's "idsha" values. The first 6 bytes are the time in
+// milliseconds and the other 14 random (112 bits), so ids made later sort
+// later and the unique indexes on them grow at their end instead of
+// dirtying a random page per row (#16). An id reveals when it was made,
+// nothing else.
 func NewID() string {
-	b := make([]byte, 20)
+	return newIDAt(time.Now())
+}
+
+func newIDAt(t time.Time) string {
+	var b [20]byte
+	ms := uint64(t.UnixMilli())
+	binary.BigEndian.PutUint16(b[0:], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:], uint32(ms))
+	rand.Read(b[6:])
+	return hex.EncodeToString(b[:])
+}
+
+// Row names a tenant's row: its corporate and its id.
+type Row struct{ Corporate, ID int64 }
+
+// keyedSize is a keyed secret's length before encoding: the sealed row,
+// then the 32-byte random part.
+const keyedSize = aes.BlockSize + 32
+
+// Keyed returns the secret of purpose p for a row: the row sealed under a
+// key of the purpose (one AES block, a keyed permutation of 128 bits, so
+// a secret reveals neither the row's id nor how many rows there are), then
+// random, the 32 bytes only the holder has. The row lets a secret be
+// looked up by its primary key; random is then checked against what the
+// row keeps, in constant time (#16).
+func (k *Keyring) Keyed(p Purpose, row Row, random []byte) string {
+	b := make([]byte, keyedSize)
+	binary.BigEndian.PutUint64(b[0:], uint64(row.Corporate))
+	binary.BigEndian.PutUint64(b[8:], uint64(row.ID))
+	k.rowCipher(p).Encrypt(b[:aes.BlockSize], b[:aes.BlockSize])
+	copy(b[aes.BlockSize:], random)
+	return string(p) + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Unkey reads a secret made by Keyed: its row and random part. ok is false
+// for anything else, among them the secrets made before keyed ones (Derive
+// and NewRandom's, which are shorter). A forged secret may name any row:
+// only the check of its random part tells.
+func (k *Keyring) Unkey(p Purpose, s string) (row Row, random []byte, ok bool) {
+	enc, found := strings.CutPrefix(s, string(p))
+	if !found || base64.RawURLEncoding.DecodedLen(len(enc)) != keyedSize {
+		return Row{}, nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(b) != keyedSize {
+		return Row{}, nil, false
+	}
+	k.rowCipher(p).Decrypt(b[:aes.BlockSize], b[:aes.BlockSize])
+	row = Row{int64(binary.BigEndian.Uint64(b[0:])), int64(binary.BigEndian.Uint64(b[8:]))}
+	if row.Corporate <= 0 || row.ID <= 0 {
+		return Row{}, nil, false
+	}
+	return row, b[aes.BlockSize:], true
+}
+
+// DeriveRandom is the random part of a keyed secret that idempotent
+// repeats must give again: derived from nonce, as Derive is.
+func (k *Keyring) DeriveRandom(p Purpose, nonce []byte) []byte { return k.derive(p, nonce) }
+
+// NewRandomPart is the random part of a keyed secret that is never given
+// again (a session's cookie): 32 random bytes, kept as Hash(part).
+func NewRandomPart() []byte {
+	b := make([]byte, 32)
 	rand.Read(b)
-	return hex.EncodeToString(b)
+	return b
+}
+
+// rowCipher is the block cipher sealing rows in p's secrets; its key is
+// derived from the server key, one per purpose.
+func (k *Keyring) rowCipher(p Purpose) cipher.Block {
+	if c, ok := k.rows.Load(p); ok {
+		return c.(cipher.Block)
+	}
+	c, err := aes.NewCipher(k.derive("imbee row key v1 "+p, nil))
+	if err != nil {
+		panic(err) // derive always gives 32 bytes
+	}
+	k.rows.Store(p, c)
+	return c
 }
 
 // Internal purposes: keys for data the server keeps, never shown to anyone.

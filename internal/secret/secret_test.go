@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func newTestKeyring(t *testing.T) *Keyring {
@@ -132,6 +133,18 @@ func TestNewIDAndNonce(t *testing.T) {
 	}
 	if NewID() == id {
 		t.Error("two NewID calls returned the same id")
+	}
+	// Time-ordered: an id made a millisecond later sorts after, whatever
+	// its random part.
+	t0 := time.Now()
+	for i := range 1000 {
+		a, b := newIDAt(t0.Add(time.Duration(i)*time.Millisecond)), newIDAt(t0.Add(time.Duration(i+1)*time.Millisecond))
+		if a >= b {
+			t.Fatalf("id %q made before %q sorts after it", a, b)
+		}
+	}
+	if a, b := newIDAt(t0), newIDAt(t0); a == b || a[:12] != b[:12] {
+		t.Errorf("two ids of one millisecond: %q and %q, want one time prefix and different random parts", a, b)
 	}
 	n := NewNonce()
 	if len(n) != NonceSize {
@@ -406,4 +419,61 @@ func TestVAPID(t *testing.T) {
 	if got := base64.RawURLEncoding.EncodeToString(key.PublicKey().Bytes()); got != pub || len(key.PublicKey().Bytes()) != 65 {
 		t.Errorf("public key %s is not the private key's (%s)", pub, got)
 	}
+}
+
+func TestKeyed(t *testing.T) {
+	k, other := newTestKeyring(t), newTestKeyring(t)
+	random := NewRandomPart()
+	row := Row{Corporate: 7, ID: 41}
+	s := k.Keyed(APIKey, row, random)
+	if !strings.HasPrefix(s, string(APIKey)) || len(s) != len(APIKey)+64 {
+		t.Fatalf("Keyed = %q, want the prefix and 64 characters", s)
+	}
+	got, part, ok := k.Unkey(APIKey, s)
+	if !ok || got != row || !bytes.Equal(part, random) {
+		t.Fatalf("Unkey = %v %x %v, want %v %x", got, part, ok, row, random)
+	}
+	// The row is sealed: consecutive ids share no visible part, and the
+	// same row sealed for another purpose or under another key differs.
+	next := k.Keyed(APIKey, Row{Corporate: 7, ID: 42}, random)
+	if s[:len(APIKey)+8] == next[:len(APIKey)+8] {
+		t.Errorf("rows 41 and 42 begin alike: %q, %q", s, next)
+	}
+	for _, p := range []Purpose{LinkToken, SessionToken} {
+		if got, _, ok := k.Unkey(p, string(p)+strings.TrimPrefix(s, string(APIKey))); ok && got == row {
+			t.Errorf("a %s secret read as %s names the same row", APIKey, p)
+		}
+	}
+	if got, _, ok := other.Unkey(APIKey, s); ok && got == row {
+		t.Error("another server key reads the same row")
+	}
+	// What is not a keyed secret of the purpose is refused: the secrets
+	// made before (Derive, NewRandom), other prefixes, bad encodings.
+	for _, bad := range []string{"", k.Derive(APIKey, NewNonce()), NewRandom(APIKey), "imbl_" + s[5:], s[:len(s)-1], s + "A", s[:20] + "!" + s[21:]} {
+		if _, _, ok := k.Unkey(APIKey, bad); ok {
+			t.Errorf("Unkey(%q) accepted", bad)
+		}
+	}
+	// Derived random parts are the same for one nonce, as Derive is.
+	n := NewNonce()
+	if !bytes.Equal(k.DeriveRandom(LinkToken, n), k.DeriveRandom(LinkToken, n)) || bytes.Equal(k.DeriveRandom(LinkToken, n), k.DeriveRandom(APIKey, n)) {
+		t.Error("DeriveRandom is not one value per (purpose, nonce)")
+	}
+}
+
+func TestKeyedConcurrent(t *testing.T) {
+	k := newTestKeyring(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 200 {
+				row := Row{Corporate: int64(i + 1), ID: int64(j + 1)}
+				if got, _, ok := k.Unkey(LinkToken, k.Keyed(LinkToken, row, NewRandomPart())); !ok || got != row {
+					t.Errorf("round trip of %v gave %v", row, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

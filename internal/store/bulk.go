@@ -30,16 +30,16 @@ func (s *Store) BulkLoad(ctx context.Context, corporateID, botID int64, prefix s
 				nonce := secret.NewNonce()
 				idsha := secret.NewID()
 				userID, err := s.insertRouted(ctx, q, userRoute, idsha, corporateID, `
-					INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
-					VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-					corporateID, fmt.Sprintf("%s%d", prefix, i), idsha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), now)
+					INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
+					VALUES (?, ?, ?, ?, ?) RETURNING id`,
+					corporateID, fmt.Sprintf("%s%d", prefix, i), idsha, nonce, now)
 				if err != nil {
 					return internal("bulk user", err)
 				}
 				linkNonce := secret.NewNonce()
-				if _, err := s.insertRouted(ctx, q, linkRoute, secret.Hash(s.keys.Derive(secret.LinkToken, linkNonce)), corporateID, `
-					INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, max_uses, date_limit, expires_at, created_at)
-					VALUES (?, ?, ?, ?, 10, ?, ?, ?) RETURNING id`,
+				if _, err := q.ExecContext(ctx, `
+					INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, token_keyed, max_uses, date_limit, expires_at, created_at)
+					VALUES (?, ?, ?, ?, 1, 10, ?, ?, ?)`,
 					corporateID, userID, botID, linkNonce, dateLimit, unix(expires), now,
 				); err != nil {
 					return internal("bulk link", err)

@@ -45,15 +45,16 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	}
 	// The pair key is looked up in both orders (only the sorted one can
 	// exist): sorting in SQL would depend on the database's collation.
+	byKey, args, check := s.userByAPIKey("r.corporate_id", apikey)
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha,
+		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha, u.secret_nonce,
 			coalesce(v1.id, v2.id), coalesce(v1.public_id, v2.public_id), m.position, m.idsha, m.is_admin, m.is_bot
 		FROM `+routedCorporate+`
-		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.apikey_hash = ?
+		LEFT JOIN users u ON `+byKey+`
 		LEFT JOIN conversations v1 ON v1.corporate_id = r.corporate_id AND v1.pair_key = u.idsha || ':' || ?
 		LEFT JOIN conversations v2 ON v2.corporate_id = r.corporate_id AND v2.pair_key = ? || ':' || u.idsha
 		LEFT JOIN conversation_members m ON m.corporate_id = r.corporate_id AND m.conversation_id = coalesce(v1.id, v2.id)
-		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), contact, contact, secret.Hash(auth))
+		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, append(args, contact, contact, secret.Hash(auth))...)
 	if err != nil {
 		return c, u, conv, false, internal("authenticate", err)
 	}
@@ -61,10 +62,11 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	var r corporateRow
 	var userID, convID, position sql.NullInt64
 	var uniqueID, idsha, publicID, member sql.NullString
+	var nonce []byte
 	var isAdmin, isBot sql.NullBool
 	seen := false
 	for rows.Next() {
-		if err := rows.Scan(r.dest(&userID, &uniqueID, &idsha,
+		if err := rows.Scan(r.dest(&userID, &uniqueID, &idsha, &nonce,
 			&convID, &publicID, &position, &member, &isAdmin, &isBot)...); err != nil {
 			return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
 		}
@@ -84,7 +86,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 		return imbee.Corporate{}, u, conv, false, errBadAuth()
 	}
 	c = r.corporate()
-	if err := checkAPIKey(apikey, userID.Valid); err != nil {
+	if err := checkAPIKey(apikey, userID.Valid && check(nonce)); err != nil {
 		return c, u, conv, false, err
 	}
 	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID.String, IDSha: idsha.String}

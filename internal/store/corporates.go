@@ -232,12 +232,14 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 	var r corporateRow
 	var userID sql.NullInt64
 	var uniqueID, idsha sql.NullString
+	var nonce []byte
+	byKey, args, check := s.userByAPIKey("r.corporate_id", apikey)
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha
+		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha, u.secret_nonce
 		FROM `+routedCorporate+`
-		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.apikey_hash = ?
-		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(apikey), secret.Hash(auth),
-	).Scan(r.dest(&userID, &uniqueID, &idsha)...)
+		LEFT JOIN users u ON `+byKey+`
+		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, append(args, secret.Hash(auth))...,
+	).Scan(r.dest(&userID, &uniqueID, &idsha, &nonce)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, errBadAuth()
 	}
@@ -245,7 +247,7 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 		return imbee.Corporate{}, u, internal("authenticate", err)
 	}
 	c := r.corporate()
-	if err := checkAPIKey(apikey, userID.Valid); err != nil {
+	if err := checkAPIKey(apikey, userID.Valid && check(nonce)); err != nil {
 		return c, u, err
 	}
 	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID.String, IDSha: idsha.String}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/imbee/imbee"
-	"github.com/imbee/imbee/internal/secret"
 )
 
 // ClaimDeliveries takes up to limit deliveries that are due and marks them
@@ -51,14 +50,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, pool int, lease time
 		}
 		for i := range out {
 			var nonce []byte
+			var keyed bool
 			err := q.QueryRowContext(ctx, `
-				SELECT l.token_nonce, b.name, c.name, c.language, c.sender_name
+				SELECT l.token_nonce, l.token_keyed, b.name, c.name, c.language, c.sender_name
 				FROM links l JOIN bots b ON b.corporate_id = l.corporate_id AND b.id = l.bot_id JOIN corporates c ON c.id = l.corporate_id
-				WHERE l.corporate_id = ? AND l.id = ?`, out[i].CorporateID, out[i].LinkID).Scan(&nonce, &out[i].BotName, &out[i].CorporateName, &out[i].Language, &out[i].SenderName)
+				WHERE l.corporate_id = ? AND l.id = ?`, out[i].CorporateID, out[i].LinkID).Scan(&nonce, &keyed, &out[i].BotName, &out[i].CorporateName, &out[i].Language, &out[i].SenderName)
 			if err != nil {
 				return internal("claim deliveries", err)
 			}
-			out[i].LinkToken = s.keys.Derive(secret.LinkToken, nonce)
+			out[i].LinkToken = s.linkToken(out[i].CorporateID, out[i].LinkID, nonce, keyed)
 		}
 		return nil
 	})

@@ -37,7 +37,7 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		if err := s.checkSendLimit(ctx, q, req, now); err != nil {
 			return err
 		}
-		user, _, _, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
+		user, _, _, _, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
 		if err != nil {
 			return err
 		}
@@ -128,13 +128,14 @@ func (s *Store) lockRecipients(ctx context.Context, q querier, req imbee.LinkReq
 // current link per pair even if two servers race here.
 func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, botID int64, req imbee.LinkRequest, now time.Time) (imbee.Link, error) {
 	for range 2 {
+		var keyed bool
 		l, nonce, err := scanLink(q.QueryRowContext(ctx, `
-			SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at
-			FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID))
+			SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at, token_keyed
+			FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID), &keyed)
 		switch {
 		case err == nil && l.State(now) == imbee.LinkActive:
 			l.Existing = true
-			l.Token = s.keys.Derive(secret.LinkToken, nonce)
+			l.Token = s.linkToken(l.CorporateID, l.ID, nonce, keyed)
 			return l, nil
 		case err == nil:
 			if _, err := q.ExecContext(ctx, `UPDATE links SET current = 0 WHERE corporate_id = ? AND id = ?`, req.CorporateID, l.ID); err != nil {
@@ -146,18 +147,18 @@ func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, bot
 		nonce = secret.NewNonce()
 		l = imbee.Link{
 			CorporateID: req.CorporateID,
-			Token:       s.keys.Derive(secret.LinkToken, nonce),
 			MaxUses:     req.MaxUses,
 			DateLimit:   req.DateLimit,
 			ExpiresAt:   req.ExpiresAt,
 		}
-		l.ID, err = s.insertRouted(ctx, q, linkRoute, secret.Hash(l.Token), req.CorporateID, `
-			INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, max_uses, date_limit, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		err = q.QueryRowContext(ctx, `
+			INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, token_keyed, max_uses, date_limit, expires_at, created_at)
+			VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
 			ON CONFLICT (corporate_id, user_id, bot_id) WHERE current = 1 DO NOTHING
 			RETURNING id`,
-			req.CorporateID, user.ID, botID, nonce, l.MaxUses, l.DateLimit, unix(l.ExpiresAt), unix(now))
+			req.CorporateID, user.ID, botID, nonce, l.MaxUses, l.DateLimit, unix(l.ExpiresAt), unix(now)).Scan(&l.ID)
 		if err == nil {
+			l.Token = s.linkToken(l.CorporateID, l.ID, nonce, true)
 			return l, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -169,12 +170,13 @@ func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, bot
 	return imbee.Link{}, internal("create link", errors.New("the current link kept changing"))
 }
 
-func scanLink(row *sql.Row) (imbee.Link, []byte, error) {
+// scanLink reads a link's columns in their order here, then extra.
+func scanLink(row *sql.Row, extra ...any) (imbee.Link, []byte, error) {
 	var l imbee.Link
 	var nonce []byte
 	var expires int64
 	var revoked sql.NullInt64
-	err := row.Scan(&l.ID, &l.CorporateID, &nonce, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked)
+	err := row.Scan(append([]any{&l.ID, &l.CorporateID, &nonce, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked}, extra...)...)
 	l.ExpiresAt = time.Unix(expires, 0)
 	l.Revoked = revoked.Valid
 	return l, nonce, err
@@ -187,14 +189,18 @@ func (s *Store) LinkByToken(ctx context.Context, token string) (imbee.LinkPage, 
 	var p imbee.LinkPage
 	var expires int64
 	var revoked sql.NullInt64
+	var nonce []byte
+	from, where, args, check := s.linkByToken(token)
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at), b.name, c.name, c.language
-		FROM link_routes r
-		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
-		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
-		JOIN corporates c ON c.id = r.corporate_id
-		WHERE r.token_hash = ?`, secret.Hash(token),
-	).Scan(&p.Link.ID, &p.Link.CorporateID, &p.Link.MaxUses, &p.Link.Uses, &p.Link.DateLimit, &expires, &revoked, &p.BotName, &p.CorporateName, &p.CorporateLanguage)
+		SELECT l.id, l.corporate_id, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at), b.name, c.name, c.language, l.token_nonce
+		FROM `+from+`
+		JOIN bots b ON b.corporate_id = l.corporate_id AND b.id = l.bot_id
+		JOIN corporates c ON c.id = l.corporate_id
+		WHERE `+where, args...,
+	).Scan(&p.Link.ID, &p.Link.CorporateID, &p.Link.MaxUses, &p.Link.Uses, &p.Link.DateLimit, &expires, &revoked, &p.BotName, &p.CorporateName, &p.CorporateLanguage, &nonce)
+	if err == nil && !check(nonce) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, imbee.Errorf(imbee.CodeNotFound, "no such link")
 	}
@@ -218,22 +224,37 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		now := s.now()
 		a.At = now
 		var linkID, userID, botID, expires int64
+		var nonce []byte
+		from, where, args, check := s.linkByToken(token)
+		// The links' row to spend: a keyed token's row is checked before
+		// its use is taken (a forged token must not spend one); an older
+		// token is found by its hash, through its route.
+		spend := `FROM link_routes r WHERE r.token_hash = ? AND links.corporate_id = r.corporate_id AND links.id = r.link_id`
+		if row, _, keyed := s.keys.Unkey(secret.LinkToken, token); keyed {
+			err := q.QueryRowContext(ctx, `SELECT token_nonce FROM links WHERE corporate_id = ? AND id = ? AND token_keyed = 1`,
+				row.Corporate, row.ID).Scan(&nonce)
+			if errors.Is(err, sql.ErrNoRows) || err == nil && !check(nonce) {
+				return imbee.Errorf(imbee.CodeNotFound, "no such link")
+			}
+			if err != nil {
+				return internal("read link", err)
+			}
+			spend = `WHERE links.corporate_id = ? AND links.id = ?`
+		}
 		err := q.QueryRowContext(ctx, `
 			UPDATE links SET uses = uses + 1
-			FROM link_routes r
-			WHERE r.token_hash = ? AND links.corporate_id = r.corporate_id AND links.id = r.link_id
+			`+spend+`
 			AND links.revoked_at IS NULL AND links.expires_at > ? AND links.uses < links.max_uses
-			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = r.corporate_id AND c.disabled_at IS NOT NULL)
+			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = links.corporate_id AND c.disabled_at IS NOT NULL)
 			RETURNING links.id, links.corporate_id, links.user_id, links.bot_id, links.expires_at`,
-			secret.Hash(token), unix(now),
+			append(args, unix(now))...,
 		).Scan(&linkID, &sess.CorporateID, &userID, &botID, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			l, _, err := scanLink(q.QueryRowContext(ctx, `
 				SELECT l.id, l.corporate_id, l.token_nonce, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at)
-				FROM link_routes r
-				JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
-				JOIN corporates c ON c.id = r.corporate_id
-				WHERE r.token_hash = ?`, secret.Hash(token)))
+				FROM `+from+`
+				JOIN corporates c ON c.id = l.corporate_id
+				WHERE `+where, args...))
 			if errors.Is(err, sql.ErrNoRows) {
 				return imbee.Errorf(imbee.CodeNotFound, "no such link")
 			}
@@ -266,17 +287,18 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		if err != nil {
 			return err
 		}
-		sess.Token = secret.NewRandom(secret.SessionToken)
+		random := secret.NewRandomPart()
 		sess.UserIDSha, sess.ConversationID, sess.BotName = user.IDSha, conv.PublicID, bot.Name
 		sess.ExpiresAt = time.Unix(expires, 0)
 		sess.LinkID, sess.UserID, sess.BotID = linkID, userID, botID
-		sess.ID, err = s.insertRouted(ctx, q, sessionRoute, secret.Hash(sess.Token), sess.CorporateID, `
-			INSERT INTO sessions (corporate_id, link_id, user_id, conversation_id, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-			sess.CorporateID, linkID, userID, conv.ID, expires, unix(now))
+		err = q.QueryRowContext(ctx, `
+			INSERT INTO sessions (corporate_id, link_id, user_id, conversation_id, token_hash, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			sess.CorporateID, linkID, userID, conv.ID, secret.Hash(string(random)), expires, unix(now)).Scan(&sess.ID)
 		if err != nil {
 			return internal("create session", err)
 		}
+		sess.Token = s.keys.Keyed(secret.SessionToken, secret.Row{Corporate: sess.CorporateID, ID: sess.ID}, random)
 		return nil
 	})
 	if err != nil || state != imbee.LinkActive {
@@ -292,18 +314,22 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 func (s *Store) SessionByToken(ctx context.Context, token string) (imbee.Session, error) {
 	var sess imbee.Session
 	var expires int64
+	var hash []byte
+	from, where, args, check := s.sessionByToken(token)
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT s.id, s.corporate_id, s.link_id, s.user_id, l.bot_id, u.idsha, cv.public_id, b.name, c.name, c.language, s.expires_at
-		FROM session_routes r
-		JOIN sessions s ON s.corporate_id = r.corporate_id AND s.id = r.session_id
-		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = s.link_id
-		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = s.user_id
-		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
-		JOIN corporates c ON c.id = r.corporate_id
-		JOIN conversations cv ON cv.corporate_id = r.corporate_id AND cv.id = s.conversation_id
-		WHERE r.token_hash = ? AND s.expires_at > ? AND l.revoked_at IS NULL AND c.disabled_at IS NULL`,
-		secret.Hash(token), unix(s.now()),
-	).Scan(&sess.ID, &sess.CorporateID, &sess.LinkID, &sess.UserID, &sess.BotID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &sess.CorporateLanguage, &expires)
+		SELECT s.id, s.corporate_id, s.link_id, s.user_id, l.bot_id, u.idsha, cv.public_id, b.name, c.name, c.language, s.expires_at, s.token_hash
+		FROM `+from+`
+		JOIN links l ON l.corporate_id = s.corporate_id AND l.id = s.link_id
+		JOIN users u ON u.corporate_id = s.corporate_id AND u.id = s.user_id
+		JOIN bots b ON b.corporate_id = s.corporate_id AND b.id = l.bot_id
+		JOIN corporates c ON c.id = s.corporate_id
+		JOIN conversations cv ON cv.corporate_id = s.corporate_id AND cv.id = s.conversation_id
+		WHERE `+where+` AND s.expires_at > ? AND l.revoked_at IS NULL AND c.disabled_at IS NULL`,
+		append(args, unix(s.now()))...,
+	).Scan(&sess.ID, &sess.CorporateID, &sess.LinkID, &sess.UserID, &sess.BotID, &sess.UserIDSha, &sess.ConversationID, &sess.BotName, &sess.CorporateName, &sess.CorporateLanguage, &expires, &hash)
+	if err == nil && !check(hash) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, imbee.Errorf(imbee.CodeNotFound, "no such session")
 	}
@@ -322,7 +348,7 @@ func (s *Store) RevokeLink(ctx context.Context, corporateID int64, token string)
 	var l imbee.Link
 	err := s.inWrite(ctx, func(q querier) error {
 		var err error
-		l, err = linkOf(ctx, q, corporateID, token)
+		l, err = s.linkOf(ctx, q, corporateID, token)
 		if err != nil {
 			return err
 		}
@@ -342,7 +368,7 @@ func (s *Store) RevokeLink(ctx context.Context, corporateID int64, token string)
 // LinkStatus returns a corporate's link by its token, with its deliveries,
 // oldest first. It returns CodeNotFound for a token of no link of corporateID.
 func (s *Store) LinkStatus(ctx context.Context, corporateID int64, token string) (imbee.Link, []imbee.Delivery, error) {
-	l, err := linkOf(ctx, s.reads, corporateID, token)
+	l, err := s.linkOf(ctx, s.reads, corporateID, token)
 	if err != nil {
 		return l, nil, err
 	}
@@ -352,26 +378,31 @@ func (s *Store) LinkStatus(ctx context.Context, corporateID int64, token string)
 
 // linkOf reads a link by token, with its user's and bot's idsha. With
 // corporateID 0 (the operator's CLI) the link may be of any corporate.
-func linkOf(ctx context.Context, q querier, corporateID int64, token string) (imbee.Link, error) {
+func (s *Store) linkOf(ctx context.Context, q querier, corporateID int64, token string) (imbee.Link, error) {
 	var l imbee.Link
 	var expires int64
 	var revoked sql.NullInt64
+	var nonce []byte
+	token = strings.TrimSpace(token)
+	from, where, args, check := s.linkByToken(token)
 	err := q.QueryRowContext(ctx, `
-		SELECT l.id, l.corporate_id, u.idsha, b.idsha, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at
-		FROM link_routes r
-		JOIN links l ON l.corporate_id = r.corporate_id AND l.id = r.link_id
-		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = l.user_id
-		JOIN bots b ON b.corporate_id = r.corporate_id AND b.id = l.bot_id
-		WHERE r.token_hash = ? AND (? = 0 OR r.corporate_id = ?)`,
-		secret.Hash(strings.TrimSpace(token)), corporateID, corporateID,
-	).Scan(&l.ID, &l.CorporateID, &l.UserIDSha, &l.BotIDSha, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked)
+		SELECT l.id, l.corporate_id, u.idsha, b.idsha, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at, l.token_nonce
+		FROM `+from+`
+		JOIN users u ON u.corporate_id = l.corporate_id AND u.id = l.user_id
+		JOIN bots b ON b.corporate_id = l.corporate_id AND b.id = l.bot_id
+		WHERE `+where+` AND (? = 0 OR l.corporate_id = ?)`,
+		append(args, corporateID, corporateID)...,
+	).Scan(&l.ID, &l.CorporateID, &l.UserIDSha, &l.BotIDSha, &l.MaxUses, &l.Uses, &l.DateLimit, &expires, &revoked, &nonce)
+	if err == nil && !check(nonce) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, imbee.NotFound(imbee.SubjectLink, "no such link")
 	}
 	if err != nil {
 		return l, internal("read link", err)
 	}
-	l.Token = strings.TrimSpace(token)
+	l.Token = token
 	l.ExpiresAt = time.Unix(expires, 0)
 	l.Revoked = revoked.Valid
 	return l, nil

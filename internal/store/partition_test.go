@@ -110,8 +110,6 @@ var crossPartition = map[string]string{
 	"FROM corporate_routes r JOIN corporates": "a credential's route joined with its corporate (and user, and chat) in one " +
 		"statement: one round trip on PostgreSQL, but Citus refuses a join of tables spread by different keys. " +
 		"It needs the route read first, or credentials that carry their corporate",
-	"FROM link_routes r":    "a link's token route joined with the link: as above",
-	"FROM session_routes r": "a session's token route joined with the session: as above",
 	"WITH RECURSIVE active(id)": "the claims' step that finds which corporates have work due: across tenants by " +
 		"nature, a query of every shard on Citus",
 	") AS c1_0": "one statement reads the due rows of several corporates (one round trip per claim); on Citus " +

@@ -176,6 +176,7 @@ func migrateDownTo(t *testing.T, dsn string, version int64) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1) // a migration's pragmas hold for its connection only
 	p, err := d.migrations(db)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,9 @@ import (
 // row is then read with corporate_id in its WHERE (a join in the same
 // statement). A routing row is written in the transaction of its row.
 // (corporate_routes, the corporates' Authorization hashes, has no row id:
-// the corporate is the row.)
+// the corporate is the row.) Links' tokens and web sessions' cookies made
+// since migration 00017 carry their row instead (keyed.go): link_routes and
+// session_routes only find the older ones.
 type route struct {
 	table string // its columns: key, corporate_id, and id
 	key   string // the column looked up: a token's hash, or a public id
@@ -18,8 +20,6 @@ type route struct {
 }
 
 var (
-	linkRoute       = route{"link_routes", "token_hash", "link_id"}
-	sessionRoute    = route{"session_routes", "token_hash", "session_id"}
 	appSessionRoute = route{"app_session_routes", "token_hash", "session_id"}
 	userRoute       = route{"user_routes", "idsha", "user_id"} // the web app's sign-in names a user by idsha alone
 )

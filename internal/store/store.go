@@ -142,6 +142,7 @@ func Migrate(ctx context.Context, dsn string) ([]string, error) {
 		return nil, err
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1) // a migration's pragmas hold for its connection only
 	return sqliteDialect.migrate(ctx, db)
 }
 

@@ -22,13 +22,12 @@ const bulkChunk = 128
 type bulkUser struct {
 	uniqueID string
 	// The row to insert should the user be new; once stored, the row's.
-	idsha  string
-	nonce  []byte
-	apikey string
-	hash   []byte // of apikey
-	id     int64  // 0 until stored or found
-	// existed: the row was there before this batch.
-	existed bool
+	idsha string
+	nonce []byte
+	id    int64 // 0 until stored or found
+	// existed: the row was there before this batch; legacy: it keeps an
+	// apikey made before keyed ones.
+	existed, legacy bool
 }
 
 // RegisterUsers is RegisterUser for many users in one transaction: every
@@ -57,9 +56,7 @@ func (s *Store) RegisterUsers(ctx context.Context, corporateID int64, specs []im
 	fresh := make([]bulkUser, len(ids))
 	for i, id := range ids {
 		pos[id] = i
-		nonce := secret.NewNonce()
-		apikey := s.keys.Derive(secret.APIKey, nonce)
-		fresh[i] = bulkUser{uniqueID: id, idsha: secret.NewID(), nonce: nonce, apikey: apikey, hash: secret.Hash(apikey)}
+		fresh[i] = bulkUser{uniqueID: id, idsha: secret.NewID(), nonce: secret.NewNonce()}
 	}
 	now := unix(s.now())
 	var users []bulkUser
@@ -76,13 +73,10 @@ func (s *Store) RegisterUsers(ctx context.Context, corporateID int64, specs []im
 	if err != nil {
 		return nil, err
 	}
-	passes := make([]string, len(users))
-	for i := range users {
-		u := &users[i]
-		if u.existed {
-			u.apikey = s.keys.Derive(secret.APIKey, u.nonce)
-		}
+	passes, apikeys := make([]string, len(users)), make([]string, len(users))
+	for i, u := range users {
 		passes[i] = s.keys.Derive(secret.Pass, u.nonce)
+		apikeys[i] = s.apikeyOf(corporateID, u.id, u.nonce, u.legacy)
 	}
 	regs := make([]imbee.Registration, len(specs))
 	given := make([]bool, len(users))
@@ -90,7 +84,7 @@ func (s *Store) RegisterUsers(ctx context.Context, corporateID int64, specs []im
 		k := pos[sp.UniqueID]
 		u := users[k]
 		regs[i] = imbee.Registration{
-			User:    imbee.User{ID: u.id, CorporateID: corporateID, UniqueID: u.uniqueID, IDSha: u.idsha, Pass: passes[k], APIKey: u.apikey},
+			User:    imbee.User{ID: u.id, CorporateID: corporateID, UniqueID: u.uniqueID, IDSha: u.idsha, Pass: passes[k], APIKey: apikeys[k]},
 			Existed: u.existed || given[k],
 		}
 		given[k] = true
@@ -123,29 +117,29 @@ func (s *Store) insertUsers(ctx context.Context, q querier, corporateID int64, u
 		return nil
 	}
 	if s.dialect.bindsArrays {
-		uniqueIDs, idshas, nonces, hashes := make([]string, len(users)), make([]string, len(users)), make([][]byte, len(users)), make([][]byte, len(users))
+		uniqueIDs, idshas, nonces := make([]string, len(users)), make([]string, len(users)), make([][]byte, len(users))
 		for i, u := range users {
-			uniqueIDs[i], idshas[i], nonces[i], hashes[i] = u.uniqueID, u.idsha, u.nonce, u.hash
+			uniqueIDs[i], idshas[i], nonces[i] = u.uniqueID, u.idsha, u.nonce
 		}
 		return scan(q.QueryContext(ctx, `
 			WITH n AS (
-				INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
-				SELECT ?, n.unique_id, n.idsha, n.secret_nonce, n.apikey_hash, ?
-				FROM unnest(?::text[], ?::text[], ?::bytea[], ?::bytea[]) AS n (unique_id, idsha, secret_nonce, apikey_hash)
+				INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
+				SELECT ?, n.unique_id, n.idsha, n.secret_nonce, ?
+				FROM unnest(?::text[], ?::text[], ?::bytea[]) AS n (unique_id, idsha, secret_nonce)
 				ON CONFLICT (corporate_id, unique_id) DO NOTHING
 				RETURNING corporate_id, idsha, id),
 			r AS (INSERT INTO user_routes (idsha, corporate_id, user_id) SELECT idsha, corporate_id, id FROM n)
 			SELECT idsha, id FROM n`,
-			corporateID, now, uniqueIDs, idshas, nonces, hashes))
+			corporateID, now, uniqueIDs, idshas, nonces))
 	}
 	return inChunks(len(users), func(lo, hi int) error {
-		args := make([]any, 0, 6*(hi-lo))
+		args := make([]any, 0, 5*(hi-lo))
 		for _, u := range users[lo:hi] {
-			args = append(args, corporateID, u.uniqueID, u.idsha, u.nonce, u.hash, now)
+			args = append(args, corporateID, u.uniqueID, u.idsha, u.nonce, now)
 		}
 		if err := scan(q.QueryContext(ctx, `
-			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
-			VALUES `+placeholders(hi-lo, 6)+`
+			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
+			VALUES `+placeholders(hi-lo, 5)+`
 			ON CONFLICT (corporate_id, unique_id) DO NOTHING
 			RETURNING idsha, id`, args...)); err != nil {
 			return err
@@ -187,11 +181,11 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 		for rows.Next() {
 			var uniqueID string
 			var u bulkUser
-			if err := rows.Scan(&uniqueID, &u.id, &u.idsha, &u.nonce); err != nil {
+			if err := rows.Scan(&uniqueID, &u.id, &u.idsha, &u.nonce, &u.legacy); err != nil {
 				return internal("read users", err)
 			}
 			m := missing[uniqueID]
-			m.id, m.idsha, m.nonce, m.apikey, m.hash, m.existed = u.id, u.idsha, u.nonce, "", nil, true
+			m.id, m.idsha, m.nonce, m.legacy, m.existed = u.id, u.idsha, u.nonce, u.legacy, true
 			delete(missing, uniqueID)
 		}
 		if err := rows.Err(); err != nil {
@@ -202,7 +196,7 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 	var err error
 	if s.dialect.bindsArrays {
 		err = scan(q.QueryContext(ctx, `
-			SELECT unique_id, id, idsha, secret_nonce FROM users
+			SELECT unique_id, id, idsha, secret_nonce, apikey_hash IS NOT NULL FROM users
 			WHERE corporate_id = ? AND unique_id = ANY (?::text[])`, corporateID, ids))
 	} else {
 		err = inChunks(len(ids), func(lo, hi int) error {
@@ -212,7 +206,7 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 				args = append(args, id)
 			}
 			return scan(q.QueryContext(ctx, `
-				SELECT unique_id, id, idsha, secret_nonce FROM users
+				SELECT unique_id, id, idsha, secret_nonce, apikey_hash IS NOT NULL FROM users
 				WHERE corporate_id = ? AND unique_id IN `+placeholders(1, hi-lo), args...))
 		})
 	}

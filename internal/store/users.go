@@ -18,12 +18,13 @@ import (
 func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, existed bool, err error) {
 	err = s.inWrite(ctx, func(q querier) error {
 		var nonce []byte
-		u, nonce, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
+		var legacy bool
+		u, nonce, legacy, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
 		if err != nil {
 			return err
 		}
 		u.Pass = s.keys.Derive(secret.Pass, nonce)
-		u.APIKey = s.keys.Derive(secret.APIKey, nonce)
+		u.APIKey = s.apikeyOf(corporateID, u.ID, nonce, legacy)
 		if dev == nil {
 			return nil
 		}
@@ -63,16 +64,17 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 	var tokenHash, nonce []byte
 	var userID, lastSeen sql.NullInt64
 	var idsha sql.NullString
+	var legacy sql.NullBool
 	err = s.reads.QueryRowContext(ctx, `
 		SELECT `+corporateColumns+`, corporates.corporate_token_hash,
-			u.id, u.idsha, u.secret_nonce,
+			u.id, u.idsha, u.secret_nonce, u.apikey_hash IS NOT NULL,
 			(SELECT last_seen FROM devices
 			 WHERE corporate_id = u.corporate_id AND user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
 		FROM `+routedCorporate+`
 		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.unique_id = ?
 		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`,
 		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
-	).Scan(r.dest(&tokenHash, &userID, &idsha, &nonce, &lastSeen)...)
+	).Scan(r.dest(&tokenHash, &userID, &idsha, &nonce, &legacy, &lastSeen)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, false, errBadAuth()
 	}
@@ -87,47 +89,48 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 		return c, u, false, nil
 	}
 	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID, IDSha: idsha.String,
-		Pass: s.keys.Derive(secret.Pass, nonce), APIKey: s.keys.Derive(secret.APIKey, nonce)}
+		Pass: s.keys.Derive(secret.Pass, nonce), APIKey: s.apikeyOf(c.ID, userID.Int64, nonce, legacy.Bool)}
 	return c, u, true, nil
 }
 
 // ensureUser is insert-or-return in two statements of one transaction.
-func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, uniqueID string) (u imbee.User, nonce []byte, existed bool, err error) {
+// legacy is whether the user keeps an apikey made before keyed ones.
+func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, uniqueID string) (u imbee.User, nonce []byte, legacy, existed bool, err error) {
 	u = imbee.User{CorporateID: corporateID, UniqueID: uniqueID, IDSha: secret.NewID()}
 	nonce = secret.NewNonce()
 	u.ID, err = s.insertRouted(ctx, q, userRoute, u.IDSha, corporateID, `
-		INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)
+		INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
+		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (corporate_id, unique_id) DO NOTHING
 		RETURNING id`,
-		corporateID, uniqueID, u.IDSha, nonce, secret.Hash(s.keys.Derive(secret.APIKey, nonce)), unix(s.now()))
+		corporateID, uniqueID, u.IDSha, nonce, unix(s.now()))
 	if err == nil {
-		return u, nonce, false, nil
+		return u, nonce, false, false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return u, nil, false, internal("create user", err)
+		return u, nil, false, false, internal("create user", err)
 	}
 	err = q.QueryRowContext(ctx, `
-		SELECT id, idsha, secret_nonce FROM users
+		SELECT id, idsha, secret_nonce, apikey_hash IS NOT NULL FROM users
 		WHERE corporate_id = ? AND unique_id = ?`, corporateID, uniqueID,
-	).Scan(&u.ID, &u.IDSha, &nonce)
+	).Scan(&u.ID, &u.IDSha, &nonce, &legacy)
 	if err != nil {
-		return u, nil, false, internal("read user", err)
+		return u, nil, false, false, internal("read user", err)
 	}
-	return u, nonce, true, nil
+	return u, nonce, legacy, true, nil
 }
 
-// RotateUser gives the corporate's user a new pass and apikey; the old ones
-// stop working at once, on every server (credentials are never cached).
-// An unknown user is CodeNotFound.
+// RotateUser gives the corporate's user a new pass and apikey (keyed,
+// whatever the user had); the old ones stop working at once, on every
+// server (credentials are never cached). An unknown user is CodeNotFound.
 func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error) {
 	nonce := secret.NewNonce()
-	u := imbee.User{CorporateID: corporateID, UniqueID: uniqueID, Pass: s.keys.Derive(secret.Pass, nonce), APIKey: s.keys.Derive(secret.APIKey, nonce)}
+	u := imbee.User{CorporateID: corporateID, UniqueID: uniqueID, Pass: s.keys.Derive(secret.Pass, nonce)}
 	err := s.inWrite(ctx, func(q querier) error {
 		err := q.QueryRowContext(ctx, `
-			UPDATE users SET secret_nonce = ?, apikey_hash = ?
+			UPDATE users SET secret_nonce = ?, apikey_hash = NULL
 			WHERE corporate_id = ? AND unique_id = ?
-			RETURNING id, idsha`, nonce, secret.Hash(u.APIKey), corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
+			RETURNING id, idsha`, nonce, corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.NotFound(imbee.SubjectUser, "no such user")
 		}
@@ -139,5 +142,6 @@ func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID stri
 	if err != nil {
 		return imbee.User{}, err
 	}
+	u.APIKey = s.apikeyOf(corporateID, u.ID, nonce, false)
 	return u, nil
 }
