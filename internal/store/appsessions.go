@@ -41,13 +41,12 @@ func (s *Store) SignIn(ctx context.Context, virtualUser, pass string, life time.
 	}
 	now := s.now()
 	sess.UserIDSha, sess.ExpiresAt = virtualUser, now.Add(life)
-	sess.Token = secret.NewRandom(secret.AppSession)
+	random := secret.NewRandomPart()
 	err = s.inWrite(ctx, func(q querier) error {
-		var err error
-		sess.ID, err = s.insertRouted(ctx, q, appSessionRoute, secret.Hash(sess.Token), sess.CorporateID, `
-			INSERT INTO app_sessions (corporate_id, user_id, secret_nonce, expires_at, created_at)
-			VALUES (?, ?, ?, ?, ?) RETURNING id`,
-			sess.CorporateID, sess.UserID, nonce, unix(sess.ExpiresAt), unix(now))
+		err := q.QueryRowContext(ctx, `
+			INSERT INTO app_sessions (corporate_id, user_id, secret_nonce, token_hash, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			sess.CorporateID, sess.UserID, nonce, secret.Hash(string(random)), unix(sess.ExpiresAt), unix(now)).Scan(&sess.ID)
 		if err != nil {
 			return internal("open app session", err)
 		}
@@ -56,6 +55,7 @@ func (s *Store) SignIn(ctx context.Context, virtualUser, pass string, life time.
 	if err != nil {
 		return imbee.AppSession{}, err
 	}
+	sess.Token = s.keys.Keyed(secret.AppSession, secret.Row{Corporate: sess.CorporateID, ID: sess.ID}, random)
 	return sess, nil
 }
 
@@ -65,15 +65,19 @@ func (s *Store) SignIn(ctx context.Context, virtualUser, pass string, life time.
 func (s *Store) AppSessionByToken(ctx context.Context, token string) (imbee.AppSession, error) {
 	var sess imbee.AppSession
 	var expires int64
+	var hash []byte
+	from, where, args, check := s.appSessionByToken(token)
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT a.id, a.corporate_id, a.user_id, u.idsha, c.name, c.language, a.expires_at
-		FROM app_session_routes r
-		JOIN app_sessions a ON a.corporate_id = r.corporate_id AND a.id = r.session_id
-		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = a.user_id AND u.secret_nonce = a.secret_nonce
-		JOIN corporates c ON c.id = r.corporate_id
-		WHERE r.token_hash = ? AND a.expires_at > ? AND c.disabled_at IS NULL`,
-		secret.Hash(token), unix(s.now()),
-	).Scan(&sess.ID, &sess.CorporateID, &sess.UserID, &sess.UserIDSha, &sess.CorporateName, &sess.CorporateLanguage, &expires)
+		SELECT a.id, a.corporate_id, a.user_id, u.idsha, c.name, c.language, a.expires_at, a.token_hash
+		FROM `+from+`
+		JOIN users u ON u.corporate_id = a.corporate_id AND u.id = a.user_id AND u.secret_nonce = a.secret_nonce
+		JOIN corporates c ON c.id = a.corporate_id
+		WHERE `+where+` AND a.expires_at > ? AND c.disabled_at IS NULL`,
+		append(args, unix(s.now()))...,
+	).Scan(&sess.ID, &sess.CorporateID, &sess.UserID, &sess.UserIDSha, &sess.CorporateName, &sess.CorporateLanguage, &expires, &hash)
+	if err == nil && !check(hash) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, imbee.Errorf(imbee.CodeNotFound, "no such session")
 	}
@@ -89,8 +93,18 @@ func (s *Store) AppSessionByToken(ctx context.Context, token string) (imbee.AppS
 func (s *Store) SignOut(ctx context.Context, token string) error {
 	return s.inWrite(ctx, func(q querier) error {
 		var corporateID, id int64
-		err := q.QueryRowContext(ctx, `DELETE FROM app_session_routes WHERE token_hash = ? RETURNING corporate_id, session_id`,
-			secret.Hash(token)).Scan(&corporateID, &id)
+		var err error
+		if row, random, ok := s.keys.Unkey(secret.AppSession, token); ok {
+			var hash []byte
+			corporateID, id = row.Corporate, row.ID
+			err = q.QueryRowContext(ctx, `SELECT token_hash FROM app_sessions WHERE corporate_id = ? AND id = ?`, corporateID, id).Scan(&hash)
+			if err == nil && (hash == nil || !secret.Equal(secret.Hash(string(random)), hash)) {
+				err = sql.ErrNoRows
+			}
+		} else {
+			err = q.QueryRowContext(ctx, `DELETE FROM app_session_routes WHERE token_hash = ? RETURNING corporate_id, session_id`,
+				secret.Hash(token)).Scan(&corporateID, &id)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}

@@ -64,7 +64,7 @@ func testSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countRows(t, s, `SELECT count(*) FROM app_session_routes WHERE token_hash = ?`, []byte(sess.Token)); n != 0 {
+	if n := countRows(t, s, `SELECT count(*) FROM app_sessions WHERE token_hash = ?`, []byte(sess.Token)); n != 0 {
 		t.Error("a session token is stored in plaintext")
 	}
 	clock.Advance(time.Hour)
@@ -74,12 +74,12 @@ func testSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routes := countRows(t, s, `SELECT count(*) FROM app_session_routes`)
+	before := countRows(t, s, `SELECT count(*) FROM app_sessions`)
 	if n, err := s.PurgeAppSessions(ctx); err != nil || n == 0 {
 		t.Errorf("purge of ended app sessions: %d (%v), want the expired ones", n, err)
 	}
-	if got := countRows(t, s, `SELECT count(*) FROM app_session_routes`); got >= routes {
-		t.Errorf("app session routes: %d before the purge, %d after", routes, got)
+	if got := countRows(t, s, `SELECT count(*) FROM app_sessions`); got >= before {
+		t.Errorf("app sessions: %d before the purge, %d after", before, got)
 	}
 	if n := countRows(t, s, `SELECT count(*) FROM app_sessions WHERE expires_at <= ?`, clock.Now().Unix()); n != 0 {
 		t.Errorf("%d expired app sessions left after the purge", n)

@@ -33,7 +33,7 @@ var copiedTables = []copiedTable{
 	{"link_routes", "token_hash, corporate_id, link_id", "token_hash"},
 	{"sessions", "id, corporate_id, link_id, user_id, conversation_id, token_hash, expires_at, created_at", "id"},
 	{"session_routes", "token_hash, corporate_id, session_id", "token_hash"},
-	{"app_sessions", "id, corporate_id, user_id, secret_nonce, expires_at, created_at", "id"},
+	{"app_sessions", "id, corporate_id, user_id, secret_nonce, token_hash, expires_at, created_at", "id"},
 	{"app_session_routes", "token_hash, corporate_id, session_id", "token_hash"},
 	{"push_subscriptions", "id, corporate_id, user_id, endpoint, p256dh, auth_sealed, created_at", "id"},
 	{"deliveries", "id, corporate_id, link_id, channel, recipient, recipient_key, status, attempts, next_attempt_at, last_error, last_reason, provider_id, created_at, updated_at", "id"},

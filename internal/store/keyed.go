@@ -4,8 +4,8 @@ import (
 	"github.com/imbee/imbee/internal/secret"
 )
 
-// Secrets that carry their row (#16): an apikey, a link's token and a web
-// session's cookie name their row sealed (secret.Keyed), so they are found
+// Secrets that carry their row (#16): an apikey, a link's token, a web
+// chat session's and a web app session's cookie name their row sealed (secret.Keyed), so they are found
 // by primary key, and their random part is then checked in constant time
 // against what the row keeps: the nonce it is derived from (apikeys, link
 // tokens, which repeats give again) or its hash (session cookies). The
@@ -56,13 +56,24 @@ func (s *Store) linkByToken(token string) (from, where string, args []any, check
 		[]any{secret.Hash(token)}, func([]byte) bool { return true }
 }
 
-// sessionByToken is linkByToken for a web session's cookie: the statement
-// must read s.token_hash (NULL for an older session, found by its route).
+// sessionByToken is linkByToken for a web chat session's cookie: the
+// statement must read s.token_hash (NULL for an older session, found by
+// its route).
 func (s *Store) sessionByToken(token string) (from, where string, args []any, check func(hash []byte) bool) {
-	if row, random, ok := s.keys.Unkey(secret.SessionToken, token); ok {
-		return "sessions s", "s.corporate_id = ? AND s.id = ?", []any{row.Corporate, row.ID},
+	return s.cookieByToken(secret.SessionToken, "sessions s", "s", "session_routes", token)
+}
+
+// appSessionByToken is sessionByToken for a web app session's cookie, on
+// app_sessions a.
+func (s *Store) appSessionByToken(token string) (from, where string, args []any, check func(hash []byte) bool) {
+	return s.cookieByToken(secret.AppSession, "app_sessions a", "a", "app_session_routes", token)
+}
+
+func (s *Store) cookieByToken(p secret.Purpose, table, alias, routes, token string) (from, where string, args []any, check func(hash []byte) bool) {
+	if row, random, ok := s.keys.Unkey(p, token); ok {
+		return table, alias + ".corporate_id = ? AND " + alias + ".id = ?", []any{row.Corporate, row.ID},
 			func(hash []byte) bool { return hash != nil && secret.Equal(secret.Hash(string(random)), hash) }
 	}
-	return "session_routes r JOIN sessions s ON s.corporate_id = r.corporate_id AND s.id = r.session_id", "r.token_hash = ?",
+	return routes + " r JOIN " + table + " ON " + alias + ".corporate_id = r.corporate_id AND " + alias + ".id = r.session_id", "r.token_hash = ?",
 		[]any{secret.Hash(token)}, func([]byte) bool { return true }
 }

@@ -54,6 +54,15 @@ func testKeyedSecretsMigration(t *testing.T) {
 	if sess, err := s.SessionByToken(ctx, old.session); err != nil || sess.LinkID != old.linkID {
 		t.Errorf("the older web session: %+v, %v", sess, err)
 	}
+	if a, err := s.AppSessionByToken(ctx, old.app); err != nil || a.UserID != old.userID {
+		t.Errorf("the older web app session: %+v, %v", a, err)
+	}
+	if err := s.SignOut(ctx, old.app); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppSessionByToken(ctx, old.app); imbee.ErrorCode(err) != imbee.CodeNotFound {
+		t.Errorf("the older web app session after signing out: %v, want not found", err)
+	}
 	if l := mustIssue(t, s, linkRequest(c, "old", bot, 5, old.expires)); l.Token != old.token || !l.Existing {
 		t.Errorf("repeat of the older link gave %q (existing %v), want %q", l.Token, l.Existing, old.token)
 	}
@@ -98,9 +107,9 @@ func testKeyedSecretsMigration(t *testing.T) {
 }
 
 type legacy struct {
-	userID, linkID                int64
-	idsha, apikey, token, session string
-	expires                       time.Time
+	userID, linkID                     int64
+	idsha, apikey, token, session, app string
+	expires                            time.Time
 }
 
 // legacyRows writes, in the schema before 00017, what the code before it
@@ -160,6 +169,11 @@ func legacyRows(t *testing.T, dsn string, keys *secret.Keyring, corporateID int6
 	sessID := id(`INSERT INTO sessions (corporate_id, link_id, user_id, conversation_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
 		corporateID, l.linkID, l.userID, convID, l.expires.Unix(), at)
 	exec(`INSERT INTO session_routes (token_hash, corporate_id, session_id) VALUES (?, ?, ?)`, secret.Hash(l.session), corporateID, sessID)
+
+	l.app = secret.NewRandom(secret.AppSession)
+	appID := id(`INSERT INTO app_sessions (corporate_id, user_id, secret_nonce, expires_at, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		corporateID, l.userID, nonce, l.expires.Unix(), at)
+	exec(`INSERT INTO app_session_routes (token_hash, corporate_id, session_id) VALUES (?, ?, ?)`, secret.Hash(l.app), corporateID, appID)
 	return l
 }
 
@@ -224,6 +238,25 @@ func testForgedKeyedSecrets(t *testing.T) {
 	}
 	if _, err := s.SessionByToken(ctx, sess.Token); err != nil {
 		t.Errorf("the real session: %v", err)
+	}
+	app, err := s.SignIn(ctx, ana.IDSha, ana.Pass, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppSessionByToken(ctx, forge(app.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
+		t.Errorf("altered app cookie: %v, want not found", err)
+	}
+	if err := s.SignOut(ctx, forge(app.Token)); err != nil {
+		t.Errorf("signing out with an altered app cookie: %v, want nothing done", err)
+	}
+	if _, err := s.AppSessionByToken(ctx, app.Token); err != nil {
+		t.Errorf("the real app session after a forged sign-out: %v", err)
+	}
+	if err := s.SignOut(ctx, app.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppSessionByToken(ctx, app.Token); imbee.ErrorCode(err) != imbee.CodeNotFound {
+		t.Errorf("the app session after signing out: %v, want not found", err)
 	}
 	if _, u, err := s.AuthenticateUser(ctx, creds.Auth, ana.APIKey); err != nil || u.ID != ana.ID {
 		t.Errorf("the real apikey: %d, %v", u.ID, err)

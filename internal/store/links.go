@@ -37,22 +37,26 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		if err := s.checkSendLimit(ctx, q, req, now); err != nil {
 			return err
 		}
-		user, _, _, _, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
+		user, _, _, existed, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
 		if err != nil {
 			return err
 		}
-		link, err = s.currentLink(ctx, q, user, botID, req, now)
+		link, err = s.currentLink(ctx, q, user, existed, botID, req, now)
 		if err != nil {
 			return err
 		}
 		link.UserIDSha, link.BotIDSha = user.IDSha, req.BotIDSha
+		if len(req.Recipients) == 0 {
+			return nil
+		}
+		args := make([]any, 0, 8*len(req.Recipients))
 		for _, r := range req.Recipients {
-			if _, err := q.ExecContext(ctx, `
-				INSERT INTO deliveries (corporate_id, link_id, channel, recipient, recipient_key, next_attempt_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				req.CorporateID, link.ID, string(r.Channel), r.Address, r.LimitKey(), unix(now), unix(now), unix(now)); err != nil {
-				return internal("queue delivery", err)
-			}
+			args = append(args, req.CorporateID, link.ID, string(r.Channel), r.Address, r.LimitKey(), unix(now), unix(now), unix(now))
+		}
+		if _, err := q.ExecContext(ctx, `
+			INSERT INTO deliveries (corporate_id, link_id, channel, recipient, recipient_key, next_attempt_at, created_at, updated_at)
+			VALUES `+placeholders(len(req.Recipients), 8), args...); err != nil {
+			return internal("queue delivery", err)
 		}
 		return nil
 	})
@@ -125,13 +129,19 @@ func (s *Store) lockRecipients(ctx context.Context, q querier, req imbee.LinkReq
 
 // currentLink returns the pair's link if it is still active, or retires it
 // and inserts a new one. The partial unique index links_current keeps one
-// current link per pair even if two servers race here.
-func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, botID int64, req imbee.LinkRequest, now time.Time) (imbee.Link, error) {
+// current link per pair even if two servers race here. A user made in this
+// transaction (existed false) has no link to look for.
+func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, existed bool, botID int64, req imbee.LinkRequest, now time.Time) (imbee.Link, error) {
 	for range 2 {
 		var keyed bool
-		l, nonce, err := scanLink(q.QueryRowContext(ctx, `
-			SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at, token_keyed
-			FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID), &keyed)
+		var l imbee.Link
+		var nonce []byte
+		err := sql.ErrNoRows
+		if existed {
+			l, nonce, err = scanLink(q.QueryRowContext(ctx, `
+				SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at, token_keyed
+				FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID), &keyed)
+		}
 		switch {
 		case err == nil && l.State(now) == imbee.LinkActive:
 			l.Existing = true
@@ -166,6 +176,7 @@ func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, bot
 		}
 		// Another server created the pair's link between our read and
 		// insert: go round once more and return that one.
+		existed = true
 	}
 	return imbee.Link{}, internal("create link", errors.New("the current link kept changing"))
 }

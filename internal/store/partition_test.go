@@ -110,6 +110,8 @@ var crossPartition = map[string]string{
 	"FROM corporate_routes r JOIN corporates": "a credential's route joined with its corporate (and user, and chat) in one " +
 		"statement: one round trip on PostgreSQL, but Citus refuses a join of tables spread by different keys. " +
 		"It needs the route read first, or credentials that carry their corporate",
+	"FROM user_routes r": "the web app's sign-in: a virtualUser names no corporate, so its route is joined with the " +
+		"user in one statement; as above, Citus needs the route read first",
 	"WITH RECURSIVE active(id)": "the claims' step that finds which corporates have work due: across tenants by " +
 		"nature, a query of every shard on Citus",
 	") AS c1_0": "one statement reads the due rows of several corporates (one round trip per claim); on Citus " +
@@ -277,6 +279,16 @@ func hotScenario(t *testing.T, s *Store, step func(t *testing.T, label string, f
 		return err
 	})
 	step(t, "web chat: session", func() error { _, err = s.SessionByToken(ctx, sess.Token); return err })
+	step(t, "web app: sign in, session, sign out", func() error {
+		app, err := s.SignIn(ctx, ana.IDSha, ana.Pass, time.Hour)
+		if err != nil {
+			return err
+		}
+		if _, err := s.AppSessionByToken(ctx, app.Token); err != nil {
+			return err
+		}
+		return s.SignOut(ctx, app.Token)
+	})
 	step(t, "delivery claim and result", func() error {
 		ds, err := s.ClaimDeliveries(ctx, 10, 4, time.Minute)
 		if err != nil || len(ds) < 3 {

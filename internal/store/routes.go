@@ -10,19 +10,17 @@ import (
 // row is then read with corporate_id in its WHERE (a join in the same
 // statement). A routing row is written in the transaction of its row.
 // (corporate_routes, the corporates' Authorization hashes, has no row id:
-// the corporate is the row.) Links' tokens and web sessions' cookies made
-// since migration 00017 carry their row instead (keyed.go): link_routes and
-// session_routes only find the older ones.
+// the corporate is the row.) Links' tokens and sessions' cookies made since
+// migration 00017 carry their row instead (keyed.go): link_routes,
+// session_routes and app_session_routes only find the older ones.
 type route struct {
 	table string // its columns: key, corporate_id, and id
 	key   string // the column looked up: a token's hash, or a public id
 	id    string // the column of the routed row's id
 }
 
-var (
-	appSessionRoute = route{"app_session_routes", "token_hash", "session_id"}
-	userRoute       = route{"user_routes", "idsha", "user_id"} // the web app's sign-in names a user by idsha alone
-)
+// userRoute: the web app's sign-in names a user by idsha alone.
+var userRoute = route{"user_routes", "idsha", "user_id"}
 
 // insertRouted runs insert, an INSERT … RETURNING id of one tenant row
 // (args its arguments), and routes key to the new row of corporateID. On
