@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/secret"
@@ -170,27 +171,63 @@ func (s *Store) chatByPair(ctx context.Context, q querier, corporateID int64, ke
 
 var errPairExists = errors.New("chat exists")
 
+// insertConversation inserts a conversation and its members: on
+// PostgreSQL in one statement (a data-modifying WITH), on SQLite in two
+// (the conversation, then its members in one multi-row INSERT). A 1:1
+// chat whose pair exists already is errPairExists.
 func (s *Store) insertConversation(ctx context.Context, q querier, corporateID int64, typ imbee.ConversationType, name string, pairKey *string, members []imbee.Member) (imbee.Conversation, error) {
 	conv := imbee.Conversation{CorporateID: corporateID, PublicID: secret.NewID(), Type: typ, Name: name, Members: members}
-	err := q.QueryRowContext(ctx, `
+	insert := `
 		INSERT INTO conversations (corporate_id, public_id, type, name, pair_key, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (corporate_id, pair_key) DO NOTHING
-		RETURNING id`,
-		corporateID, conv.PublicID, string(typ), name, pairKey, unix(s.now())).Scan(&conv.ID)
+		RETURNING id`
+	args := []any{corporateID, conv.PublicID, string(typ), name, pairKey, unix(s.now())}
+	rows := make([]any, 0, 5*len(members))
+	for i, m := range members {
+		rows = append(rows, corporateID, i, m.IDSha, boolInt(m.IsBot), boolInt(m.IsAdmin))
+	}
+	if s.dialect.writableWith && len(members) > 0 {
+		err := q.QueryRowContext(ctx, `WITH c AS (`+insert+`)
+			INSERT INTO conversation_members (conversation_id, corporate_id, position, idsha, is_bot, is_admin)
+			SELECT c.id, m.corporate_id, m.position, m.idsha, m.is_bot, m.is_admin
+			FROM c, (VALUES `+typedRows(len(members))+`) AS m (corporate_id, position, idsha, is_bot, is_admin)
+			RETURNING conversation_id`, append(args, rows...)...).Scan(&conv.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return conv, errPairExists
+		}
+		if err != nil {
+			return conv, internal("create conversation", err)
+		}
+		return conv, nil
+	}
+	err := q.QueryRowContext(ctx, insert, args...).Scan(&conv.ID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return conv, errPairExists
 	}
 	if err != nil {
 		return conv, internal("create conversation", err)
 	}
-	for i, m := range members {
-		if _, err := q.ExecContext(ctx, `
-			INSERT INTO conversation_members (conversation_id, corporate_id, position, idsha, is_bot, is_admin)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-			conv.ID, corporateID, i, m.IDSha, boolInt(m.IsBot), boolInt(m.IsAdmin)); err != nil {
-			return conv, internal("add member", err)
-		}
+	if len(members) == 0 {
+		return conv, nil
+	}
+	withID := make([]any, 0, 6*len(members))
+	for i := range members {
+		withID = append(withID, conv.ID)
+		withID = append(withID, rows[5*i:5*i+5]...)
+	}
+	if _, err := q.ExecContext(ctx, `
+		INSERT INTO conversation_members (conversation_id, corporate_id, position, idsha, is_bot, is_admin)
+		VALUES `+placeholders(len(members), 6), withID...); err != nil {
+		return conv, internal("add members", err)
 	}
 	return conv, nil
+}
+
+// typedRows is placeholders for the rows of conversation members in a
+// PostgreSQL VALUES list, typed: a VALUES list's parameters have no type
+// of their own.
+func typedRows(n int) string {
+	const row = "(?::bigint, ?::int, ?::text, ?::int, ?::int)"
+	return strings.Repeat(row+", ", n-1) + row
 }
