@@ -345,9 +345,12 @@ func TestSpend(t *testing.T) {
 func BenchmarkRenderLanding(b *testing.B) {
 	h := &Handler{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/l/x", nil)
+	r.Header.Set("Accept-Language", "es")
+	p := imbee.LinkPage{BotName: "Bot", CorporateName: "Corp", CorporateLanguage: "en", Link: imbee.Link{MaxUses: 5, Uses: 2, DateLimit: "2026-12-01"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		w.Body.Reset()
-		h.render(w, 200, "landing", map[string]any{"Title": "Chat with Bot", "BotName": "Bot", "CorporateName": "Corp", "UsesLeft": 3, "DateLimit": "2026-12-01"})
+		h.render(w, 200, "landing", newLandingPage(r, p))
 	}
 }

@@ -28,9 +28,7 @@ type sendResponse struct {
 // landingPage is the page behind a link: what it opens, before it is spent.
 type landingPage struct {
 	page
-	BotName, CorporateName string
-	UsesLeft               int
-	DateLimit              string
+	Invite, Open, Uses string
 }
 
 // page is what every page has: its title, its language and that
