@@ -234,41 +234,42 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 	err = s.inWrite(ctx, func(q querier) error {
 		now := s.now()
 		a.At = now
+		// The link and its parties in one read; the token is checked
+		// before a use is taken (a forged keyed token must not spend one).
+		from, where, args, check := s.linkByToken(token)
 		var linkID, userID, botID, expires int64
 		var nonce []byte
-		from, where, args, check := s.linkByToken(token)
-		// The links' row to spend: a keyed token's row is checked before
-		// its use is taken (a forged token must not spend one); an older
-		// token is found by its hash, through its route.
-		spend := `FROM link_routes r WHERE r.token_hash = ? AND links.corporate_id = r.corporate_id AND links.id = r.link_id`
-		if row, _, keyed := s.keys.Unkey(secret.LinkToken, token); keyed {
-			err := q.QueryRowContext(ctx, `SELECT token_nonce FROM links WHERE corporate_id = ? AND id = ? AND token_keyed = 1`,
-				row.Corporate, row.ID).Scan(&nonce)
-			if errors.Is(err, sql.ErrNoRows) || err == nil && !check(nonce) {
-				return imbee.Errorf(imbee.CodeNotFound, "no such link")
-			}
-			if err != nil {
-				return internal("read link", err)
-			}
-			spend = `WHERE links.corporate_id = ? AND links.id = ?`
-		}
+		user := imbee.Member{IsAdmin: true}
+		bot := imbee.Member{IsBot: true}
 		err := q.QueryRowContext(ctx, `
+			SELECT l.id, l.corporate_id, l.token_nonce, l.user_id, l.bot_id, u.idsha, b.idsha, b.name, c.name
+			FROM `+from+`
+			JOIN users u ON u.corporate_id = l.corporate_id AND u.id = l.user_id
+			JOIN bots b ON b.corporate_id = l.corporate_id AND b.id = l.bot_id
+			JOIN corporates c ON c.id = l.corporate_id
+			WHERE `+where, args...,
+		).Scan(&linkID, &sess.CorporateID, &nonce, &userID, &botID, &user.IDSha, &bot.IDSha, &bot.Name, &sess.CorporateName)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && !check(nonce) {
+			return imbee.Errorf(imbee.CodeNotFound, "no such link")
+		}
+		if err != nil {
+			return internal("read link", err)
+		}
+		// One conditional UPDATE takes the use, so concurrent spends of the
+		// last one cannot both win.
+		err = q.QueryRowContext(ctx, `
 			UPDATE links SET uses = uses + 1
-			`+spend+`
-			AND links.revoked_at IS NULL AND links.expires_at > ? AND links.uses < links.max_uses
+			WHERE corporate_id = ? AND id = ?
+			AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses
 			AND NOT EXISTS (SELECT 1 FROM corporates c WHERE c.id = links.corporate_id AND c.disabled_at IS NOT NULL)
-			RETURNING links.id, links.corporate_id, links.user_id, links.bot_id, links.expires_at`,
-			append(args, unix(now))...,
-		).Scan(&linkID, &sess.CorporateID, &userID, &botID, &expires)
+			RETURNING expires_at`,
+			sess.CorporateID, linkID, unix(now),
+		).Scan(&expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			l, _, err := scanLink(q.QueryRowContext(ctx, `
 				SELECT l.id, l.corporate_id, l.token_nonce, l.max_uses, l.uses, l.date_limit, l.expires_at, coalesce(l.revoked_at, c.disabled_at)
-				FROM `+from+`
-				JOIN corporates c ON c.id = l.corporate_id
-				WHERE `+where, args...))
-			if errors.Is(err, sql.ErrNoRows) {
-				return imbee.Errorf(imbee.CodeNotFound, "no such link")
-			}
+				FROM links l JOIN corporates c ON c.id = l.corporate_id
+				WHERE l.corporate_id = ? AND l.id = ?`, sess.CorporateID, linkID))
 			if err != nil {
 				return internal("read link", err)
 			}
@@ -283,18 +284,11 @@ func (s *Store) SpendLink(ctx context.Context, token string, a imbee.LinkAttempt
 		if err := s.recordAttempts(ctx, q, a); err != nil {
 			return err
 		}
-		user := imbee.Member{IsAdmin: true}
-		bot := imbee.Member{IsBot: true}
-		err = q.QueryRowContext(ctx, `
-			SELECT u.idsha, b.idsha, b.name, c.name
-			FROM users u, bots b, corporates c
-			WHERE u.corporate_id = ? AND u.id = ? AND b.corporate_id = u.corporate_id AND b.id = ? AND c.id = u.corporate_id`,
-			sess.CorporateID, userID, botID,
-		).Scan(&user.IDSha, &bot.IDSha, &bot.Name, &sess.CorporateName)
-		if err != nil {
-			return internal("read link parties", err)
+		// A link's chat exists from its first spend on: read it first.
+		conv, err := s.chatByPair(ctx, q, sess.CorporateID, pairKey(user.IDSha, bot.IDSha))
+		if errors.Is(err, sql.ErrNoRows) {
+			conv, err = s.ensureChat(ctx, q, sess.CorporateID, user, bot)
 		}
-		conv, err := s.ensureChat(ctx, q, sess.CorporateID, user, bot)
 		if err != nil {
 			return err
 		}
