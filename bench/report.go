@@ -311,7 +311,15 @@ func (r *report) targets() []target {
 	if r.ScaleRows > 0 {
 		out = append(out, target{"start-up with the scale database < 1 s", fmt.Sprintf("%.0f ms", r.StartupScaleMS), r.StartupScaleMS < 1000})
 	}
-	out = append(out, target{"server RSS under load ≤ 150 MB", fmt.Sprintf("%.0f MB", maxRSS), maxRSS <= 150})
+	// The messaging runs hold 1,000 sockets open: the target counts them.
+	for _, m := range r.Messaging {
+		if m.Mode == "full" {
+			maxRSS = max(maxRSS, m.Latency.PeakRSSMB, m.Fanout.PeakRSSMB)
+		}
+	}
+	if maxRSS > 0 {
+		out = append(out, target{"server RSS under load ≤ 150 MB, sockets included", fmt.Sprintf("%.0f MB", maxRSS), maxRSS <= 150})
+	}
 	return out
 }
 
