@@ -25,22 +25,23 @@ import (
 func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbee.Link, err error) {
 	err = s.inWrite(ctx, func(q querier) error {
 		now := s.now()
-		botID, user, cur, err := s.readPair(ctx, q, req)
+		var botID int64
+		err := q.QueryRowContext(ctx, `SELECT id FROM bots WHERE corporate_id = ? AND idsha = ? AND revoked_at IS NULL`,
+			req.CorporateID, req.BotIDSha).Scan(&botID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return imbee.NotFound(imbee.SubjectBot, "{%s} does not name a bot of this corporate", imbee.SubjectBot)
+		}
 		if err != nil {
-			return err
+			return internal("find bot", err)
 		}
 		if err := s.checkSendLimit(ctx, q, req, now); err != nil {
 			return err
 		}
-		// A user read here has had its link read with it; a user made now
-		// has none, and one another server made meanwhile is looked at.
-		look := false
-		if user.ID == 0 {
-			if user, _, _, look, err = s.ensureUser(ctx, q, req.CorporateID, req.UniqueID); err != nil {
-				return err
-			}
+		user, _, _, existed, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
+		if err != nil {
+			return err
 		}
-		link, err = s.currentLink(ctx, q, user, botID, cur, look, req, now)
+		link, err = s.currentLink(ctx, q, user, existed, botID, req, now)
 		if err != nil {
 			return err
 		}
@@ -126,82 +127,41 @@ func (s *Store) lockRecipients(ctx context.Context, q querier, req imbee.LinkReq
 	return nil
 }
 
-// currentRow is a current link as read, with what makes its token.
-type currentRow struct {
-	l     imbee.Link
-	nonce []byte
-	keyed bool
-}
-
-// readPair reads, in one statement, the bot req names, the user it names
-// (ID 0 when there is none yet) and their current link (nil when none).
-func (s *Store) readPair(ctx context.Context, q querier, req imbee.LinkRequest) (botID int64, user imbee.User, cur *currentRow, err error) {
-	var userID, linkID, maxUses, uses, expires, revoked, keyed sql.NullInt64
-	var idsha, dateLimit sql.NullString
-	var nonce []byte
-	err = q.QueryRowContext(ctx, `
-		SELECT b.id, u.id, u.idsha, l.id, l.token_nonce, l.max_uses, l.uses, l.date_limit, l.expires_at, l.revoked_at, l.token_keyed
-		FROM bots b
-		LEFT JOIN users u ON u.corporate_id = b.corporate_id AND u.unique_id = ?
-		LEFT JOIN links l ON l.corporate_id = b.corporate_id AND l.user_id = u.id AND l.bot_id = b.id AND l.current = 1
-		WHERE b.corporate_id = ? AND b.idsha = ? AND b.revoked_at IS NULL`,
-		req.UniqueID, req.CorporateID, req.BotIDSha,
-	).Scan(&botID, &userID, &idsha, &linkID, &nonce, &maxUses, &uses, &dateLimit, &expires, &revoked, &keyed)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, user, nil, imbee.NotFound(imbee.SubjectBot, "{%s} does not name a bot of this corporate", imbee.SubjectBot)
-	}
-	if err != nil {
-		return 0, user, nil, internal("find bot", err)
-	}
-	user = imbee.User{ID: userID.Int64, CorporateID: req.CorporateID, UniqueID: req.UniqueID, IDSha: idsha.String}
-	if linkID.Valid {
-		cur = &currentRow{nonce: nonce, keyed: keyed.Int64 == 1, l: imbee.Link{
-			ID: linkID.Int64, CorporateID: req.CorporateID, MaxUses: int(maxUses.Int64), Uses: int(uses.Int64),
-			DateLimit: dateLimit.String, ExpiresAt: time.Unix(expires.Int64, 0), Revoked: revoked.Valid,
-		}}
-	}
-	return botID, user, cur, nil
-}
-
 // currentLink returns the pair's link if it is still active, or retires it
-// and inserts a new one. cur is the pair's current link as read already
-// (nil: none); with look set it is read here instead. The partial unique
-// index links_current keeps one current link per pair even if two servers
-// race here.
-func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, botID int64, cur *currentRow, look bool, req imbee.LinkRequest, now time.Time) (imbee.Link, error) {
+// and inserts a new one. The partial unique index links_current keeps one
+// current link per pair even if two servers race here. A user made in this
+// transaction (existed false) has no link to look for.
+func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, existed bool, botID int64, req imbee.LinkRequest, now time.Time) (imbee.Link, error) {
 	for range 2 {
-		if look {
-			c := currentRow{}
-			var err error
-			c.l, c.nonce, err = scanLink(q.QueryRowContext(ctx, `
+		var keyed bool
+		var l imbee.Link
+		var nonce []byte
+		err := sql.ErrNoRows
+		if existed {
+			l, nonce, err = scanLink(q.QueryRowContext(ctx, `
 				SELECT id, corporate_id, token_nonce, max_uses, uses, date_limit, expires_at, revoked_at, token_keyed
-				FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID), &c.keyed)
-			switch {
-			case err == nil:
-				cur = &c
-			case !errors.Is(err, sql.ErrNoRows):
-				return c.l, internal("read link", err)
-			}
+				FROM links WHERE corporate_id = ? AND user_id = ? AND bot_id = ? AND current = 1`, req.CorporateID, user.ID, botID), &keyed)
 		}
-		if cur != nil {
-			l := cur.l
-			if l.State(now) == imbee.LinkActive {
-				l.Existing = true
-				l.Token = s.linkToken(l.CorporateID, l.ID, cur.nonce, cur.keyed)
-				return l, nil
-			}
+		switch {
+		case err == nil && l.State(now) == imbee.LinkActive:
+			l.Existing = true
+			l.Token = s.linkToken(l.CorporateID, l.ID, nonce, keyed)
+			return l, nil
+		case err == nil:
 			if _, err := q.ExecContext(ctx, `UPDATE links SET current = 0 WHERE corporate_id = ? AND id = ?`, req.CorporateID, l.ID); err != nil {
 				return l, internal("retire link", err)
 			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return l, internal("read link", err)
 		}
-		nonce := secret.NewNonce()
-		l := imbee.Link{
+		nonce = secret.NewNonce()
+		l = imbee.Link{
 			CorporateID: req.CorporateID,
 			MaxUses:     req.MaxUses,
 			DateLimit:   req.DateLimit,
 			ExpiresAt:   req.ExpiresAt,
 		}
-		err := q.QueryRowContext(ctx, `
+		err = q.QueryRowContext(ctx, `
 			INSERT INTO links (corporate_id, user_id, bot_id, token_nonce, token_keyed, max_uses, date_limit, expires_at, created_at)
 			VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
 			ON CONFLICT (corporate_id, user_id, bot_id) WHERE current = 1 DO NOTHING
@@ -216,7 +176,7 @@ func (s *Store) currentLink(ctx context.Context, q querier, user imbee.User, bot
 		}
 		// Another server created the pair's link between our read and
 		// insert: go round once more and return that one.
-		cur, look = nil, true
+		existed = true
 	}
 	return imbee.Link{}, internal("create link", errors.New("the current link kept changing"))
 }
