@@ -8,6 +8,10 @@
 // alone yields none: without the key the nonces are useless, and the hashes
 // of 256-bit values cannot be reversed. Session cookies need no repeat and
 // are plain random values, stored as hashes too.
+//
+// Apikeys, link tokens and session cookies are keyed (Keyed): they carry
+// their row, sealed, so the store finds them by primary key and checks
+// their random part against the row, with no index on a random value.
 package secret
 
 import (

@@ -5,12 +5,13 @@ import (
 )
 
 // Secrets that carry their row (#16): an apikey, a link's token, a web
-// chat session's and a web app session's cookie name their row sealed (secret.Keyed), so they are found
-// by primary key, and their random part is then checked in constant time
-// against what the row keeps: the nonce it is derived from (apikeys, link
-// tokens, which repeats give again) or its hash (session cookies). The
-// secrets handed out before (migration 00017) are found as they were: by
-// their hash, through users.apikey_hash or a routing table.
+// chat session's and a web app session's cookie name their row sealed
+// (secret.Keyed), so they are found by primary key, and their random part
+// is then checked in constant time against what the row keeps: the nonce
+// it is derived from (apikeys, link tokens, which repeats give again) or
+// its hash (session cookies). The secrets handed out before migration
+// 00017 are found as they were: by their hash, through users.apikey_hash
+// or a routing table.
 
 // apikeyOf is the apikey of a user row; legacy is whether the row keeps
 // an older apikey's hash.
