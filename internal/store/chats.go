@@ -183,11 +183,11 @@ func (s *Store) insertConversation(ctx context.Context, q querier, corporateID i
 		ON CONFLICT (corporate_id, pair_key) DO NOTHING
 		RETURNING id`
 	args := []any{corporateID, conv.PublicID, string(typ), name, pairKey, unix(s.now())}
-	rows := make([]any, 0, 5*len(members))
-	for i, m := range members {
-		rows = append(rows, corporateID, i, m.IDSha, boolInt(m.IsBot), boolInt(m.IsAdmin))
-	}
 	if s.dialect.writableWith && len(members) > 0 {
+		rows := make([]any, 0, 5*len(members))
+		for i, m := range members {
+			rows = append(rows, corporateID, i, m.IDSha, boolInt(m.IsBot), boolInt(m.IsAdmin))
+		}
 		err := q.QueryRowContext(ctx, `WITH c AS (`+insert+`)
 			INSERT INTO conversation_members (conversation_id, corporate_id, position, idsha, is_bot, is_admin)
 			SELECT c.id, m.corporate_id, m.position, m.idsha, m.is_bot, m.is_admin
@@ -211,14 +211,13 @@ func (s *Store) insertConversation(ctx context.Context, q querier, corporateID i
 	if len(members) == 0 {
 		return conv, nil
 	}
-	withID := make([]any, 0, 6*len(members))
-	for i := range members {
-		withID = append(withID, conv.ID)
-		withID = append(withID, rows[5*i:5*i+5]...)
+	rows := make([]any, 0, 6*len(members))
+	for i, m := range members {
+		rows = append(rows, conv.ID, corporateID, i, m.IDSha, boolInt(m.IsBot), boolInt(m.IsAdmin))
 	}
 	if _, err := q.ExecContext(ctx, `
 		INSERT INTO conversation_members (conversation_id, corporate_id, position, idsha, is_bot, is_admin)
-		VALUES `+placeholders(len(members), 6), withID...); err != nil {
+		VALUES `+placeholders(len(members), 6), rows...); err != nil {
 		return conv, internal("add members", err)
 	}
 	return conv, nil
