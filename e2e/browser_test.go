@@ -155,6 +155,28 @@ func TestBrowserChat(t *testing.T) {
 	}
 	b3.checkAxe("the unknown link's page")
 
+	// A link past its end, and a link withdrawn by the corporate.
+	expired := s.issueLink(t, c, "eva", 1)
+	if _, err := s.openDB(t, false).Exec(`UPDATE links SET expires_at = ` + fmt.Sprint(time.Now().Add(-time.Minute).Unix()) + ` WHERE id = (SELECT max(id) FROM links)`); err != nil {
+		t.Fatal(err)
+	}
+	if st := b3.navigate(expired); st != http.StatusGone {
+		t.Errorf("an expired link: HTTP %d, want 410", st)
+	}
+	if p := b3.text("expired page", "main"); !strings.Contains(p, "expired") {
+		t.Errorf("the expired link's page does not say so: %q", p)
+	}
+	b3.checkAxe("the expired link's page")
+	withdrawn := s.issueLink(t, c, "wes", 1)
+	expect(t, s.post(t, "/token/revoke", c.auth, c.token, map[string]any{"url": withdrawn}), 200, 0)
+	if st := b3.navigate(withdrawn); st != http.StatusGone {
+		t.Errorf("a withdrawn link: HTTP %d, want 410", st)
+	}
+	if p := b3.text("withdrawn page", "main"); !strings.Contains(p, "withdrawn") {
+		t.Errorf("the withdrawn link's page does not say so: %q", p)
+	}
+	b3.checkAxe("the withdrawn link's page")
+
 	for _, b := range []*chromeTab{b1, b2, b3} {
 		b.checkConsole()
 	}
