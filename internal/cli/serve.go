@@ -374,12 +374,13 @@ type purger interface {
 	PurgeRateBuckets(ctx context.Context) (int64, error)
 	PurgeEvents(ctx context.Context) (int64, error)
 	PurgeAppSessions(ctx context.Context) (int64, error)
+	PurgeLinkSessions(ctx context.Context) (int64, error)
 	PurgePresence(ctx context.Context) (int64, error)
 }
 
 // purgeExpired deletes expired Idempotency-Keys, old revocations, idle
-// rate limit buckets, old events, ended web app sessions and dead servers'
-// presence now and then, one server of an
+// rate limit buckets, old events, ended web app and link sessions and dead
+// servers' presence now and then, one server of an
 // installation at a time; until it does, an expired key is already treated
 // as new.
 func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog.Logger) {
@@ -400,8 +401,9 @@ func purgeExpired(ctx context.Context, s purger, now func() time.Time, log *slog
 			_, bucketsErr := s.PurgeRateBuckets(ctx)
 			_, eventsErr := s.PurgeEvents(ctx)
 			_, sessionsErr := s.PurgeAppSessions(ctx)
+			_, linkSessionsErr := s.PurgeLinkSessions(ctx)
 			_, presenceErr := s.PurgePresence(ctx)
-			return errors.Join(keysErr, revErr, bucketsErr, eventsErr, sessionsErr, presenceErr)
+			return errors.Join(keysErr, revErr, bucketsErr, eventsErr, sessionsErr, linkSessionsErr, presenceErr)
 		})
 		if err != nil && ctx.Err() == nil {
 			log.Error("purge expired rows", "err", err)

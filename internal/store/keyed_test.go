@@ -104,6 +104,15 @@ func testKeyedSecretsMigration(t *testing.T) {
 	if n := countRows(t, s, `SELECT count(*) FROM users WHERE apikey_hash IS NOT NULL`); n != 0 {
 		t.Errorf("%d users keep an apikey hash after the only older one rotated", n)
 	}
+
+	// Past its end the older session is purged with its route.
+	clock.Advance(old.expires.Sub(clock.Now()))
+	if n, err := s.PurgeLinkSessions(ctx); err != nil || n != 2 {
+		t.Errorf("purged %d link sessions (%v), want the older one and the one its link opened later", n, err)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM session_routes`); n != 0 {
+		t.Errorf("%d session routes left after the purge", n)
+	}
 }
 
 type legacy struct {

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/imbee/imbee"
 	"github.com/imbee/imbee/internal/testkit"
 )
 
@@ -114,4 +116,58 @@ func TestPurgeOnce(t *testing.T) {
 			t.Errorf("after the first finished: ran %v, called %v, %v", ran, called, err)
 		}
 	})
+}
+
+func TestPurgeLinkSessions(t *testing.T) { testkit.ForEachBackend(t, testPurgeLinkSessions) }
+
+// testPurgeLinkSessions: the web sessions of links that have ended go, in
+// batches, and those still running stay and keep working; an ended
+// session's cookie is refused the same before and after.
+func testPurgeLinkSessions(t *testing.T) {
+	ctx := context.Background()
+	clock := testkit.NewClock()
+	s := mustOpen(t, clock.Now)
+	withPurgeBatch(t, 2)
+	c, _, err := s.CreateCorporate(ctx, "Acme", "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot := mustBot(t, s, c.ID, "Helper")
+	open := func(who string, ends time.Time) string {
+		t.Helper()
+		sess, _, err := s.SpendLink(ctx, mustIssue(t, s, linkRequest(c, who, bot, 1, ends)).Token, testAttempt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess.Token
+	}
+	var ending, lasting []string
+	for i := range 5 {
+		ending = append(ending, open(fmt.Sprint("ana", i), clock.Now().Add(time.Hour)))
+	}
+	for i := range 2 {
+		lasting = append(lasting, open(fmt.Sprint("bea", i), clock.Now().Add(72*time.Hour)))
+	}
+	if n, err := s.PurgeLinkSessions(ctx); err != nil || n != 0 {
+		t.Fatalf("purged %d sessions (%v) before any ended", n, err)
+	}
+
+	clock.Advance(time.Hour)
+	if _, err := s.SessionByToken(ctx, ending[0]); imbee.ErrorCode(err) != imbee.CodeNotFound {
+		t.Fatalf("an ended session before the purge: %v, want not found", err)
+	}
+	if n, err := s.PurgeLinkSessions(ctx); err != nil || n != 5 {
+		t.Errorf("purged %d sessions (%v), want the 5 ended", n, err)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM sessions`); n != 2 {
+		t.Errorf("%d sessions left, want the 2 running", n)
+	}
+	if _, err := s.SessionByToken(ctx, ending[0]); imbee.ErrorCode(err) != imbee.CodeNotFound {
+		t.Errorf("an ended session after the purge: %v, want not found", err)
+	}
+	for _, tok := range lasting {
+		if _, err := s.SessionByToken(ctx, tok); err != nil {
+			t.Errorf("the purge ended a running session: %v", err)
+		}
+	}
 }
