@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +171,83 @@ func limitedCall(url, auth, key, body string) (int, error) {
 		return 0, fmt.Errorf("%s: %d %q", url, resp.StatusCode, raw)
 	}
 	return e.Code, nil
+}
+
+// TestFailureLimitsAcrossServers: a hostile client spreads its tries over
+// two imbee servers on one PostgreSQL database. The limits on failures
+// hold for the installation, not for each server: wrong passes for one
+// user (the right one refused too past the limit, on either server),
+// unknown link tokens, and failed API authentications (where each server
+// lets at most one more through, the one that tells it of the refusal).
+// Sign-ins that succeed give their try back, on either server.
+func TestFailureLimitsAcrossServers(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		d := newDB(t)
+		flags := []string{"--web-signin-limit", "0.001", "--web-signin-burst", "3",
+			"--probe-limit", "0.001", "--probe-burst", "4", "--auth-fail-limit", "0.001", "--auth-fail-burst", "5"}
+		a := startProcess(t, d, flags...)
+		b := startProcess(t, d, flags...)
+		if a.auth == "" {
+			a, b = b, a
+		}
+		servers := []*server{a, b}
+		c := a.demo()
+		pia, bea := a.newUser(t, c, "pia"), a.newUser(t, c, "bea")
+
+		signIn := func(s *server, u user, pass string) int {
+			t.Helper()
+			req, _ := http.NewRequest("POST", s.URL+"/app", strings.NewReader(neturl.Values{"virtualUser": {u.idsha}, "pass": {pass}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := browser(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		for i := range 6 {
+			if st := signIn(servers[i%2], bea, bea.pass); st != http.StatusSeeOther {
+				t.Fatalf("right pass %d of 6 (a burst of 3, each given back): HTTP %d, want 303", i+1, st)
+			}
+		}
+		var got []int
+		for i := range 6 {
+			got = append(got, signIn(servers[i%2], pia, "wrong"))
+		}
+		if want := []int{401, 401, 401, 429, 429, 429}; !slices.Equal(got, want) {
+			t.Errorf("wrong passes spread over two servers: %v, want %v (a burst of 3 for the installation)", got, want)
+		}
+		for _, s := range servers {
+			if st := signIn(s, pia, pia.pass); st != http.StatusTooManyRequests {
+				t.Errorf("the right pass past the limit: HTTP %d, want 429", st)
+			}
+		}
+
+		got = nil
+		for i := range 8 {
+			st, _, _ := page(t, browser(t), "GET", fmt.Sprintf("%s/l/imbl_guess%d", servers[i%2].URL, i))
+			got = append(got, st)
+		}
+		if want := []int{404, 404, 404, 404, 429, 429, 429, 429}; !slices.Equal(got, want) {
+			t.Errorf("unknown link tokens spread over two servers: %v, want %v (a burst of 4 for the installation)", got, want)
+		}
+
+		failed := 0
+		for i := range 12 {
+			e := servers[i%2].post(t, "/third_parties/user/new", "imba_wrong", c.token, map[string]string{"uniqueIdSha": "x"})
+			switch e.Status {
+			case 401:
+				failed++
+			case 429:
+			default:
+				t.Fatalf("a wrong Authorization: HTTP %d", e.Status)
+			}
+		}
+		if failed < 5 || failed > 5+len(servers) {
+			t.Errorf("%d failed authentications answered over two servers, want 5 (the burst) to %d", failed, 5+len(servers))
+		}
+		for _, s := range servers {
+			expect(t, s.post(t, "/third_parties/user/new", "imba_wrong", c.token, map[string]string{"uniqueIdSha": "x"}), 429, 8)
+		}
+	})
 }

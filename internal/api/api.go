@@ -101,7 +101,10 @@ type Config struct {
 	// AllowPrivateWebhooks lets bots' webhooks point at loopback and
 	// private addresses (--allow-private-webhooks).
 	AllowPrivateWebhooks bool
-	Log                  *slog.Logger
+	// SharedFailures keeps the failed authentications' limit in the
+	// installation's buckets (nil: this server's memory).
+	SharedFailures ratelimit.Giver
+	Log            *slog.Logger
 }
 
 // Limits are the buckets of the corporates' rate limits and their users'
@@ -140,7 +143,7 @@ type Server struct {
 	writes    Writes
 	cfg       Config
 	mux       *http.ServeMux
-	authFails *ratelimit.Keyed[netip.Prefix] // client address
+	authFails *ratelimit.Failures[netip.Prefix] // client address
 }
 
 // NewHandler returns the whole HTTP surface: the API, and pages (the human
@@ -163,7 +166,10 @@ func NewHandler(store Store, writes Writes, pages http.Handler, cfg Config, log 
 	cfg.Log = log
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{store: store, writes: writes, cfg: cfg, mux: http.NewServeMux(),
-		authFails: ratelimit.New[netip.Prefix](cfg.AuthFailLimit, cfg.AuthFailBurst, 0)}
+		authFails: ratelimit.NewFailures[netip.Prefix](cfg.AuthFailLimit, cfg.AuthFailBurst, 0)}
+	if cfg.SharedFailures != nil {
+		s.authFails = ratelimit.NewSharedFailures(cfg.SharedFailures, ratelimit.SpaceAuthFailures, ratelimit.PrefixID, cfg.AuthFailLimit, cfg.AuthFailBurst, cfg.Now)
+	}
 
 	// The whole API.
 	s.handle("/third_parties/user/new", "POST", s.creating(corporateKey, s.userNew, s.userRepeat))
@@ -305,7 +311,7 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 			read = bodyErr == nil && len(c.body) <= maxRepeatBody
 			if read {
 				if resp, err = repeat(ctx, auth, woos, c); err != nil {
-					s.authFailed(client, err)
+					s.authFailed(ctx, client, err)
 					writeError(w, r, start, err)
 					return
 				}
@@ -318,7 +324,7 @@ func (s *Server) serveCall(key keyKind, h func(ctx context.Context, c *call) (an
 				c.corporate, c.user, err = s.store.AuthenticateUser(ctx, auth, woos)
 			}
 			if err != nil {
-				s.authFailed(client, err)
+				s.authFailed(ctx, client, err)
 				writeError(w, r, start, err)
 				return
 			}
@@ -438,13 +444,15 @@ func (s *Server) authAllowed(w http.ResponseWriter, r *http.Request, start time.
 
 // authFailed counts a failed authentication (code 2 or 3) against the
 // client address's limit.
-func (s *Server) authFailed(client netip.Prefix, err error) {
+func (s *Server) authFailed(ctx context.Context, client netip.Prefix, err error) {
 	if s.authFails == nil {
 		return
 	}
 	var e *imbee.Error
 	if errors.As(err, &e) && (e.Code == imbee.CodeAuth || e.Code == imbee.CodeCorporateKey) {
-		s.authFails.Allow(client)
+		if _, _, err := s.authFails.Take(ctx, client); err != nil {
+			s.cfg.Log.Warn("count a failed authentication", "err", err)
+		}
 	}
 }
 

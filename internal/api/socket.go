@@ -39,7 +39,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	since := s.cfg.Events.Since(r.Context())
 	corp, user, err := s.store.AuthenticateUser(r.Context(), bearer(r.Header.Get("Authorization")), strings.TrimSpace(r.Header.Get("X-WOOS-KEY")))
 	if err != nil {
-		s.authFailed(client, err)
+		s.authFailed(r.Context(), client, err)
 		writeError(w, r, start, err)
 		return
 	}

@@ -99,7 +99,7 @@ func BenchmarkVisitorLimits(b *testing.B) {
 func BenchmarkVisitorChecks(b *testing.B) {
 	clients, _ := clientaddr.New([]string{"10.0.0.0/8"})
 	s := &Server{cfg: Config{RateLimit: 1e9, RateBurst: 1e9, UserRateShare: 0.1, Clients: clients, Limits: newLocalLimits()},
-		authFails: ratelimit.New[netip.Prefix](1, 30, 0)}
+		authFails: ratelimit.NewFailures[netip.Prefix](1, 30, 0)}
 	req := httptest.NewRequest("POST", "/chat/list", nil)
 	req.RemoteAddr = "10.1.2.3:5000"
 	req.Header.Set("X-Forwarded-For", "198.51.100.7")

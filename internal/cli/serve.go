@@ -262,13 +262,14 @@ func newHub(ctx context.Context, s *store.Store, maxSockets int) (*realtime.Hub,
 func (c *cli) handlers(f *serveFlags, s *store.Store, w *writes.Runner, hub *realtime.Hub, m *metrics.Metrics, base string, log *slog.Logger) (http.Handler, *linkpage.Handler) {
 	pagesCfg := f.pages
 	pagesCfg.PublicURL, pagesCfg.Now, pagesCfg.Events = base, c.now, hub
-	pages := linkpage.New(s, w, pagesCfg, log)
 	apiCfg := f.api
 	apiCfg.PublicURL, apiCfg.Now, apiCfg.Events = base, c.now, hub
 	apiCfg.Observe, apiCfg.Ready = m.ObserveRequest, s.Ready
-	if s.SharesRateLimits() {
-		apiCfg.Limits = ratelimit.NewLeased(s, c.now, 0) // the installation's limits, not each server's
+	if s.SharesRateLimits() { // the installation's limits, not each server's
+		apiCfg.Limits = ratelimit.NewLeased(s, c.now, 0)
+		apiCfg.SharedFailures, pagesCfg.SharedFailures = s, s
 	}
+	pages := linkpage.New(s, w, pagesCfg, log)
 	if f.metricsAddr == "" {
 		apiCfg.Metrics = m.Handler() // on --addr, since it has no address of its own
 	}

@@ -1,6 +1,7 @@
 package linkpage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -183,7 +184,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	// A try is taken before the pass is checked, so that concurrent tries
 	// cannot overrun the limits, and given back when it succeeds.
 	addr := h.cfg.Clients.Key(r)
-	if wait, ok := h.takeSignInTry(user, addr); !ok {
+	wait, ok, err := h.takeSignInTry(r.Context(), user, addr)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !ok {
 		w.Header().Set("Retry-After", retryAfter(wait))
 		form.Error = fmt.Sprintf(form.T["signin.limited%"], retryAfter(wait))
 		h.render(w, http.StatusTooManyRequests, "signin", form)
@@ -196,8 +202,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, "signin", form)
 		return
 	}
-	h.signInFailures.byUser.Return(user)
-	h.signInFailures.byAddr.Return(addr)
+	if rerr := errors.Join(h.signInFailures.byUser.Return(r.Context(), user), h.signInFailures.byAddr.Return(r.Context(), addr)); rerr != nil {
+		h.log.Warn("give back a sign-in try", "err", rerr)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -216,17 +223,16 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 
 // takeSignInTry takes a try from the user's and the address's limits; when
 // either has none left it takes nothing and says how long to wait.
-func (h *Handler) takeSignInTry(user string, addr netip.Prefix) (time.Duration, bool) {
+func (h *Handler) takeSignInTry(ctx context.Context, user string, addr netip.Prefix) (time.Duration, bool, error) {
 	f := h.signInFailures
-	wait, ok := f.byUser.Allow(user)
-	if !ok {
-		return wait, false
+	wait, ok, err := f.byUser.Take(ctx, user)
+	if err != nil || !ok {
+		return wait, false, err
 	}
-	if wait, ok := f.byAddr.Allow(addr); !ok {
-		f.byUser.Return(user)
-		return wait, false
+	if wait, ok, err := f.byAddr.Take(ctx, addr); err != nil || !ok {
+		return wait, false, errors.Join(err, f.byUser.Return(ctx, user))
 	}
-	return 0, true
+	return 0, true, nil
 }
 
 // signOut is POST /app/signout: the session ends on every server (its

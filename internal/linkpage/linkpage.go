@@ -95,6 +95,9 @@ type Config struct {
 	// endpoint be a private or loopback address (--allow-private-webhooks).
 	VAPIDPublic      string
 	AllowPrivatePush bool
+	// SharedFailures keeps the limits on unknown tokens and failed
+	// sign-ins in the installation's buckets (nil: this server's memory).
+	SharedFailures ratelimit.Giver
 }
 
 // Handler serves /l/{token}, /w/{conversation} and the chat's assets.
@@ -102,12 +105,12 @@ type Handler struct {
 	store  Store
 	writes Writes
 	cfg    Config
-	probes *ratelimit.Keyed[netip.Prefix] // unknown tokens tried, per client address
-	sends  *ratelimit.Keyed[string]       // messages sent, per session cookie
+	probes *ratelimit.Failures[netip.Prefix] // unknown tokens tried, per client address
+	sends  *ratelimit.Keyed[string]          // messages sent, per session cookie
 	// signInFailures limits failed sign-ins to the web app.
 	signInFailures struct {
-		byUser *ratelimit.Keyed[string]
-		byAddr *ratelimit.Keyed[netip.Prefix]
+		byUser *ratelimit.Failures[string]
+		byAddr *ratelimit.Failures[netip.Prefix]
 	}
 	origin string // the public URL's origin, as browsers send it
 	secure bool   // set the cookie's Secure flag (public URL is https)
@@ -127,12 +130,18 @@ func New(s Store, writes Writes, cfg Config, log *slog.Logger) *Handler {
 		cfg.Events = realtime.NewHub()
 	}
 	h := &Handler{store: s, writes: writes, cfg: cfg,
-		probes: ratelimit.New[netip.Prefix](cfg.ProbeLimit, cfg.ProbeBurst, 0),
 		sends:  ratelimit.New[string](cfg.SendLimit, cfg.SendBurst, 0),
 		origin: origin(cfg.PublicURL), secure: strings.HasPrefix(cfg.PublicURL, "https://"),
 		log: log, mux: http.NewServeMux(), views: make(chan imbee.LinkAttempt, viewQueue)}
-	h.signInFailures.byUser = ratelimit.New[string](cfg.SignInLimit, cfg.SignInBurst, 0)
-	h.signInFailures.byAddr = ratelimit.New[netip.Prefix](cfg.SignInLimit, cfg.SignInBurst, 0)
+	if g := cfg.SharedFailures; g != nil {
+		h.probes = ratelimit.NewSharedFailures(g, ratelimit.SpaceUnknownLinks, ratelimit.PrefixID, cfg.ProbeLimit, cfg.ProbeBurst, cfg.Now)
+		h.signInFailures.byUser = ratelimit.NewSharedFailures(g, ratelimit.SpaceSignInsByUser, ratelimit.StringID, cfg.SignInLimit, cfg.SignInBurst, cfg.Now)
+		h.signInFailures.byAddr = ratelimit.NewSharedFailures(g, ratelimit.SpaceSignInsByAddr, ratelimit.PrefixID, cfg.SignInLimit, cfg.SignInBurst, cfg.Now)
+	} else {
+		h.probes = ratelimit.NewFailures[netip.Prefix](cfg.ProbeLimit, cfg.ProbeBurst, 0)
+		h.signInFailures.byUser = ratelimit.NewFailures[string](cfg.SignInLimit, cfg.SignInBurst, 0)
+		h.signInFailures.byAddr = ratelimit.NewFailures[netip.Prefix](cfg.SignInLimit, cfg.SignInBurst, 0)
+	}
 	h.mux.HandleFunc("GET /l/{token}", h.landing) // GET also answers HEAD
 	h.mux.HandleFunc("POST /l/{token}", h.spend)
 	h.mux.HandleFunc("GET /w/{conversation}", h.chat)
@@ -530,7 +539,11 @@ func (h *Handler) linkEnded(w http.ResponseWriter, r *http.Request, st imbee.Lin
 func (h *Handler) failLink(w http.ResponseWriter, r *http.Request, err error) {
 	var e *imbee.Error
 	if errors.As(err, &e) && e.Code == imbee.CodeNotFound {
-		if wait, ok := h.probes.Allow(h.cfg.Clients.Key(r)); !ok {
+		wait, ok, lerr := h.probes.Take(r.Context(), h.cfg.Clients.Key(r))
+		if lerr != nil {
+			h.log.Warn("count an unknown link token", "err", lerr)
+		}
+		if !ok {
 			w.Header().Set("Retry-After", retryAfter(wait))
 			h.ended(w, r, http.StatusTooManyRequests, "probes")
 			return

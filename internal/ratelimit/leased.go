@@ -94,6 +94,23 @@ func (l *Leased) TakeRate(ctx context.Context, corporateID, userID int64, perSec
 	return 0, true, e.remaining + float64(e.tokens), nil
 }
 
+// Refused says how long the bucket of (corporateID, userID) is known to
+// refuse, from its last refusal here, without asking the shared bucket (0:
+// not known to).
+func (l *Leased) Refused(corporateID, userID int64) time.Duration {
+	l.mu.Lock()
+	e := l.leases[[2]int64{corporateID, userID}]
+	l.mu.Unlock()
+	if e == nil {
+		return 0
+	}
+	if !e.mu.TryLock() {
+		return 0 // being asked about now: that take will say
+	}
+	defer e.mu.Unlock()
+	return max(0, e.until.Sub(l.now()))
+}
+
 // lease is key's lease, a new one if it has none.
 func (l *Leased) lease(key [2]int64) *lease {
 	l.mu.Lock()

@@ -55,6 +55,23 @@ func (s *Store) Lend(ctx context.Context, corporateID, userID int64, perSecond f
 	return taken, wait, remaining, nil
 }
 
+// GiveBack returns a request that Lend took from the bucket of
+// (corporateID, userID) with this rate and burst: for a limit on failures,
+// which takes a try before the attempt and gives it back when the attempt
+// succeeds. A bucket since refilled, or filled at another rate, is left
+// as it is. PostgreSQL only (SharesRateLimits).
+func (s *Store) GiveBack(ctx context.Context, corporateID, userID int64, perSecond float64, burst int) error {
+	interval := int64(min(max(1e9/perSecond, 1), maxRateInterval))
+	_, err := s.reads.ExecContext(ctx, `
+		UPDATE rate_buckets SET tat = tat - $5::bigint
+		WHERE corporate_id = $1 AND user_id = $2 AND per_second = $3 AND burst = $4 AND tat > $6::bigint`,
+		corporateID, userID, perSecond, max(burst, 1), interval, s.now().UnixNano())
+	if err != nil {
+		return internal("give back rate", err)
+	}
+	return nil
+}
+
 // takeRate's arguments: $1 corporate, $2 user, $3 now and $4 the interval
 // in nanoseconds, $5 the rate and $6 the burst the row was filled at, $7
 // the tolerance (burst intervals), $8 the most to take. It takes what is

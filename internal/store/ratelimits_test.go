@@ -75,6 +75,52 @@ func TestLend(t *testing.T) {
 	})
 }
 
+// TestGiveBack: a try given back can be taken again, at once; a full
+// bucket grows no bigger for one given back; a bucket filled at another
+// rate is left as it is.
+func TestGiveBack(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		ctx := context.Background()
+		clock := testkit.NewClock()
+		s := mustOpen(t, clock.Now)
+		const space, key, perSecond, burst = ratelimit.SpaceSignInsByUser, 42, 1.0 / 60, 2
+		take := func() bool {
+			t.Helper()
+			taken, _, _, err := s.Lend(ctx, space, key, perSecond, burst, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return taken == 1
+		}
+		give := func(perSecond float64) {
+			t.Helper()
+			if err := s.GiveBack(ctx, space, key, perSecond, burst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		give(perSecond) // no bucket yet: nothing to give back to
+		if !take() || !take() || take() {
+			t.Fatal("a bucket of 2 did not allow exactly 2")
+		}
+		give(perSecond)
+		if !take() {
+			t.Error("the try given back was not there")
+		}
+		if take() {
+			t.Error("two tries came back for one given")
+		}
+		give(1) // another rate's: not this bucket's
+		if take() {
+			t.Error("a try given back at another rate was taken")
+		}
+		clock.Advance(2 * time.Minute) // full again
+		give(perSecond)
+		if !take() || !take() || take() {
+			t.Error("a full bucket given a try holds more than its burst")
+		}
+	})
+}
+
 // TestLendAcrossServers: two servers' stores, 60 requests at once at
 // one instant on a bucket of 10, for chunks of 1 to 3: exactly 10 are
 // taken.
