@@ -73,7 +73,13 @@ func (f *Failures[K]) Take(ctx context.Context, key K) (wait time.Duration, ok b
 		wait, ok = f.local.Allow(key)
 		return wait, ok, nil
 	}
-	wait, ok, _, err = f.shared.TakeRate(ctx, f.space, f.id(key), f.perSecond, f.burst)
+	id := f.id(key)
+	wait, ok, remaining, err := f.shared.TakeRate(ctx, f.space, id, f.perSecond, f.burst)
+	if ok && remaining < 1 {
+		// That was the last try there is: refuse the next here, before
+		// its lookup, until one is back (as the memory bucket does).
+		f.shared.refuse(f.space, id, untilOne(remaining, f.perSecond))
+	}
 	return wait, ok, err
 }
 
@@ -86,7 +92,9 @@ func (f *Failures[K]) Return(ctx context.Context, key K) error {
 		f.local.Return(key)
 		return nil
 	}
-	return f.giver.GiveBack(ctx, f.space, f.id(key), f.perSecond, f.burst)
+	id := f.id(key)
+	f.shared.refuse(f.space, id, 0)
+	return f.giver.GiveBack(ctx, f.space, id, f.perSecond, f.burst)
 }
 
 // Wait says how long key must wait until it may try again, without taking

@@ -111,6 +111,15 @@ func (l *Leased) Refused(corporateID, userID int64) time.Duration {
 	return max(0, e.until.Sub(l.now()))
 }
 
+// refuse makes this server refuse (corporateID, userID) for d without
+// asking the shared bucket; 0 lets it ask again at once.
+func (l *Leased) refuse(corporateID, userID int64, d time.Duration) {
+	e := l.lease([2]int64{corporateID, userID})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.until = l.now().Add(d)
+}
+
 // lease is key's lease, a new one if it has none.
 func (l *Leased) lease(key [2]int64) *lease {
 	l.mu.Lock()
