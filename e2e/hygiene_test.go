@@ -336,14 +336,14 @@ func testSecretHygiene(t *testing.T) {
 	}
 
 	// Controls: the scans find what is there. The database holds ana's
-	// public id and the hash of the corporate's Authorization (raw in
+	// public id and the hash of the corporate's X-WOOS-KEY (raw in
 	// SQLite's files, hex in pg_dump); the stdout holds the demo
 	// credentials.
-	authHash := sha256.Sum256([]byte(c.auth))
+	tokenHash := sha256.Sum256([]byte(c.token))
 	foundID, foundHash := false, false
 	for _, v := range sources {
 		foundID = foundID || bytes.Contains(v, []byte(ana.idsha))
-		foundHash = foundHash || bytes.Contains(v, authHash[:]) || bytes.Contains(v, []byte(hex.EncodeToString(authHash[:])))
+		foundHash = foundHash || bytes.Contains(v, tokenHash[:]) || bytes.Contains(v, []byte(hex.EncodeToString(tokenHash[:])))
 	}
 	if !foundID || !foundHash {
 		t.Errorf("the database scan found not even a public id (%v) or a stored hash (%v): it cannot be trusted", foundID, foundHash)

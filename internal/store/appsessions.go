@@ -15,19 +15,20 @@ import (
 func errBadPass() error { return imbee.Errorf(imbee.CodeAuth, "virtualUser or pass is not valid") }
 
 // SignIn checks a user's virtualUser and pass and opens a web app session
-// for life. The pass is derived from the user's nonce and compared in
-// constant time; an unknown virtualUser derives one from a fresh nonce, so
-// both failures cost the same. The session keeps the nonce it was opened
-// under: rotating the user's credentials ends it.
+// for life. The pass is found by the row it carries (an older one by the
+// virtualUser's route), then derived from the user's nonce and compared in
+// constant time; when no user is found one is derived from a fresh nonce,
+// so every failure costs the same. The session keeps the nonce it was
+// opened under: rotating the user's credentials ends it.
 func (s *Store) SignIn(ctx context.Context, virtualUser, pass string, life time.Duration) (imbee.AppSession, error) {
 	var sess imbee.AppSession
 	var nonce []byte
+	from, where, args, check := s.userByPass(virtualUser, pass)
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT u.corporate_id, u.id, u.secret_nonce, c.name
-		FROM user_routes r
-		JOIN users u ON u.corporate_id = r.corporate_id AND u.id = r.user_id
-		JOIN corporates c ON c.id = r.corporate_id
-		WHERE r.idsha = ? AND c.disabled_at IS NULL`, virtualUser,
+		FROM `+from+`
+		JOIN corporates c ON c.id = u.corporate_id
+		WHERE `+where+` AND c.disabled_at IS NULL`, args...,
 	).Scan(&sess.CorporateID, &sess.UserID, &nonce, &sess.CorporateName)
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -36,7 +37,7 @@ func (s *Store) SignIn(ctx context.Context, virtualUser, pass string, life time.
 	if !found {
 		nonce = secret.NewNonce()
 	}
-	if ok := secret.Equal(secret.Hash(pass), secret.Hash(s.keys.Derive(secret.Pass, nonce))); !ok || !found {
+	if ok := check(nonce); !ok || !found {
 		return imbee.AppSession{}, errBadPass()
 	}
 	now := s.now()

@@ -54,8 +54,14 @@ func testSignIn(t *testing.T) {
 			t.Fatalf("%s's session reads as %+v (%v)", u.UniqueID, got, err)
 		}
 	}
-	if n := countRows(t, s, `SELECT count(*) FROM user_routes`); n != len(users) {
-		t.Errorf("%d user routes, want %d (one per user)", n, len(users))
+	if n := countRows(t, s, `SELECT count(*) FROM user_routes`); n != 0 {
+		t.Errorf("%d user routes, want none: every pass carries its row", n)
+	}
+	if _, err := s.SignIn(ctx, dan.IDSha, one.Pass, time.Hour); imbee.ErrorCode(err) != imbee.CodeAuth {
+		t.Errorf("dan's virtualUser with ana's pass: %v, want code %d", err, imbee.CodeAuth)
+	}
+	if _, err := s.SignIn(ctx, one.IDSha, forgeSecret(one.Pass), time.Hour); imbee.ErrorCode(err) != imbee.CodeAuth {
+		t.Errorf("an altered pass: %v, want code %d", err, imbee.CodeAuth)
 	}
 	_, err = s.SignIn(ctx, one.IDSha, globex.Pass, time.Hour)
 	wantCode(t, err, imbee.CodeAuth, "ana of Acme with the pass of ana of Globex")

@@ -29,11 +29,11 @@ func (s *Store) BulkLoad(ctx context.Context, corporateID, botID int64, prefix s
 			for i := lo; i < hi; i++ {
 				nonce := secret.NewNonce()
 				idsha := secret.NewID()
-				userID, err := s.insertRouted(ctx, q, userRoute, idsha, corporateID, `
-					INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
-					VALUES (?, ?, ?, ?, ?) RETURNING id`,
-					corporateID, fmt.Sprintf("%s%d", prefix, i), idsha, nonce, now)
-				if err != nil {
+				var userID int64
+				if err := q.QueryRowContext(ctx, `
+					INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, pass_keyed, created_at)
+					VALUES (?, ?, ?, ?, 1, ?) RETURNING id`,
+					corporateID, fmt.Sprintf("%s%d", prefix, i), idsha, nonce, now).Scan(&userID); err != nil {
 					return internal("bulk user", err)
 				}
 				linkNonce := secret.NewNonce()

@@ -46,16 +46,17 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	}
 	// The pair key is looked up in both orders (only the sorted one can
 	// exist): sorting in SQL would depend on the database's collation.
-	byKey, args, check := s.userByAPIKey("r.corporate_id", apikey)
+	from, where, whereArgs, isAuth := s.authCorporate(auth)
+	byKey, args, check := s.userByAPIKey("corporates.id", apikey)
 	rows, err := s.reads.QueryContext(ctx, `
-		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha, u.secret_nonce,
+		SELECT `+corporateColumns+`, corporates.auth_nonce, u.id, u.unique_id, u.idsha, u.secret_nonce,
 			coalesce(v1.id, v2.id), coalesce(v1.public_id, v2.public_id), m.position, m.idsha, m.is_admin, m.is_bot
-		FROM `+routedCorporate+`
+		FROM `+from+`
 		LEFT JOIN users u ON `+byKey+`
-		LEFT JOIN conversations v1 ON v1.corporate_id = r.corporate_id AND v1.pair_key = u.idsha || ':' || ?
-		LEFT JOIN conversations v2 ON v2.corporate_id = r.corporate_id AND v2.pair_key = ? || ':' || u.idsha
-		LEFT JOIN conversation_members m ON m.corporate_id = r.corporate_id AND m.conversation_id = coalesce(v1.id, v2.id)
-		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, append(args, contact, contact, secret.Hash(auth))...)
+		LEFT JOIN conversations v1 ON v1.corporate_id = corporates.id AND v1.pair_key = u.idsha || ':' || ?
+		LEFT JOIN conversations v2 ON v2.corporate_id = corporates.id AND v2.pair_key = ? || ':' || u.idsha
+		LEFT JOIN conversation_members m ON m.corporate_id = corporates.id AND m.conversation_id = coalesce(v1.id, v2.id)
+		WHERE `+where+` AND corporates.disabled_at IS NULL`, append(append(args, contact, contact), whereArgs...)...)
 	if err != nil {
 		return c, u, conv, false, internal("authenticate", err)
 	}
@@ -63,15 +64,15 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	var r corporateRow
 	var userID, convID, position sql.NullInt64
 	var uniqueID, idsha, publicID, member sql.NullString
-	var nonce []byte
+	var nonce, authNonce []byte
 	var isAdmin, isBot sql.NullBool
 	seen := false
 	for rows.Next() {
-		if err := rows.Scan(r.dest(&userID, &uniqueID, &idsha, &nonce,
+		if err := rows.Scan(r.dest(&authNonce, &userID, &uniqueID, &idsha, &nonce,
 			&convID, &publicID, &position, &member, &isAdmin, &isBot)...); err != nil {
 			return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
 		}
-		seen = true
+		seen = isAuth(authNonce)
 		if member.Valid {
 			// Sorted here rather than by SQL: sorting two rows in SQLite
 			// sets up a sorter that costs more than the rest of the read.

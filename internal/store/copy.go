@@ -23,7 +23,7 @@ var copiedTables = []copiedTable{
 	{"corporates", "id, name, timezone, language, sender_name, rate_limit, rate_burst, auth_nonce, corporate_token_nonce, corporate_token_hash, created_at, disabled_at", "id"},
 	{"corporate_routes", "auth_hash, corporate_id", "auth_hash"},
 	{"bots", "id, corporate_id, idsha, name, webhook_url, webhook_nonce, revoked_at, created_at", "id"},
-	{"users", "id, corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at", "id"},
+	{"users", "id, corporate_id, unique_id, idsha, secret_nonce, apikey_hash, pass_keyed, created_at", "id"},
 	{"user_routes", "idsha, corporate_id, user_id", "idsha"},
 	{"devices", "id, corporate_id, user_id, platform, device_name, hardware_id, os_version, first_seen, last_seen", "id"},
 	{"conversations", "id, corporate_id, public_id, type, name, pair_key, last_seq, created_at", "id"},

@@ -14,10 +14,10 @@ import (
 // Its settings are the caller's to check (imbee.NewCorporate).
 func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imbee.Corporate, imbee.CorporateCredentials, error) {
 	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
-	creds := s.corporateCredentials(authNonce, tokenNonce)
 	c := imbee.Corporate{Name: name, TimeZone: timezone, Language: imbee.Languages[0], CreatedAt: s.now().UTC().Truncate(time.Second)}
+	var creds imbee.CorporateCredentials
 	err := s.inWrite(ctx, func(q querier) (err error) {
-		c.ID, err = insertCorporate(ctx, q, c, authNonce, tokenNonce, creds)
+		c.ID, creds, err = s.insertCorporate(ctx, q, c, authNonce, tokenNonce)
 		return err
 	})
 	if err != nil {
@@ -26,36 +26,26 @@ func (s *Store) CreateCorporate(ctx context.Context, name, timezone string) (imb
 	return c, creds, nil
 }
 
-func insertCorporate(ctx context.Context, q querier, c imbee.Corporate, authNonce, tokenNonce []byte, creds imbee.CorporateCredentials) (id int64, err error) {
+func (s *Store) insertCorporate(ctx context.Context, q querier, c imbee.Corporate, authNonce, tokenNonce []byte) (id int64, creds imbee.CorporateCredentials, err error) {
+	token := s.keys.Derive(secret.CorporateToken, tokenNonce)
 	err = q.QueryRowContext(ctx, `
 		INSERT INTO corporates (name, timezone, auth_nonce, corporate_token_nonce, corporate_token_hash, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		c.Name, c.TimeZone, authNonce, tokenNonce, secret.Hash(creds.CorporateToken), unix(c.CreatedAt),
+		c.Name, c.TimeZone, authNonce, tokenNonce, secret.Hash(token), unix(c.CreatedAt),
 	).Scan(&id)
 	if err != nil {
-		return 0, internal("create corporate", err)
+		return 0, creds, internal("create corporate", err)
 	}
-	if err := routeAuth(ctx, q, id, creds.Auth); err != nil {
-		return 0, err
-	}
-	return id, nil
+	return id, s.corporateCredentials(id, authNonce, token), nil
 }
 
-// routeAuth makes auth, the corporate's Authorization, find it: its hash
-// is the key of the corporate's routing row (corporate_routes).
-func routeAuth(ctx context.Context, q querier, corporateID int64, auth string) error {
-	if _, err := q.ExecContext(ctx, `INSERT INTO corporate_routes (auth_hash, corporate_id) VALUES (?, ?)`,
-		secret.Hash(auth), corporateID); err != nil {
-		return internal("route corporate", err)
-	}
-	return nil
-}
-
-func (s *Store) corporateCredentials(authNonce, tokenNonce []byte) imbee.CorporateCredentials {
+// corporateCredentials are a corporate's: its Authorization carries its
+// id (keyed.go), its X-WOOS-KEY is token.
+func (s *Store) corporateCredentials(id int64, authNonce []byte, token string) imbee.CorporateCredentials {
 	return imbee.CorporateCredentials{
-		Auth:           s.keys.Derive(secret.Auth, authNonce),
-		CorporateToken: s.keys.Derive(secret.CorporateToken, tokenNonce),
+		Auth:           s.keys.Keyed(secret.Auth, secret.Row{Corporate: id, ID: id}, s.keys.DeriveRandom(secret.Auth, authNonce)),
+		CorporateToken: token,
 	}
 }
 
@@ -63,7 +53,7 @@ func (s *Store) corporateCredentials(authNonce, tokenNonce []byte) imbee.Corpora
 // working at once. It returns CodeNotFound for an unknown id.
 func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateCredentials, error) {
 	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
-	creds := s.corporateCredentials(authNonce, tokenNonce)
+	creds := s.corporateCredentials(id, authNonce, s.keys.Derive(secret.CorporateToken, tokenNonce))
 	err := s.inWrite(ctx, func(q querier) error {
 		res, err := q.ExecContext(ctx, `
 			UPDATE corporates
@@ -76,13 +66,10 @@ func (s *Store) RotateCorporate(ctx context.Context, id int64) (imbee.CorporateC
 		if n, _ := res.RowsAffected(); n == 0 {
 			return imbee.Errorf(imbee.CodeNotFound, "no corporate with id %d", id)
 		}
-		// The old Authorization's row goes (a scan of one row per
-		// corporate: rotations are rare), the new one takes its place.
+		// An older Authorization's routing row goes (a scan of one row
+		// per corporate: rotations are rare); the new one carries the id.
 		if _, err := q.ExecContext(ctx, `DELETE FROM corporate_routes WHERE corporate_id = ?`, id); err != nil {
 			return internal("rotate corporate", err)
-		}
-		if err := routeAuth(ctx, q, id, creds.Auth); err != nil {
-			return err
 		}
 		return s.revoke(ctx, q, id, imbee.RevokedCorporateKeys, 0)
 	})
@@ -158,12 +145,6 @@ func (s *Store) Authenticate(ctx context.Context, auth, corporateToken string) (
 const corporateColumns = `corporates.id, corporates.name, corporates.timezone, corporates.language, corporates.sender_name,
 	corporates.rate_limit, corporates.rate_burst, corporates.created_at, corporates.disabled_at`
 
-// routedCorporate is the FROM of a read that finds a corporate by its
-// Authorization's hash (r.auth_hash = ?): its routing row, and the
-// corporate it names. Every other table a credential check joins is joined
-// on r.corporate_id, so the read touches one tenant's rows.
-const routedCorporate = `corporate_routes r JOIN corporates ON corporates.id = r.corporate_id`
-
 // corporateRow is a corporate as scanned from corporateColumns.
 type corporateRow struct {
 	c          imbee.Corporate
@@ -232,14 +213,18 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 	var r corporateRow
 	var userID sql.NullInt64
 	var uniqueID, idsha sql.NullString
-	var nonce []byte
-	byKey, args, check := s.userByAPIKey("r.corporate_id", apikey)
+	var nonce, authNonce []byte
+	from, where, whereArgs, isAuth := s.authCorporate(auth)
+	byKey, args, check := s.userByAPIKey("corporates.id", apikey)
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT `+corporateColumns+`, u.id, u.unique_id, u.idsha, u.secret_nonce
-		FROM `+routedCorporate+`
+		SELECT `+corporateColumns+`, corporates.auth_nonce, u.id, u.unique_id, u.idsha, u.secret_nonce
+		FROM `+from+`
 		LEFT JOIN users u ON `+byKey+`
-		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, append(args, secret.Hash(auth))...,
-	).Scan(r.dest(&userID, &uniqueID, &idsha, &nonce)...)
+		WHERE `+where+` AND corporates.disabled_at IS NULL`, append(args, whereArgs...)...,
+	).Scan(r.dest(&authNonce, &userID, &uniqueID, &idsha, &nonce)...)
+	if err == nil && !isAuth(authNonce) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, errBadAuth()
 	}
@@ -259,11 +244,15 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 		return imbee.Corporate{}, nil, errNoAuth()
 	}
 	var r corporateRow
-	var tokenHash []byte
+	var tokenHash, authNonce []byte
+	from, where, args, isAuth := s.authCorporate(auth)
 	err := s.reads.QueryRowContext(ctx, `
-		SELECT `+corporateColumns+`, corporate_token_hash
-		FROM `+routedCorporate+` WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`, secret.Hash(auth),
-	).Scan(r.dest(&tokenHash)...)
+		SELECT `+corporateColumns+`, corporates.corporate_token_hash, corporates.auth_nonce
+		FROM `+from+` WHERE `+where+` AND corporates.disabled_at IS NULL`, args...,
+	).Scan(r.dest(&tokenHash, &authNonce)...)
+	if err == nil && !isAuth(authNonce) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, nil, errBadAuth()
 	}
@@ -335,7 +324,6 @@ type Demo struct {
 // life and only while it has no corporate. ok is false when it did nothing.
 func (s *Store) Bootstrap(ctx context.Context, corporateName, botName string) (d Demo, ok bool, err error) {
 	authNonce, tokenNonce := secret.NewNonce(), secret.NewNonce()
-	d.Credentials = s.corporateCredentials(authNonce, tokenNonce)
 	now := s.now().UTC().Truncate(time.Second)
 	d.Corporate = imbee.Corporate{Name: corporateName, TimeZone: "UTC", CreatedAt: now}
 	d.Bot = imbee.Bot{IDSha: secret.NewID(), Name: botName, CreatedAt: now}
@@ -353,7 +341,7 @@ func (s *Store) Bootstrap(ctx context.Context, corporateName, botName string) (d
 			return nil
 		}
 		ok = true
-		if d.Corporate.ID, err = insertCorporate(ctx, q, d.Corporate, authNonce, tokenNonce, d.Credentials); err != nil {
+		if d.Corporate.ID, d.Credentials, err = s.insertCorporate(ctx, q, d.Corporate, authNonce, tokenNonce); err != nil {
 			return err
 		}
 		d.Bot.CorporateID = d.Corporate.ID

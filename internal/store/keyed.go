@@ -4,22 +4,75 @@ import (
 	"github.com/imbee/imbee/internal/secret"
 )
 
-// Secrets that carry their row (#16): an apikey, a link's token, a web
-// chat session's and a web app session's cookie name their row sealed
-// (secret.Keyed), so they are found by primary key, and their random part
-// is then checked in constant time against what the row keeps: the nonce
-// it is derived from (apikeys, link tokens, which repeats give again) or
-// its hash (session cookies). The secrets handed out before migration
-// 00017 are found as they were: by their hash, through users.apikey_hash
-// or a routing table.
+// Secrets that carry their row (#16): a corporate's Authorization, a
+// user's pass and apikey, a link's token, a web chat session's and a web
+// app session's cookie name their row sealed (secret.Keyed), so they are
+// found by primary key, and their random part is then checked in constant
+// time against what the row keeps: the nonce it is derived from (the
+// credentials, link tokens, which repeats give again) or its hash (session
+// cookies).
+//
+// The secrets handed out before (migration 00017; 00019 for
+// Authorizations and passes) are found as they were: by their hash,
+// through users.apikey_hash or a routing table. A routing table is keyed by
+// a hash alone (user_routes: by the public virtualUser) and gives the
+// corporate_id and the row's id, and the tenant's row is then read with
+// corporate_id in its WHERE, in the same statement. No routing row is
+// written any more; a rotation deletes the older one.
 
-// apikeyOf is the apikey of a user row; legacy is whether the row keeps
-// an older apikey's hash.
-func (s *Store) apikeyOf(corporateID, userID int64, nonce []byte, legacy bool) string {
-	if legacy {
-		return s.keys.Derive(secret.APIKey, nonce)
+// authCorporate is where a statement finds the corporate whose
+// Authorization is auth: its FROM and WHERE, with the WHERE's arguments.
+// A keyed Authorization names its corporate; an older one is found through
+// corporate_routes r. Other tables join on corporates.id. The statement
+// must also read corporates.auth_nonce, for check to tell whether the row
+// found is auth's.
+func (s *Store) authCorporate(auth string) (from, where string, args []any, check func(nonce []byte) bool) {
+	if row, random, ok := s.keys.Unkey(secret.Auth, auth); ok && row.ID == row.Corporate {
+		return "corporates", "corporates.id = ?", []any{row.Corporate},
+			func(nonce []byte) bool { return secret.Equal(random, s.keys.DeriveRandom(secret.Auth, nonce)) }
 	}
-	return s.keys.Keyed(secret.APIKey, secret.Row{Corporate: corporateID, ID: userID}, s.keys.DeriveRandom(secret.APIKey, nonce))
+	return "corporate_routes r JOIN corporates ON corporates.id = r.corporate_id", "r.auth_hash = ?",
+		[]any{secret.Hash(auth)}, func([]byte) bool { return true }
+}
+
+// userKeys is what a user row keeps for its secrets: the nonce both are
+// derived from, and which of them are in their older form.
+type userKeys struct {
+	nonce        []byte
+	legacyAPIKey bool // made before 00017: found by users.apikey_hash
+	keyedPass    bool // made since 00019 (users.pass_keyed): signs in without a route
+}
+
+// newUserKeys are a new user's: both secrets keyed.
+func newUserKeys() userKeys { return userKeys{nonce: secret.NewNonce(), keyedPass: true} }
+
+// credentials are the pass and apikey of a user row.
+func (s *Store) credentials(corporateID, userID int64, k userKeys) (pass, apikey string) {
+	row := secret.Row{Corporate: corporateID, ID: userID}
+	pass, apikey = s.keys.Derive(secret.Pass, k.nonce), s.keys.Derive(secret.APIKey, k.nonce)
+	if k.keyedPass {
+		pass = s.keys.Keyed(secret.Pass, row, s.keys.DeriveRandom(secret.Pass, k.nonce))
+	}
+	if !k.legacyAPIKey {
+		apikey = s.keys.Keyed(secret.APIKey, row, s.keys.DeriveRandom(secret.APIKey, k.nonce))
+	}
+	return pass, apikey
+}
+
+// userByPass is where the web app's sign-in finds the user u whose
+// virtualUser and pass were typed: its FROM and WHERE, with their
+// arguments. A keyed pass names its row; an older one's user is found
+// through user_routes r. The statement must also read u.secret_nonce, for
+// check to tell whether the row found is pass's.
+func (s *Store) userByPass(virtualUser, pass string) (from, where string, args []any, check func(nonce []byte) bool) {
+	if row, random, ok := s.keys.Unkey(secret.Pass, pass); ok {
+		return "users u", "u.corporate_id = ? AND u.id = ? AND u.idsha = ? AND u.pass_keyed = 1", []any{row.Corporate, row.ID, virtualUser},
+			func(nonce []byte) bool { return secret.Equal(random, s.keys.DeriveRandom(secret.Pass, nonce)) }
+	}
+	return "user_routes r JOIN users u ON u.corporate_id = r.corporate_id AND u.id = r.user_id", "r.idsha = ? AND u.pass_keyed = 0", []any{virtualUser},
+		func(nonce []byte) bool {
+			return secret.Equal(secret.Hash(pass), secret.Hash(s.keys.Derive(secret.Pass, nonce)))
+		}
 }
 
 // userByAPIKey is the join condition finding apikey's user u among the

@@ -45,8 +45,11 @@ func testKeyedSecretsMigration(t *testing.T) {
 	if _, u, err := s.AuthenticateUser(ctx, creds.Auth, old.apikey); err != nil || u.ID != old.userID {
 		t.Errorf("the older apikey: AuthenticateUser = %d, %v; want user %d", u.ID, err, old.userID)
 	}
-	if u, existed, err := s.RegisterUser(ctx, c.ID, "old", nil); err != nil || !existed || u.APIKey != old.apikey || u.IDSha != old.idsha {
-		t.Errorf("repeat of the older user: %+v existed %v, %v; want its apikey %q again", u, existed, err, old.apikey)
+	if u, existed, err := s.RegisterUser(ctx, c.ID, "old", nil); err != nil || !existed || u.APIKey != old.apikey || u.Pass != old.pass || u.IDSha != old.idsha {
+		t.Errorf("repeat of the older user: %+v existed %v, %v; want its apikey %q and pass %q again", u, existed, err, old.apikey, old.pass)
+	}
+	if sess, err := s.SignIn(ctx, old.idsha, old.pass, time.Hour); err != nil || sess.UserID != old.userID {
+		t.Errorf("the older pass signs in: %+v, %v", sess, err)
 	}
 	if _, u, found, err := s.KnownUser(ctx, creds.Auth, creds.CorporateToken, "old", nil); err != nil || !found || u.APIKey != old.apikey {
 		t.Errorf("read-only repeat of the older user: %+v found %v, %v", u, found, err)
@@ -101,6 +104,18 @@ func testKeyedSecretsMigration(t *testing.T) {
 	if _, u, err := s.AuthenticateUser(ctx, creds.Auth, rotated.APIKey); err != nil || u.ID != old.userID {
 		t.Errorf("the rotated apikey: %d, %v", u.ID, err)
 	}
+	if _, err := s.SignIn(ctx, old.idsha, old.pass, time.Hour); imbee.ErrorCode(err) != imbee.CodeAuth {
+		t.Errorf("the older pass after rotation: %v, want code %d", err, imbee.CodeAuth)
+	}
+	if row, _, ok := keys.Unkey(secret.Pass, rotated.Pass); !ok || row.ID != old.userID {
+		t.Errorf("a rotated pass %q is not keyed", rotated.Pass)
+	}
+	if sess, err := s.SignIn(ctx, old.idsha, rotated.Pass, time.Hour); err != nil || sess.UserID != old.userID {
+		t.Errorf("the rotated pass signs in: %+v, %v", sess, err)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM user_routes`); n != 0 {
+		t.Errorf("%d user routes left after the only older user rotated", n)
+	}
 	if n := countRows(t, s, `SELECT count(*) FROM users WHERE apikey_hash IS NOT NULL`); n != 0 {
 		t.Errorf("%d users keep an apikey hash after the only older one rotated", n)
 	}
@@ -116,9 +131,9 @@ func testKeyedSecretsMigration(t *testing.T) {
 }
 
 type legacy struct {
-	userID, linkID                     int64
-	idsha, apikey, token, session, app string
-	expires                            time.Time
+	userID, linkID                           int64
+	idsha, apikey, pass, token, session, app string
+	expires                                  time.Time
 }
 
 // legacyRows writes, in the schema before 00017, what the code before it
@@ -157,7 +172,7 @@ func legacyRows(t *testing.T, dsn string, keys *secret.Keyring, corporateID int6
 	at := now.Unix()
 	l := legacy{idsha: secret.NewID(), expires: now.Add(48 * time.Hour)}
 	nonce := secret.NewNonce()
-	l.apikey = keys.Derive(secret.APIKey, nonce)
+	l.apikey, l.pass = keys.Derive(secret.APIKey, nonce), keys.Derive(secret.Pass, nonce)
 	l.userID = id(`INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, apikey_hash, created_at) VALUES (?, 'old', ?, ?, ?, ?) RETURNING id`,
 		corporateID, l.idsha, nonce, secret.Hash(l.apikey), at)
 	exec(`INSERT INTO user_routes (idsha, corporate_id, user_id) VALUES (?, ?, ?)`, l.idsha, corporateID, l.userID)
@@ -210,35 +225,31 @@ func testForgedKeyedSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forge := func(secret string) string {
-		last := secret[len(secret)-2] // not the last character: its low bits are padding
-		return secret[:len(secret)-2] + string(map[bool]byte{true: 'B', false: 'A'}[last == 'A']) + secret[len(secret)-1:]
-	}
 
-	if _, _, err := s.AuthenticateUser(ctx, creds.Auth, forge(ana.APIKey)); imbee.ErrorCode(err) != imbee.CodeCorporateKey {
+	if _, _, err := s.AuthenticateUser(ctx, creds.Auth, forgeSecret(ana.APIKey)); imbee.ErrorCode(err) != imbee.CodeCorporateKey {
 		t.Errorf("altered apikey: %v, want code %d", err, imbee.CodeCorporateKey)
 	}
-	if _, _, _, _, err := s.KnownChat(ctx, creds.Auth, forge(ana.APIKey), bot.IDSha); imbee.ErrorCode(err) != imbee.CodeCorporateKey {
+	if _, _, _, _, err := s.KnownChat(ctx, creds.Auth, forgeSecret(ana.APIKey), bot.IDSha); imbee.ErrorCode(err) != imbee.CodeCorporateKey {
 		t.Errorf("altered apikey (chat read): %v, want code %d", err, imbee.CodeCorporateKey)
 	}
 	if _, _, err := s.AuthenticateUser(ctx, otherCreds.Auth, ana.APIKey); imbee.ErrorCode(err) != imbee.CodeCorporateKey {
 		t.Errorf("apikey of Acme with Globex's Authorization: %v, want code %d", err, imbee.CodeCorporateKey)
 	}
-	if _, err := s.LinkByToken(ctx, forge(link.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
+	if _, err := s.LinkByToken(ctx, forgeSecret(link.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
 		t.Errorf("altered link token: %v, want not found", err)
 	}
 	for range 3 {
-		if _, _, err := s.SpendLink(ctx, forge(link.Token), testAttempt); imbee.ErrorCode(err) != imbee.CodeNotFound {
+		if _, _, err := s.SpendLink(ctx, forgeSecret(link.Token), testAttempt); imbee.ErrorCode(err) != imbee.CodeNotFound {
 			t.Errorf("spending an altered link token: %v, want not found", err)
 		}
 	}
-	if _, _, err := s.LinkStatus(ctx, c.ID, forge(link.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
+	if _, _, err := s.LinkStatus(ctx, c.ID, forgeSecret(link.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
 		t.Errorf("status of an altered link token: %v, want not found", err)
 	}
 	if p, err := s.LinkByToken(ctx, link.Token); err != nil || p.Link.Uses != 1 {
 		t.Errorf("the real link after forged spends: %+v, %v; want 1 use taken", p.Link, err)
 	}
-	if _, err := s.SessionByToken(ctx, forge(sess.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
+	if _, err := s.SessionByToken(ctx, forgeSecret(sess.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
 		t.Errorf("altered session cookie: %v, want not found", err)
 	}
 	// A secret of one kind is not one of another, though both name rows.
@@ -252,10 +263,10 @@ func testForgedKeyedSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppSessionByToken(ctx, forge(app.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
+	if _, err := s.AppSessionByToken(ctx, forgeSecret(app.Token)); imbee.ErrorCode(err) != imbee.CodeNotFound {
 		t.Errorf("altered app cookie: %v, want not found", err)
 	}
-	if err := s.SignOut(ctx, forge(app.Token)); err != nil {
+	if err := s.SignOut(ctx, forgeSecret(app.Token)); err != nil {
 		t.Errorf("signing out with an altered app cookie: %v, want nothing done", err)
 	}
 	if _, err := s.AppSessionByToken(ctx, app.Token); err != nil {
@@ -270,4 +281,128 @@ func testForgedKeyedSecrets(t *testing.T) {
 	if _, u, err := s.AuthenticateUser(ctx, creds.Auth, ana.APIKey); err != nil || u.ID != ana.ID {
 		t.Errorf("the real apikey: %d, %v", u.ID, err)
 	}
+}
+
+func TestKeyedAuthorization(t *testing.T) { testkit.ForEachBackend(t, testKeyedAuthorization) }
+
+// testKeyedAuthorization: a corporate's Authorization carries its id and
+// needs no routing row; one made before (found by its hash through
+// corporate_routes) keeps working in every read that checks credentials,
+// until a rotation moves the corporate to a keyed one; an altered or
+// another installation's Authorization finds nothing. Below migration
+// 00019 keyed corporates get placeholder routes, gone again on the way up,
+// and keyed passes are kept aside: they sign in and repeat unchanged after.
+func testKeyedAuthorization(t *testing.T) {
+	ctx := context.Background()
+	dsn, keys := testkit.DSN(t), newKeyring(t)
+	s, err := openAt(t, dsn, keys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, creds, err := s.CreateCorporate(ctx, "Acme", "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row, _, ok := keys.Unkey(secret.Auth, creds.Auth); !ok || row != (secret.Row{Corporate: acme.ID, ID: acme.ID}) {
+		t.Errorf("Authorization %q names %v, want keyed with corporate %d", creds.Auth, row, acme.ID)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM corporate_routes`); n != 0 {
+		t.Errorf("%d routing rows for a keyed corporate", n)
+	}
+
+	// An older corporate: its Authorization derived from its nonce, and
+	// found by the hash in its routing row.
+	old, oldCreds, err := s.CreateCorporate(ctx, "Old", "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := secret.NewNonce()
+	oldAuth := keys.Derive(secret.Auth, nonce)
+	if err := s.inWrite(ctx, func(q querier) error {
+		if _, err := q.ExecContext(ctx, `UPDATE corporates SET auth_nonce = ? WHERE id = ?`, nonce, old.ID); err != nil {
+			return err
+		}
+		_, err := q.ExecContext(ctx, `INSERT INTO corporate_routes (auth_hash, corporate_id) VALUES (?, ?)`, secret.Hash(oldAuth), old.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ana := mustUser(t, s, old.ID, "ana")
+	bot := mustBot(t, s, old.ID, "Helper")
+	for _, tc := range []struct {
+		name     string
+		auth     string
+		corp     imbee.Corporate
+		token    string
+		wantCode imbee.Code
+	}{
+		{"keyed", creds.Auth, acme, creds.CorporateToken, 0},
+		{"older", oldAuth, old, oldCreds.CorporateToken, 0},
+		{"keyed, altered", forgeSecret(creds.Auth), acme, creds.CorporateToken, imbee.CodeAuth},
+		{"older corporate's keyed form from before it was made older", oldCreds.Auth, old, oldCreds.CorporateToken, imbee.CodeAuth},
+		{"another installation's", newKeyring(t).Keyed(secret.Auth, secret.Row{Corporate: acme.ID, ID: acme.ID}, keys.DeriveRandom(secret.Auth, secret.NewNonce())), acme, creds.CorporateToken, imbee.CodeAuth},
+	} {
+		c, err := s.Authenticate(ctx, tc.auth, tc.token)
+		if imbee.ErrorCode(err) != tc.wantCode || tc.wantCode == 0 && c.ID != tc.corp.ID {
+			t.Errorf("%s: Authenticate = corporate %d, %v; want code %d", tc.name, c.ID, err, tc.wantCode)
+		}
+		if tc.corp.ID != old.ID {
+			continue
+		}
+		_, u, err := s.AuthenticateUser(ctx, tc.auth, ana.APIKey)
+		if imbee.ErrorCode(err) != tc.wantCode || tc.wantCode == 0 && u.ID != ana.ID {
+			t.Errorf("%s: AuthenticateUser = user %d, %v; want code %d", tc.name, u.ID, err, tc.wantCode)
+		}
+		_, u, found, err := s.KnownUser(ctx, tc.auth, tc.token, "ana", nil)
+		if imbee.ErrorCode(err) != tc.wantCode || tc.wantCode == 0 && (!found || u.ID != ana.ID) {
+			t.Errorf("%s: KnownUser = user %d found %v, %v; want code %d", tc.name, u.ID, found, err, tc.wantCode)
+		}
+		_, _, _, _, err = s.KnownChat(ctx, tc.auth, ana.APIKey, bot.IDSha)
+		if imbee.ErrorCode(err) != tc.wantCode {
+			t.Errorf("%s: KnownChat: %v; want code %d", tc.name, err, tc.wantCode)
+		}
+	}
+
+	rotated, err := s.RotateCorporate(ctx, old.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, oldAuth, rotated.CorporateToken); imbee.ErrorCode(err) != imbee.CodeAuth {
+		t.Errorf("the older Authorization after a rotation: %v, want code %d", err, imbee.CodeAuth)
+	}
+	if c, err := s.Authenticate(ctx, rotated.Auth, rotated.CorporateToken); err != nil || c.ID != old.ID {
+		t.Errorf("the rotated Authorization: corporate %d, %v", c.ID, err)
+	}
+	if n := countRows(t, s, `SELECT count(*) FROM corporate_routes`); n != 0 {
+		t.Errorf("%d routing rows left after the older corporate rotated", n)
+	}
+
+	// Below 00019 and up again.
+	bea := mustUser(t, s, acme.ID, "bea")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	migrateDownTo(t, dsn, 18)
+	s2, err := openAt(t, dsn, keys, nil)
+	if err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if n := countRows(t, s2, `SELECT count(*) FROM corporate_routes`); n != 0 {
+		t.Errorf("%d placeholder routes left after coming up again", n)
+	}
+	if c, err := s2.Authenticate(ctx, creds.Auth, creds.CorporateToken); err != nil || c.ID != acme.ID {
+		t.Errorf("a keyed Authorization after going down and up: corporate %d, %v", c.ID, err)
+	}
+	if sess, err := s2.SignIn(ctx, bea.IDSha, bea.Pass, time.Hour); err != nil || sess.UserID != bea.ID {
+		t.Errorf("a keyed pass after going down and up: %+v, %v", sess, err)
+	}
+	if u, _, err := s2.RegisterUser(ctx, acme.ID, "bea", nil); err != nil || u.Pass != bea.Pass {
+		t.Errorf("a repeat after going down and up gives pass %q, want %q", u.Pass, bea.Pass)
+	}
+}
+
+// forgeSecret alters a secret's last meaningful character.
+func forgeSecret(s string) string {
+	last := s[len(s)-2] // not the last character: its low bits are padding
+	return s[:len(s)-2] + string(map[bool]byte{true: 'B', false: 'A'}[last == 'A']) + s[len(s)-1:]
 }

@@ -37,7 +37,7 @@ func (s *Store) IssueLink(ctx context.Context, req imbee.LinkRequest) (link imbe
 		if err := s.checkSendLimit(ctx, q, req, now); err != nil {
 			return err
 		}
-		user, _, _, existed, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
+		user, _, existed, err := s.ensureUser(ctx, q, req.CorporateID, req.UniqueID)
 		if err != nil {
 			return err
 		}

@@ -107,11 +107,6 @@ func TestHotStatementsOnePartition(t *testing.T) {
 // #14): the test fails on any other statement that crosses partitions, and
 // on a fragment that no longer does, so the list only shrinks.
 var crossPartition = map[string]string{
-	"FROM corporate_routes r JOIN corporates": "a credential's route joined with its corporate (and user, and chat) in one " +
-		"statement: one round trip on PostgreSQL, but Citus refuses a join of tables spread by different keys. " +
-		"It needs the route read first, or credentials that carry their corporate",
-	"FROM user_routes r": "the web app's sign-in: a virtualUser names no corporate, so its route is joined with the " +
-		"user in one statement; as above, Citus needs the route read first",
 	"WITH RECURSIVE active(id)": "the claims' step that finds which corporates have work due: across tenants by " +
 		"nature, a query of every shard on Citus",
 	") AS c1_0": "one statement reads the due rows of several corporates (one round trip per claim); on Citus " +

@@ -22,12 +22,10 @@ const bulkChunk = 128
 type bulkUser struct {
 	uniqueID string
 	// The row to insert should the user be new; once stored, the row's.
-	idsha string
-	nonce []byte
-	id    int64 // 0 until stored or found
-	// existed: the row was there before this batch; legacy: it keeps an
-	// apikey made before keyed ones.
-	existed, legacy bool
+	idsha   string
+	keys    userKeys
+	id      int64 // 0 until stored or found
+	existed bool  // the row was there before this batch
 }
 
 // RegisterUsers is RegisterUser for many users in one transaction: every
@@ -56,7 +54,7 @@ func (s *Store) RegisterUsers(ctx context.Context, corporateID int64, specs []im
 	fresh := make([]bulkUser, len(ids))
 	for i, id := range ids {
 		pos[id] = i
-		fresh[i] = bulkUser{uniqueID: id, idsha: secret.NewID(), nonce: secret.NewNonce()}
+		fresh[i] = bulkUser{uniqueID: id, idsha: secret.NewID(), keys: newUserKeys()}
 	}
 	now := unix(s.now())
 	var users []bulkUser
@@ -75,8 +73,7 @@ func (s *Store) RegisterUsers(ctx context.Context, corporateID int64, specs []im
 	}
 	passes, apikeys := make([]string, len(users)), make([]string, len(users))
 	for i, u := range users {
-		passes[i] = s.keys.Derive(secret.Pass, u.nonce)
-		apikeys[i] = s.apikeyOf(corporateID, u.id, u.nonce, u.legacy)
+		passes[i], apikeys[i] = s.credentials(corporateID, u.id, u.keys)
 	}
 	regs := make([]imbee.Registration, len(specs))
 	given := make([]bool, len(users))
@@ -119,44 +116,26 @@ func (s *Store) insertUsers(ctx context.Context, q querier, corporateID int64, u
 	if s.dialect.bindsArrays {
 		uniqueIDs, idshas, nonces := make([]string, len(users)), make([]string, len(users)), make([][]byte, len(users))
 		for i, u := range users {
-			uniqueIDs[i], idshas[i], nonces[i] = u.uniqueID, u.idsha, u.nonce
+			uniqueIDs[i], idshas[i], nonces[i] = u.uniqueID, u.idsha, u.keys.nonce
 		}
 		return scan(q.QueryContext(ctx, `
-			WITH n AS (
-				INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
-				SELECT ?, n.unique_id, n.idsha, n.secret_nonce, ?
-				FROM unnest(?::text[], ?::text[], ?::bytea[]) AS n (unique_id, idsha, secret_nonce)
-				ON CONFLICT (corporate_id, unique_id) DO NOTHING
-				RETURNING corporate_id, idsha, id),
-			r AS (INSERT INTO user_routes (idsha, corporate_id, user_id) SELECT idsha, corporate_id, id FROM n)
-			SELECT idsha, id FROM n`,
+			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, pass_keyed, created_at)
+			SELECT ?, n.unique_id, n.idsha, n.secret_nonce, 1, ?
+			FROM unnest(?::text[], ?::text[], ?::bytea[]) AS n (unique_id, idsha, secret_nonce)
+			ON CONFLICT (corporate_id, unique_id) DO NOTHING
+			RETURNING idsha, id`,
 			corporateID, now, uniqueIDs, idshas, nonces))
 	}
 	return inChunks(len(users), func(lo, hi int) error {
-		args := make([]any, 0, 5*(hi-lo))
+		args := make([]any, 0, 6*(hi-lo))
 		for _, u := range users[lo:hi] {
-			args = append(args, corporateID, u.uniqueID, u.idsha, u.nonce, now)
+			args = append(args, corporateID, u.uniqueID, u.idsha, u.keys.nonce, 1, now)
 		}
-		if err := scan(q.QueryContext(ctx, `
-			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
-			VALUES `+placeholders(hi-lo, 5)+`
+		return scan(q.QueryContext(ctx, `
+			INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, pass_keyed, created_at)
+			VALUES `+placeholders(hi-lo, 6)+`
 			ON CONFLICT (corporate_id, unique_id) DO NOTHING
-			RETURNING idsha, id`, args...)); err != nil {
-			return err
-		}
-		routes := args[:0]
-		for _, u := range users[lo:hi] {
-			if u.id != 0 {
-				routes = append(routes, u.idsha, corporateID, u.id)
-			}
-		}
-		if len(routes) == 0 {
-			return nil
-		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO user_routes (idsha, corporate_id, user_id) VALUES `+placeholders(len(routes)/3, 3), routes...); err != nil {
-			return internal("route users", err)
-		}
-		return nil
+			RETURNING idsha, id`, args...))
 	})
 }
 
@@ -181,11 +160,11 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 		for rows.Next() {
 			var uniqueID string
 			var u bulkUser
-			if err := rows.Scan(&uniqueID, &u.id, &u.idsha, &u.nonce, &u.legacy); err != nil {
+			if err := rows.Scan(&uniqueID, &u.id, &u.idsha, &u.keys.nonce, &u.keys.legacyAPIKey, &u.keys.keyedPass); err != nil {
 				return internal("read users", err)
 			}
 			m := missing[uniqueID]
-			m.id, m.idsha, m.nonce, m.legacy, m.existed = u.id, u.idsha, u.nonce, u.legacy, true
+			m.id, m.idsha, m.keys, m.existed = u.id, u.idsha, u.keys, true
 			delete(missing, uniqueID)
 		}
 		if err := rows.Err(); err != nil {
@@ -196,7 +175,7 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 	var err error
 	if s.dialect.bindsArrays {
 		err = scan(q.QueryContext(ctx, `
-			SELECT unique_id, id, idsha, secret_nonce, apikey_hash IS NOT NULL FROM users
+			SELECT unique_id, id, idsha, secret_nonce, apikey_hash IS NOT NULL, pass_keyed FROM users
 			WHERE corporate_id = ? AND unique_id = ANY (?::text[])`, corporateID, ids))
 	} else {
 		err = inChunks(len(ids), func(lo, hi int) error {
@@ -206,7 +185,7 @@ func (s *Store) findUsers(ctx context.Context, q querier, corporateID int64, use
 				args = append(args, id)
 			}
 			return scan(q.QueryContext(ctx, `
-				SELECT unique_id, id, idsha, secret_nonce, apikey_hash IS NOT NULL FROM users
+				SELECT unique_id, id, idsha, secret_nonce, apikey_hash IS NOT NULL, pass_keyed FROM users
 				WHERE corporate_id = ? AND unique_id IN `+placeholders(1, hi-lo), args...))
 		})
 	}

@@ -17,14 +17,12 @@ import (
 // read-only repeat is KnownUser.
 func (s *Store) RegisterUser(ctx context.Context, corporateID int64, uniqueID string, dev *imbee.Device) (u imbee.User, existed bool, err error) {
 	err = s.inWrite(ctx, func(q querier) error {
-		var nonce []byte
-		var legacy bool
-		u, nonce, legacy, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
+		var k userKeys
+		u, k, existed, err = s.ensureUser(ctx, q, corporateID, uniqueID)
 		if err != nil {
 			return err
 		}
-		u.Pass = s.keys.Derive(secret.Pass, nonce)
-		u.APIKey = s.apikeyOf(corporateID, u.ID, nonce, legacy)
+		u.Pass, u.APIKey = s.credentials(corporateID, u.ID, k)
 		if dev == nil {
 			return nil
 		}
@@ -64,17 +62,22 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 	var tokenHash, nonce []byte
 	var userID, lastSeen sql.NullInt64
 	var idsha sql.NullString
-	var legacy sql.NullBool
+	var legacy, keyedPass sql.NullBool
+	var authNonce []byte
+	from, where, whereArgs, isAuth := s.authCorporate(auth)
 	err = s.reads.QueryRowContext(ctx, `
-		SELECT `+corporateColumns+`, corporates.corporate_token_hash,
-			u.id, u.idsha, u.secret_nonce, u.apikey_hash IS NOT NULL,
-			(SELECT last_seen FROM devices
-			 WHERE corporate_id = u.corporate_id AND user_id = u.id AND platform = ? AND device_name = ? AND hardware_id = ? AND os_version = ?)
-		FROM `+routedCorporate+`
-		LEFT JOIN users u ON u.corporate_id = r.corporate_id AND u.unique_id = ?
-		WHERE r.auth_hash = ? AND corporates.disabled_at IS NULL`,
-		d.Platform, d.DeviceName, d.HardwareID, d.OSVersion, uniqueID, secret.Hash(auth),
-	).Scan(r.dest(&tokenHash, &userID, &idsha, &nonce, &legacy, &lastSeen)...)
+		SELECT `+corporateColumns+`, corporates.corporate_token_hash, corporates.auth_nonce,
+			u.id, u.idsha, u.secret_nonce, u.apikey_hash IS NOT NULL, u.pass_keyed, dv.last_seen
+		FROM `+from+`
+		LEFT JOIN users u ON u.corporate_id = corporates.id AND u.unique_id = ?
+		LEFT JOIN devices dv ON dv.corporate_id = corporates.id AND dv.user_id = u.id
+			AND dv.platform = ? AND dv.device_name = ? AND dv.hardware_id = ? AND dv.os_version = ?
+		WHERE `+where+` AND corporates.disabled_at IS NULL`,
+		append([]any{uniqueID, d.Platform, d.DeviceName, d.HardwareID, d.OSVersion}, whereArgs...)...,
+	).Scan(r.dest(&tokenHash, &authNonce, &userID, &idsha, &nonce, &legacy, &keyedPass, &lastSeen)...)
+	if err == nil && !isAuth(authNonce) {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return imbee.Corporate{}, u, false, errBadAuth()
 	}
@@ -88,53 +91,58 @@ func (s *Store) KnownUser(ctx context.Context, auth, corporateToken, uniqueID st
 	if !userID.Valid || dev != nil && (!lastSeen.Valid || s.now().Sub(time.Unix(lastSeen.Int64, 0)) >= deviceSeenEvery) {
 		return c, u, false, nil
 	}
-	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID, IDSha: idsha.String,
-		Pass: s.keys.Derive(secret.Pass, nonce), APIKey: s.apikeyOf(c.ID, userID.Int64, nonce, legacy.Bool)}
+	u = imbee.User{ID: userID.Int64, CorporateID: c.ID, UniqueID: uniqueID, IDSha: idsha.String}
+	u.Pass, u.APIKey = s.credentials(c.ID, u.ID, userKeys{nonce: nonce, legacyAPIKey: legacy.Bool, keyedPass: keyedPass.Bool})
 	return c, u, true, nil
 }
 
 // ensureUser is insert-or-return in two statements of one transaction.
-// legacy is whether the user keeps an apikey made before keyed ones.
-func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, uniqueID string) (u imbee.User, nonce []byte, legacy, existed bool, err error) {
+func (s *Store) ensureUser(ctx context.Context, q querier, corporateID int64, uniqueID string) (u imbee.User, k userKeys, existed bool, err error) {
 	u = imbee.User{CorporateID: corporateID, UniqueID: uniqueID, IDSha: secret.NewID()}
-	nonce = secret.NewNonce()
-	u.ID, err = s.insertRouted(ctx, q, userRoute, u.IDSha, corporateID, `
-		INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, created_at)
-		VALUES (?, ?, ?, ?, ?)
+	k = newUserKeys()
+	err = q.QueryRowContext(ctx, `
+		INSERT INTO users (corporate_id, unique_id, idsha, secret_nonce, pass_keyed, created_at)
+		VALUES (?, ?, ?, ?, 1, ?)
 		ON CONFLICT (corporate_id, unique_id) DO NOTHING
 		RETURNING id`,
-		corporateID, uniqueID, u.IDSha, nonce, unix(s.now()))
+		corporateID, uniqueID, u.IDSha, k.nonce, unix(s.now())).Scan(&u.ID)
 	if err == nil {
-		return u, nonce, false, false, nil
+		return u, k, false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return u, nil, false, false, internal("create user", err)
+		return u, k, false, internal("create user", err)
 	}
 	err = q.QueryRowContext(ctx, `
-		SELECT id, idsha, secret_nonce, apikey_hash IS NOT NULL FROM users
+		SELECT id, idsha, secret_nonce, apikey_hash IS NOT NULL, pass_keyed FROM users
 		WHERE corporate_id = ? AND unique_id = ?`, corporateID, uniqueID,
-	).Scan(&u.ID, &u.IDSha, &nonce, &legacy)
+	).Scan(&u.ID, &u.IDSha, &k.nonce, &k.legacyAPIKey, &k.keyedPass)
 	if err != nil {
-		return u, nil, false, false, internal("read user", err)
+		return u, k, false, internal("read user", err)
 	}
-	return u, nonce, legacy, true, nil
+	return u, k, true, nil
 }
 
 // RotateUser gives the corporate's user a new pass and apikey (keyed,
 // whatever the user had); the old ones stop working at once, on every
 // server (credentials are never cached). An unknown user is CodeNotFound.
 func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID string) (imbee.User, error) {
-	nonce := secret.NewNonce()
-	u := imbee.User{CorporateID: corporateID, UniqueID: uniqueID, Pass: s.keys.Derive(secret.Pass, nonce)}
+	k := newUserKeys()
+	u := imbee.User{CorporateID: corporateID, UniqueID: uniqueID}
 	err := s.inWrite(ctx, func(q querier) error {
 		err := q.QueryRowContext(ctx, `
-			UPDATE users SET secret_nonce = ?, apikey_hash = NULL
+			UPDATE users SET secret_nonce = ?, apikey_hash = NULL, pass_keyed = 1
 			WHERE corporate_id = ? AND unique_id = ?
-			RETURNING id, idsha`, nonce, corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
+			RETURNING id, idsha`,
+			k.nonce, corporateID, uniqueID).Scan(&u.ID, &u.IDSha)
 		if errors.Is(err, sql.ErrNoRows) {
 			return imbee.NotFound(imbee.SubjectUser, "no such user")
 		}
 		if err != nil {
+			return internal("rotate user", err)
+		}
+		// An older pass's route goes (by its key: rotations are rare);
+		// the new pass carries the row.
+		if _, err := q.ExecContext(ctx, `DELETE FROM user_routes WHERE idsha = ?`, u.IDSha); err != nil {
 			return internal("rotate user", err)
 		}
 		return s.revoke(ctx, q, corporateID, imbee.RevokedUserKeys, u.ID)
@@ -142,6 +150,6 @@ func (s *Store) RotateUser(ctx context.Context, corporateID int64, uniqueID stri
 	if err != nil {
 		return imbee.User{}, err
 	}
-	u.APIKey = s.apikeyOf(corporateID, u.ID, nonce, false)
+	u.Pass, u.APIKey = s.credentials(corporateID, u.ID, k)
 	return u, nil
 }
