@@ -110,22 +110,6 @@ func (f *Failures[K]) Wait(key K) time.Duration {
 	return f.shared.Refused(f.space, f.id(key))
 }
 
-// Limit is the tries a key gets back a second (0 for a nil Failures).
-func (f *Failures[K]) Limit() float64 {
-	if f == nil {
-		return 0
-	}
-	return f.perSecond
-}
-
-// Burst is how many tries a key has at once (0 for a nil Failures).
-func (f *Failures[K]) Burst() int {
-	if f == nil {
-		return 0
-	}
-	return f.burst
-}
-
 // PrefixID names a client address's key among the shared buckets.
 func PrefixID(p netip.Prefix) int64 {
 	b, _ := p.MarshalBinary()

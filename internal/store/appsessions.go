@@ -156,17 +156,5 @@ func (s *Store) MemberChat(ctx context.Context, corporateID int64, publicID, mem
 // PurgeAppSessions deletes the web app sessions past their life (their
 // routes first), a batch at a time.
 func (s *Store) PurgeAppSessions(ctx context.Context) (int64, error) {
-	now := unix(s.now())
-	if _, err := s.deleteInBatches(ctx, "purge app session routes", `
-		DELETE FROM app_session_routes WHERE token_hash IN (
-			SELECT r.token_hash FROM app_session_routes r
-			JOIN app_sessions a ON a.corporate_id = r.corporate_id AND a.id = r.session_id
-			WHERE a.expires_at <= ? LIMIT ?)`, now); err != nil {
-		return 0, err
-	}
-	return s.deleteInBatches(ctx, "purge app sessions", `
-		DELETE FROM app_sessions WHERE (corporate_id, id) IN (
-			SELECT a.corporate_id, a.id FROM app_sessions a WHERE a.expires_at <= ? AND NOT EXISTS (
-				SELECT 1 FROM app_session_routes r WHERE r.corporate_id = a.corporate_id AND r.session_id = a.id)
-			LIMIT ?)`, now)
+	return s.purgeSessions(ctx, "app_sessions", "app_session_routes")
 }

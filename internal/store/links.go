@@ -443,17 +443,5 @@ func (s *Store) RevokeUserLinks(ctx context.Context, corporateID int64, uniqueID
 // of older ones first), a batch at a time. An ended session's cookie is
 // refused the same with or without its row.
 func (s *Store) PurgeLinkSessions(ctx context.Context) (int64, error) {
-	now := unix(s.now())
-	if _, err := s.deleteInBatches(ctx, "purge link session routes", `
-		DELETE FROM session_routes WHERE token_hash IN (
-			SELECT r.token_hash FROM session_routes r
-			JOIN sessions x ON x.corporate_id = r.corporate_id AND x.id = r.session_id
-			WHERE x.expires_at <= ? LIMIT ?)`, now); err != nil {
-		return 0, err
-	}
-	return s.deleteInBatches(ctx, "purge link sessions", `
-		DELETE FROM sessions WHERE (corporate_id, id) IN (
-			SELECT x.corporate_id, x.id FROM sessions x WHERE x.expires_at <= ? AND NOT EXISTS (
-				SELECT 1 FROM session_routes r WHERE r.corporate_id = x.corporate_id AND r.session_id = x.id)
-			LIMIT ?)`, now)
+	return s.purgeSessions(ctx, "sessions", "session_routes")
 }

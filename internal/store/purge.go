@@ -41,6 +41,24 @@ func (s *Store) deleteInBatches(ctx context.Context, op, del string, args ...any
 	}
 }
 
+// purgeSessions deletes the rows of a sessions table (link or app) past
+// their expires_at, the routes of older ones first, a batch at a time.
+func (s *Store) purgeSessions(ctx context.Context, table, routes string) (int64, error) {
+	now := unix(s.now())
+	if _, err := s.deleteInBatches(ctx, "purge "+routes, `
+		DELETE FROM `+routes+` WHERE token_hash IN (
+			SELECT r.token_hash FROM `+routes+` r
+			JOIN `+table+` x ON x.corporate_id = r.corporate_id AND x.id = r.session_id
+			WHERE x.expires_at <= ? LIMIT ?)`, now); err != nil {
+		return 0, err
+	}
+	return s.deleteInBatches(ctx, "purge "+table, `
+		DELETE FROM `+table+` WHERE (corporate_id, id) IN (
+			SELECT x.corporate_id, x.id FROM `+table+` x WHERE x.expires_at <= ? AND NOT EXISTS (
+				SELECT 1 FROM `+routes+` r WHERE r.corporate_id = x.corporate_id AND r.session_id = x.id)
+			LIMIT ?)`, now)
+}
+
 // PurgeOnce runs purge unless another server on the database is running
 // it: on PostgreSQL it holds a session advisory lock meanwhile (which
 // PostgreSQL releases if this server dies); a SQLite database has one
