@@ -49,11 +49,14 @@ func newUserKeys() userKeys { return userKeys{nonce: secret.NewNonce(), keyedPas
 // credentials are the pass and apikey of a user row.
 func (s *Store) credentials(corporateID, userID int64, k userKeys) (pass, apikey string) {
 	row := secret.Row{Corporate: corporateID, ID: userID}
-	pass, apikey = s.keys.Derive(secret.Pass, k.nonce), s.keys.Derive(secret.APIKey, k.nonce)
 	if k.keyedPass {
 		pass = s.keys.Keyed(secret.Pass, row, s.keys.DeriveRandom(secret.Pass, k.nonce))
+	} else {
+		pass = s.keys.Derive(secret.Pass, k.nonce)
 	}
-	if !k.legacyAPIKey {
+	if k.legacyAPIKey {
+		apikey = s.keys.Derive(secret.APIKey, k.nonce)
+	} else {
 		apikey = s.keys.Keyed(secret.APIKey, row, s.keys.DeriveRandom(secret.APIKey, k.nonce))
 	}
 	return pass, apikey
