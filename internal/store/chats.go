@@ -46,7 +46,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	}
 	// The pair key is looked up in both orders (only the sorted one can
 	// exist): sorting in SQL would depend on the database's collation.
-	from, where, whereArgs, isAuth := s.authCorporate(auth)
+	from, where, whereArgs, _, _, isAuth := s.authCorporate(auth)
 	byKey, args, check := s.userByAPIKey("corporates.id", apikey)
 	rows, err := s.reads.QueryContext(ctx, `
 		SELECT `+corporateColumns+`, corporates.auth_nonce, u.id, u.unique_id, u.idsha, u.secret_nonce,

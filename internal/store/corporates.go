@@ -214,7 +214,7 @@ func (s *Store) AuthenticateUser(ctx context.Context, auth, apikey string) (imbe
 	var userID sql.NullInt64
 	var uniqueID, idsha sql.NullString
 	var nonce, authNonce []byte
-	from, where, whereArgs, isAuth := s.authCorporate(auth)
+	from, where, whereArgs, _, _, isAuth := s.authCorporate(auth)
 	byKey, args, check := s.userByAPIKey("corporates.id", apikey)
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT `+corporateColumns+`, corporates.auth_nonce, u.id, u.unique_id, u.idsha, u.secret_nonce
@@ -245,7 +245,7 @@ func (s *Store) corporateByAuth(ctx context.Context, auth string) (imbee.Corpora
 	}
 	var r corporateRow
 	var tokenHash, authNonce []byte
-	from, where, args, isAuth := s.authCorporate(auth)
+	from, where, args, _, _, isAuth := s.authCorporate(auth)
 	err := s.reads.QueryRowContext(ctx, `
 		SELECT `+corporateColumns+`, corporates.corporate_token_hash, corporates.auth_nonce
 		FROM `+from+` WHERE `+where+` AND corporates.disabled_at IS NULL`, args...,

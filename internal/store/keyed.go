@@ -23,16 +23,18 @@ import (
 // authCorporate is where a statement finds the corporate whose
 // Authorization is auth: its FROM and WHERE, with the WHERE's arguments.
 // A keyed Authorization names its corporate; an older one is found through
-// corporate_routes r. Other tables join on corporates.id. The statement
-// must also read corporates.auth_nonce, for check to tell whether the row
-// found is auth's.
-func (s *Store) authCorporate(auth string) (from, where string, args []any, check func(nonce []byte) bool) {
+// corporate_routes r. Other tables join on corporates.id; a subquery in
+// the SELECT list names the corporate as corp (with corpArgs), which for a
+// keyed Authorization is a parameter, so that the subquery is planned for
+// that corporate alone. The statement must also read corporates.auth_nonce,
+// for check to tell whether the row found is auth's.
+func (s *Store) authCorporate(auth string) (from, where string, args []any, corp string, corpArgs []any, check func(nonce []byte) bool) {
 	if row, random, ok := s.keys.Unkey(secret.Auth, auth); ok && row.ID == row.Corporate {
-		return "corporates", "corporates.id = ?", []any{row.Corporate},
+		return "corporates", "corporates.id = ?", []any{row.Corporate}, "?", []any{row.Corporate},
 			func(nonce []byte) bool { return secret.Equal(random, s.keys.DeriveRandom(secret.Auth, nonce)) }
 	}
 	return "corporate_routes r JOIN corporates ON corporates.id = r.corporate_id", "r.auth_hash = ?",
-		[]any{secret.Hash(auth)}, func([]byte) bool { return true }
+		[]any{secret.Hash(auth)}, "r.corporate_id", nil, func([]byte) bool { return true }
 }
 
 // userKeys is what a user row keeps for its secrets: the nonce both are
