@@ -15,7 +15,8 @@ import (
 // client that spreads its tries over N servers gets the limit once, not N
 // times. Each try is then one statement there (failures are few; a
 // refusal is remembered until it ends, so a refused key costs nothing
-// more), and a server learns of a refusal when it next asks.
+// more); a server learns of a refusal when it next asks, or when it takes
+// the last try.
 type Failures[K comparable] struct {
 	perSecond float64
 	burst     int

@@ -72,7 +72,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 			&convID, &publicID, &position, &member, &isAdmin, &isBot)...); err != nil {
 			return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
 		}
-		seen = isAuth(authNonce)
+		seen = true
 		if member.Valid {
 			// Sorted here rather than by SQL: sorting two rows in SQLite
 			// sets up a sorter that costs more than the rest of the read.
@@ -84,7 +84,7 @@ func (s *Store) KnownChat(ctx context.Context, auth, apikey, contact string) (c 
 	if err := rows.Err(); err != nil {
 		return imbee.Corporate{}, u, conv, false, internal("authenticate", err)
 	}
-	if !seen {
+	if !seen || !isAuth(authNonce) { // every row is of the one corporate
 		return imbee.Corporate{}, u, conv, false, errBadAuth()
 	}
 	c = r.corporate()
